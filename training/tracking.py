@@ -1,0 +1,25 @@
+"""Where MLflow writes: an embedded SQLite store under ``mlruns/`` unless overridden.
+
+``MLFLOW_TRACKING_URI`` (e.g. a tracking server with a SQL database) takes precedence.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MLRUNS_DIR = Path(__file__).resolve().parent.parent / "mlruns"
+
+
+def tracking_uri() -> str:
+    """The tracking URI in force: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///…/mlruns/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    MLRUNS_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
+
+
+def artifact_location() -> str:
+    """Artifact root for new experiments in the embedded store: ``mlruns/artifacts``."""
+    return (MLRUNS_DIR / "artifacts").as_uri()
