@@ -36,7 +36,8 @@ def product_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) ->
             f"NULL::{'BIGINT' if c == s.MANUFACTURER_ID else 'VARCHAR'} AS {c}"
             for c in CATALOG_COLUMNS)
         catalog = f"SELECT DISTINCT {s.PRODUCT_ID}, {nulls} FROM t"
-    priced = f"age_days <= {DAYS_52W} AND {s.QUANTITY} > 0 AND {s.QUANTITY} <= {cfg.quantity_outlier}"
+    q = s.QUANTITY
+    priced = f"age_days <= {DAYS_52W} AND {q} > 0 AND {q} <= {cfg.quantity_outlier}"
     pop_cols = ", ".join(f"coalesce(st.lines_{w}w, 0) AS lines_{w}w, "
                          f"coalesce(st.households_{w}w, 0) AS households_{w}w"
                          for w in POPULARITY_WEEKS)

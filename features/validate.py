@@ -12,10 +12,9 @@ counted as warnings.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import csv
 
 import duckdb
 import pyarrow as pa

@@ -22,7 +22,7 @@ from features.config import DataConfig, load_data_config
 from features.sources import GrowthError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="growthloop: transaction log -> recommenders, propensity models, audiences.")
+                  help="growthloop: transactions -> recommenders, propensity models, audiences.")
 data_app = typer.Typer(no_args_is_help=True, help="Validate and generate data.")
 features_app = typer.Typer(no_args_is_help=True, help="Point-in-time feature tables.")
 app.add_typer(data_app, name="data")
@@ -93,7 +93,7 @@ def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
     households: Annotated[int, typer.Option(min=1)] = 2000,
     products: Annotated[int, typer.Option(min=10)] = 5000,
-    weeks: Annotated[int, typer.Option(min=1)] = 52,
+    weeks: Annotated[int, typer.Option(min=1)] = 53,
     seed: int = 0,
 ) -> None:
     """Write a deterministic synthetic data folder in the canonical schema."""

@@ -13,8 +13,15 @@ from features import schema as s
 from features.build import build_features
 from features.config import DataConfig
 from features.dataset import load_dataset
-from features.labels import CHURNED, IS_NEW, IS_TEST, REDEEMED, churn_labels, coupon_pairs, \
-    recommender_split
+from features.labels import (
+    CHURNED,
+    IS_NEW,
+    IS_TEST,
+    REDEEMED,
+    churn_labels,
+    coupon_pairs,
+    recommender_split,
+)
 
 
 def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console) -> dict:
