@@ -1,0 +1,159 @@
+"""Recommender baselines, each as strong as we can make it (design.md: same run, same
+households). Estimator conventions: ``__init__`` stores settings, ``fit`` returns self,
+learned state ends in ``_``; ``recommend`` returns household -> ranked distinct products.
+
+- ``Popularity``: most households buying the product in the last ``window_days``.
+- ``BuyAgain``: the household's own products by number of baskets (ties: most recent),
+  filled with popularity.
+- ``BuyAgain(half_life_days=h)``: time-decayed buy-again, each line weighted 0.5^(age/h).
+- ``ItemCooccurrence``: item-to-item cosine similarity from baskets, scored from the
+  household's time-decayed history (optionally excluding it), filled with popularity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features import schema as s
+
+
+def _age_days(lines: pd.DataFrame, as_of: date) -> np.ndarray:
+    ts = lines[s.TRANSACTION_TIMESTAMP]
+    return ((pd.Timestamp(as_of) - ts).dt.total_seconds() / 86400.0).to_numpy()
+
+
+def _fill(ranked: list[int], fallback: np.ndarray, k: int,
+          exclude: Iterable[int] = ()) -> list[int]:
+    """Append fallback products not already listed (nor excluded) until the list holds k."""
+    if len(ranked) >= k:
+        return ranked[:k]
+    seen = set(ranked) | set(exclude)
+    for p in fallback:
+        if len(ranked) >= k:
+            break
+        if p not in seen:
+            ranked.append(int(p))
+            seen.add(p)
+    return ranked
+
+
+class Popularity:
+    def __init__(self, window_days: int | None = 28) -> None:
+        self.window_days = window_days
+
+    def fit(self, lines: pd.DataFrame, as_of: date) -> Popularity:
+        recent = lines
+        if self.window_days is not None:
+            recent = lines[_age_days(lines, as_of) <= self.window_days]
+        counts = recent.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()
+        # ties broken by all-time popularity, then product id, for a stable order
+        total = lines.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()
+        frame = pd.DataFrame({"recent": counts, "total": total}).fillna(0)
+        frame = frame.sort_values(["recent", "total"], ascending=False, kind="stable")
+        self.ranking_ = frame.index.to_numpy()
+        return self
+
+    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        top = [int(p) for p in self.ranking_[:k]]
+        return {int(h): list(top) for h in household_ids}
+
+
+class BuyAgain:
+    """Personal frequency (``half_life_days=None``) or time-decayed frequency."""
+
+    def __init__(self, half_life_days: float | None = None, popularity_window_days: int = 28):
+        self.half_life_days = half_life_days
+        self.popularity_window_days = popularity_window_days
+
+    def fit(self, lines: pd.DataFrame, as_of: date) -> BuyAgain:
+        self.popularity_ = Popularity(self.popularity_window_days).fit(lines, as_of)
+        age = _age_days(lines, as_of)
+        if self.half_life_days is None:
+            # one vote per basket, so a line split in two does not count twice
+            frame = lines[[s.HOUSEHOLD_ID, s.PRODUCT_ID, s.BASKET_ID]].assign(age=age)
+            scores = frame.groupby([s.HOUSEHOLD_ID, s.PRODUCT_ID]).agg(
+                score=(s.BASKET_ID, "nunique"), recency=("age", "min"))
+        else:
+            weight = np.power(0.5, age / self.half_life_days)
+            frame = lines[[s.HOUSEHOLD_ID, s.PRODUCT_ID]].assign(w=weight, age=age)
+            scores = frame.groupby([s.HOUSEHOLD_ID, s.PRODUCT_ID]).agg(
+                score=("w", "sum"), recency=("age", "min"))
+        scores = scores.reset_index().sort_values(
+            [s.HOUSEHOLD_ID, "score", "recency", s.PRODUCT_ID],
+            ascending=[True, False, True, True], kind="stable")
+        self.history_ = {int(h): g[s.PRODUCT_ID].to_numpy()
+                         for h, g in scores.groupby(s.HOUSEHOLD_ID, sort=False)}
+        return self
+
+    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        fallback = self.popularity_.ranking_
+        empty = np.empty(0, dtype=np.int64)
+        return {int(h): _fill([int(p) for p in self.history_.get(int(h), empty)[:k]],
+                              fallback, k)
+                for h in household_ids}
+
+
+class ItemCooccurrence:
+    """Basket co-occurrence, cosine-normalised; the household's history is the query."""
+
+    def __init__(self, half_life_days: float = 120.0, min_buyers: int = 2,
+                 exclude_history: bool = False, popularity_window_days: int = 28,
+                 batch_size: int = 256) -> None:
+        self.half_life_days = half_life_days
+        self.exclude_history = exclude_history
+        self.min_buyers = min_buyers
+        self.popularity_window_days = popularity_window_days
+        self.batch_size = batch_size
+
+    def fit(self, lines: pd.DataFrame, as_of: date) -> ItemCooccurrence:
+        self.popularity_ = Popularity(self.popularity_window_days).fit(lines, as_of)
+        buyers = lines.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()
+        items = np.sort(buyers[buyers >= self.min_buyers].index.to_numpy())
+        self.items_ = items
+        index = pd.Series(np.arange(len(items)), index=items)
+        kept = lines[lines[s.PRODUCT_ID].isin(index.index)]
+        col = index.loc[kept[s.PRODUCT_ID]].to_numpy()
+        baskets, row = np.unique(kept[s.BASKET_ID].to_numpy(), return_inverse=True)
+        x = sp.csr_matrix((np.ones(len(col), dtype=np.float32), (row, col)),
+                          shape=(len(baskets), len(items)))
+        x.data[:] = 1.0  # duplicates summed above; presence is what counts
+        co = (x.T @ x).tocsr().astype(np.float32)
+        norms = np.sqrt(co.diagonal()).astype(np.float32)
+        norms[norms == 0] = 1.0
+        co.setdiag(0)
+        inv = sp.diags(1.0 / norms)
+        self.similarity_ = (inv @ co @ inv).tocsr()
+        hh, hrow = np.unique(lines[s.HOUSEHOLD_ID].to_numpy(), return_inverse=True)
+        in_vocab = lines[s.PRODUCT_ID].isin(index.index).to_numpy()
+        weight = np.power(0.5, _age_days(lines, as_of) / self.half_life_days)
+        hcol = index.reindex(lines[s.PRODUCT_ID]).to_numpy()
+        self.history_ = sp.csr_matrix(
+            (weight[in_vocab].astype(np.float32),
+             (hrow[in_vocab], hcol[in_vocab].astype(np.int64))),
+            shape=(len(hh), len(items)))
+        self.households_ = pd.Series(np.arange(len(hh)), index=hh)
+        return self
+
+    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        ids = [int(h) for h in household_ids]
+        known = [h for h in ids if h in self.households_.index]
+        out = {h: _fill([], self.popularity_.ranking_, k) for h in ids if h not in known}
+        for start in range(0, len(known), self.batch_size):
+            batch = known[start:start + self.batch_size]
+            hist = self.history_[self.households_.loc[batch].to_numpy()]
+            scores = np.asarray((hist @ self.similarity_).todense())
+            if self.exclude_history:
+                scores[hist.nonzero()] = -np.inf
+            top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+            for i, h in enumerate(batch):
+                cand = top[i][np.argsort(-scores[i, top[i]], kind="stable")]
+                cand = cand[scores[i, cand] > 0]
+                bought = self.items_[hist[i].indices] if self.exclude_history else ()
+                out[h] = _fill([int(p) for p in self.items_[cand]], self.popularity_.ranking_,
+                               k, exclude=bought)
+        return out
