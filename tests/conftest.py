@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +23,10 @@ def cj_sample() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never write to the repository's mlruns/."""
+def _isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never write to the repository's mlruns/, nor see another test's store:
+    ``mlflow.set_tracking_uri`` is process-global, so it is reset after each test."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)

@@ -1,0 +1,223 @@
+"""training.registry against the per-test SQLite store from conftest (tiny text artifacts)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from training import registry as r
+from training.tracking import tracking_uri
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENT = "registry-test"
+MODEL = "recs"
+
+
+@pytest.fixture(scope="module")
+def _migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty store with MLflow's schema: migrating a new SQLite file takes seconds."""
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments()
+    client.search_registered_models()
+    return db
+
+
+@pytest.fixture(autouse=True)
+def _store(_isolated_mlflow: None, _migrated_db: Path) -> Iterator[None]:
+    """Start conftest's per-test database from the migrated copy. registry helpers call
+    ``mlflow.set_tracking_uri``, a process-wide setting that outranks the environment
+    variable: point it at this test's store, and clear it afterwards for other tests."""
+    shutil.copy(_migrated_db, tracking_uri().removeprefix("sqlite:///"))
+    mlflow.set_tracking_uri(tracking_uri())
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+def _run_with_artifact(text: str = "weights") -> str:
+    """A finished run with ``model/readme.txt``; returns its id."""
+    with r.tracked_run(EXPERIMENT, "fit") as run:
+        mlflow.log_text(text, "model/readme.txt")
+    return run.info.run_id
+
+
+def _register(data_end: date, recall: float | None = None, text: str = "weights") -> int:
+    metrics = None if recall is None else {"recall": recall}
+    return r.register_version(MODEL, _run_with_artifact(text), "model", data_end, metrics)
+
+
+def _status(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.status
+
+
+def _tag(version: int, key: str) -> str | None:
+    return MlflowClient().get_model_version(MODEL, str(version)).tags.get(key)
+
+
+def test_artifacts_go_beside_the_test_database(tmp_path: Path) -> None:
+    experiment_id = r.setup(EXPERIMENT)
+    assert r.setup(EXPERIMENT) == experiment_id  # get, not create twice
+    location = MlflowClient().get_experiment(experiment_id).artifact_location
+    assert location == (tmp_path / "artifacts").as_uri()
+    run_id = _run_with_artifact("hello")
+    assert (tmp_path / "artifacts" / run_id / "artifacts" / "model" / "readme.txt").exists()
+
+
+def test_register_version_tags_and_artifacts(tmp_path: Path) -> None:
+    v1 = _register(date(2024, 3, 1), recall=0.12, text="first")
+    v2 = _register(date(2024, 4, 1), recall=0.15, text="second")
+    assert (v1, v2) == (1, 2)
+    rows = r.list_versions(MODEL)
+    assert [row["version"] for row in rows] == [1, 2]
+    assert rows[1][r.DATA_END_TAG] == "2024-04-01"
+    assert rows[1]["metrics"] == {"recall": 0.15}
+    assert not any(row["champion"] for row in rows)
+    assert rows[0]["created"] <= rows[1]["created"]
+    uri = r.version_artifact_uri(MODEL, v2)
+    local = mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl"))
+    assert (Path(local) / "readme.txt").read_text() == "second"
+
+
+def test_version_for_date_is_point_in_time() -> None:
+    _register(date(2024, 3, 1))
+    _register(date(2024, 4, 1))
+    assert r.version_for_date(MODEL, date(2024, 3, 1)) == 1  # end is exclusive: usable that day
+    assert r.version_for_date(MODEL, date(2024, 3, 31)) == 1
+    assert r.version_for_date(MODEL, date(2024, 4, 1)) == 2
+    assert r.version_for_date(MODEL, date(2025, 1, 1)) == 2
+    with pytest.raises(LookupError) as err:
+        r.version_for_date(MODEL, date(2024, 2, 29))
+    message = str(err.value)
+    assert f"no version of {MODEL}" in message and "on or before 2024-02-29" in message
+    assert "v2 2024-04-01" in message and "v1 2024-03-01" in message
+
+
+def test_promote_if_better() -> None:
+    first = _register(date(2024, 3, 1), recall=0.14)
+    promoted, reason = r.promote_if_better(MODEL, first, "recall")
+    assert promoted and r.champion_version(MODEL) == first
+    assert reason == "promoted: recall 0.14 (no champion yet)"
+    assert _tag(first, "promotion") == reason
+    assert r.promote_if_better(MODEL, first, "recall") == (
+        False, "rejected: recall 0.14 (v1 is already the champion)"
+    )
+
+    worse = _register(date(2024, 4, 1), recall=0.13)
+    promoted, reason = r.promote_if_better(MODEL, worse, "recall")
+    assert not promoted and r.champion_version(MODEL) == first
+    assert _tag(worse, "promotion") == reason
+    assert reason.startswith("rejected") and "champion v1" in reason
+
+    better = _register(date(2024, 5, 1), recall=0.15)
+    promoted, reason = r.promote_if_better(MODEL, better, "recall", baselines={"pop": 0.10})
+    assert promoted and r.champion_version(MODEL) == better
+    assert reason == "promoted: recall 0.15 > champion v1 0.14, > baseline pop 0.1"
+
+    beats_champion_only = _register(date(2024, 6, 1), recall=0.16)
+    promoted, reason = r.promote_if_better(
+        MODEL, beats_champion_only, "recall", baselines={"pop": 0.10, "buy_again": 0.16}
+    )
+    assert not promoted and r.champion_version(MODEL) == better
+    assert reason == "rejected: recall 0.16 <= baseline buy_again 0.16"
+    assert _tag(beats_champion_only, "promotion") == reason
+
+
+def test_promote_if_better_lower_is_better() -> None:
+    first = _register(date(2024, 3, 1), recall=0.5)  # read as a loss here
+    assert r.promote_if_better(MODEL, first, "recall", higher_is_better=False)[0]
+    second = _register(date(2024, 4, 1), recall=0.4)
+    promoted, reason = r.promote_if_better(MODEL, second, "recall", higher_is_better=False)
+    assert promoted and reason == "promoted: recall 0.4 < champion v1 0.5"
+
+
+def test_promote_and_rollback() -> None:
+    v1 = _register(date(2024, 3, 1))
+    v2 = _register(date(2024, 4, 1))
+    with pytest.raises(ValueError, match="no champion"):
+        r.rollback(MODEL)
+    r.promote(MODEL, v1)
+    with pytest.raises(ValueError, match="nothing to roll back to"):
+        r.rollback(MODEL)
+    r.promote(MODEL, v2)
+    assert r.champion_version(MODEL) == v2 and _tag(v2, "previous_champion") == "1"
+    assert MlflowClient().get_model_version_by_alias(MODEL, r.CHAMPION).version == v2
+    assert r.rollback(MODEL) == v1
+    assert r.champion_version(MODEL) == v1
+    assert [row["champion"] for row in r.list_versions(MODEL)] == [True, False]
+    local = mlflow.artifacts.download_artifacts(f"models:/{MODEL}@{r.CHAMPION}")
+    assert (Path(local) / "readme.txt").read_text() == "weights"
+
+
+def test_tracked_run_final_statuses() -> None:
+    with r.tracked_run(EXPERIMENT, "ok", params={"k": 10}, tags={"kind": "test"}) as run:
+        pass
+    finished = MlflowClient().get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED"
+    assert finished.data.params == {"k": "10"}
+    assert finished.data.tags["kind"] == "test"
+    assert finished.data.tags["pid"] == str(os.getpid())
+
+    with pytest.raises(RuntimeError), r.tracked_run(EXPERIMENT, "boom") as run:
+        raise RuntimeError("boom")
+    assert _status(run.info.run_id) == "FAILED"
+
+    with pytest.raises(KeyboardInterrupt), r.tracked_run(EXPERIMENT, "ctrl-c") as run:
+        raise KeyboardInterrupt
+    assert _status(run.info.run_id) == "KILLED"
+    assert mlflow.active_run() is None
+
+
+def test_nested_run_returns_to_parent() -> None:
+    with r.tracked_run(EXPERIMENT, "parent") as parent:
+        with pytest.raises(ValueError), r.tracked_run(EXPERIMENT, "child", nested=True) as child:
+            raise ValueError
+        assert mlflow.active_run().info.run_id == parent.info.run_id
+    assert _status(child.info.run_id) == "FAILED"
+    assert _status(parent.info.run_id) == "FINISHED"
+
+
+def test_close_stale_runs_kills_runs_of_dead_processes(tmp_path: Path) -> None:
+    script = (
+        "import time\n"
+        "from training.registry import tracked_run\n"
+        f"with tracked_run({EXPERIMENT!r}, 'doomed') as run:\n"
+        "    print(run.info.run_id, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    stderr = tmp_path / "child.err"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=REPO, env=os.environ.copy(),
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+    try:
+        doomed = proc.stdout.readline().strip()
+        assert doomed, stderr.read_text()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    assert _status(doomed) == "RUNNING"
+
+    client = MlflowClient()
+    no_pid = client.create_run(r.setup(EXPERIMENT)).info.run_id  # e.g. started by hand
+    with r.tracked_run(EXPERIMENT, "alive") as alive:
+        assert r.close_stale_runs(EXPERIMENT, older_than_s=3600) == [doomed]
+        assert _status(doomed) == "KILLED" and _status(no_pid) == "RUNNING"
+        time.sleep(0.01)
+        assert r.close_stale_runs(EXPERIMENT) == [no_pid]
+        assert _status(alive.info.run_id) == "RUNNING"
+    assert _status(no_pid) == "KILLED"
+    assert r.close_stale_runs("no-such-experiment") == []

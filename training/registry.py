@@ -1,0 +1,401 @@
+"""Runs and registered model versions in MLflow: tracked runs, the ``@champion`` alias, and
+the point-in-time rule for backtests.
+
+- ``tracked_run`` ends its run FINISHED, FAILED (exception) or KILLED (Ctrl-C) and tags it
+  with the process id, so ``close_stale_runs`` can later close runs whose process died
+  without ending them (SIGKILL, OOM killer).
+- ``register_version`` records on each version the day its training data ends
+  (``data_end_date``, exclusive) and its metrics (``metric.<name>`` tags), so promotion and
+  backtests need nothing but the registry.
+- ``promote_if_better`` moves ``@champion`` only on a strict improvement over the champion
+  and every baseline, and writes the decision on the version (tag ``promotion``);
+  ``promote`` / ``rollback`` are the manual overrides.
+- ``version_for_date``: a backtest as of day D may only use a version whose training data
+  ended on or before D.
+
+Registry stages are deprecated in MLflow 3: the champion is an alias (``models:/name@champion``).
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from training.tracking import artifact_location, tracking_uri
+
+CHAMPION = "champion"
+DATA_END_TAG = "data_end_date"  # ISO date; training data ends before it (exclusive)
+METRIC_PREFIX = "metric."
+PROMOTION_TAG = "promotion"
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+PID_TAG = "pid"
+HOST_TAG = "host"
+
+
+# --- tracking -------------------------------------------------------------------------------
+
+
+def _artifact_root() -> str | None:
+    """Artifact root for a new experiment, or None to let MLflow choose.
+
+    The embedded store uses ``mlruns/artifacts``. For any other SQLite file (tests point
+    ``MLFLOW_TRACKING_URI`` at one in a tmp dir) it is an ``artifacts/`` folder beside the
+    database: MLflow's own default would be ``./mlruns`` in the working directory, i.e.
+    inside the repository. A tracking server knows its own artifact store.
+    """
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return artifact_location()
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and ":memory:" not in uri:
+        db = Path(unquote(uri.removeprefix("sqlite:///").split("?")[0])).resolve()
+        return (db.parent / "artifacts").as_uri()
+    return None
+
+
+def _client() -> MlflowClient:
+    """A client on the tracking URI in force (also made the fluent API's URI)."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def setup(experiment: str) -> str:
+    """Point MLflow at ``tracking_uri()`` and get or create ``experiment``; returns its id.
+
+    The id (not the name) is what runs are started with, so a concurrent rename cannot
+    send runs elsewhere.
+    """
+    client = _client()
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(experiment, artifact_location=_artifact_root())
+    except MlflowException as e:  # another process created it in between
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise e
+        return found.experiment_id
+
+
+@contextmanager
+def tracked_run(
+    experiment: str,
+    run_name: str,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[mlflow.ActiveRun]:
+    """Start a run in ``experiment`` and yield it; the run always gets a final status.
+
+    FINISHED when the block completes, KILLED on KeyboardInterrupt, FAILED on any other
+    exception (which is re-raised). Tags ``pid`` and ``host`` identify the process, for
+    ``close_stale_runs``. ``nested=True`` makes it a child of the active run.
+    """
+    experiment_id = setup(experiment)
+    run_tags = {**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, nested=nested, tags=run_tags
+    )
+    try:
+        if params:
+            mlflow.log_params(params)
+        yield run
+    except KeyboardInterrupt:
+        _end(run.info.run_id, RunStatus.KILLED)
+        raise
+    except BaseException:
+        _end(run.info.run_id, RunStatus.FAILED)
+        raise
+    else:
+        _end(run.info.run_id, RunStatus.FINISHED)
+
+
+def _end(run_id: str, status: int) -> None:
+    """End ``run_id`` with ``status``: via the fluent stack when it is the active run (so the
+    parent becomes active again), directly otherwise (the block ended it or left a child
+    active)."""
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(RunStatus.to_string(status))
+    else:
+        _client().set_terminated(run_id, RunStatus.to_string(status))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 only checks; EPERM means it exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_stale_runs(experiment: str, older_than_s: float = 0.0) -> list[str]:
+    """Mark runs of ``experiment`` still RUNNING but abandoned as KILLED; returns their ids.
+
+    A run is abandoned when its ``pid`` tag names a process that no longer exists on this
+    host, or when it has no ``pid`` tag and started more than ``older_than_s`` seconds ago.
+    Runs tagged by another host are left alone: their pid means nothing here. (A recycled
+    pid keeps a dead run open until the new process ends: harmless.)
+    """
+    client = _client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    here = socket.gethostname()
+    cutoff_ms = (time.time() - older_than_s) * 1000
+    closed: list[str] = []
+    page_token = None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id], "attributes.status = 'RUNNING'", page_token=page_token
+        )
+        for run in page:
+            pid = run.data.tags.get(PID_TAG)
+            if pid is None:
+                stale = run.info.start_time < cutoff_ms
+            elif run.data.tags.get(HOST_TAG, here) != here:
+                stale = False
+            else:
+                stale = not _pid_alive(int(pid))
+            if stale:
+                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+                closed.append(run.info.run_id)
+        page_token = page.token
+        if not page_token:
+            return closed
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def _as_date(day: date) -> date:
+    """``datetime`` is a ``date`` subclass: keep only the day so ISO strings compare."""
+    return day.date() if isinstance(day, datetime) else day
+
+
+def register_version(
+    model_name: str,
+    run_id: str,
+    artifact_path: str,
+    data_end: date,
+    metrics: dict[str, float] | None = None,
+) -> int:
+    """Register ``runs:/<run_id>/<artifact_path>`` as a new version of ``model_name``.
+
+    Creates the registered model on first use. Tags the version with ``data_end_date``
+    (ISO, exclusive end of its training data) and ``metric.<name>`` for each metric, which
+    ``promote_if_better`` and ``version_for_date`` read. Returns the new version number.
+
+    Uses ``MlflowClient.create_model_version``: in MLflow 3 ``mlflow.register_model`` with a
+    ``runs:/`` URI insists on a LoggedModel, so plain run artifacts could not be registered.
+    """
+    client = _client()
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    tags = {DATA_END_TAG: _as_date(data_end).isoformat()}
+    tags.update({METRIC_PREFIX + k: repr(float(v)) for k, v in (metrics or {}).items()})
+    source = f"runs:/{run_id}/{artifact_path.strip('/')}"
+    version = client.create_model_version(model_name, source, run_id=run_id, tags=tags)
+    return int(version.version)
+
+
+def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
+    """All versions of ``model_name``, by version number. Their ``aliases`` are not filled
+    in by search_model_versions on a SQL store: read aliases from the registered model."""
+    escaped = model_name.replace("'", "\\'")
+    versions: list[ModelVersion] = []
+    page_token = None
+    while True:
+        page = client.search_model_versions(f"name = '{escaped}'", page_token=page_token)
+        versions.extend(page)
+        page_token = page.token
+        if not page_token:
+            return sorted(versions, key=lambda v: int(v.version))
+
+
+def _champion(client: MlflowClient, model_name: str) -> int | None:
+    try:
+        aliases = client.get_registered_model(model_name).aliases
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return int(aliases[CHAMPION]) if CHAMPION in aliases else None
+
+
+def champion_version(model_name: str) -> int | None:
+    """The version holding ``@champion``; None if there is none (or no such model yet),
+    which callers treat as "nothing to serve or beat"."""
+    return _champion(_client(), model_name)
+
+
+def _metric(client: MlflowClient, model_name: str, version: int, metric: str) -> float | None:
+    tags = client.get_model_version(model_name, str(version)).tags
+    value = tags.get(METRIC_PREFIX + metric)
+    return None if value is None else float(value)
+
+
+def promote_if_better(
+    model_name: str,
+    version: int,
+    metric: str,
+    higher_is_better: bool = True,
+    baselines: dict[str, float] | None = None,
+) -> tuple[bool, str]:
+    """Give ``version`` the ``@champion`` alias if its ``metric.<metric>`` tag is strictly
+    better than the champion's (when there is one) and than every baseline value.
+
+    Returns ``(promoted, reason)``; the reason is also written on the version as tag
+    ``promotion`` so the registry explains why each version is or is not serving. A
+    champion without the metric cannot be compared: the candidate is rejected (use
+    ``promote`` to force a switch of metric). Raises ValueError if the candidate lacks it.
+    """
+    client = _client()
+    value = _metric(client, model_name, version, metric)
+    if value is None:
+        raise ValueError(
+            f"{model_name} v{version} has no tag {METRIC_PREFIX}{metric}; "
+            "pass metrics= to register_version"
+        )
+    better = operator.gt if higher_is_better else operator.lt
+    op, not_op = (">", "<=") if higher_is_better else ("<", ">=")
+    passed: list[str] = []
+    failed: list[str] = []
+    champion = _champion(client, model_name)
+    if champion == version:
+        failed.append(f"(v{version} is already the champion)")
+    elif champion is not None:
+        held = _metric(client, model_name, champion, metric)
+        if held is None:
+            failed.append(f"(champion v{champion} has no {metric} to compare with)")
+        elif better(value, held):
+            passed.append(f"{op} champion v{champion} {held:g}")
+        else:
+            failed.append(f"{not_op} champion v{champion} {held:g}")
+    else:
+        passed.append("(no champion yet)")
+    for name, base in (baselines or {}).items():
+        if better(value, base):
+            passed.append(f"{op} baseline {name} {base:g}")
+        else:
+            failed.append(f"{not_op} baseline {name} {base:g}")
+    promoted = not failed
+    reason = (
+        f"{'promoted' if promoted else 'rejected'}: {metric} {value:g} "
+        + ", ".join(passed if promoted else failed)
+    )
+    client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
+    if promoted:
+        promote(model_name, version)
+    return promoted, reason
+
+
+def promote(model_name: str, version: int) -> None:
+    """Give ``version`` the ``@champion`` alias unconditionally (a person's decision).
+
+    The champion it replaces is recorded on it as tag ``previous_champion``, which is what
+    ``rollback`` follows. Promoting the current champion changes nothing.
+    """
+    client = _client()
+    client.get_model_version(model_name, str(version))  # fail clearly if it does not exist
+    previous = _champion(client, model_name)
+    if previous == version:
+        return
+    if previous is not None:
+        client.set_model_version_tag(
+            model_name, str(version), PREVIOUS_CHAMPION_TAG, str(previous)
+        )
+    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+
+
+def rollback(model_name: str) -> int:
+    """Move ``@champion`` back to the version the current champion replaced; returns it.
+
+    Repeated rollbacks walk further back along the ``previous_champion`` chain. Raises
+    ValueError when there is no champion or it replaced nothing.
+    """
+    client = _client()
+    current = _champion(client, model_name)
+    if current is None:
+        raise ValueError(f"{model_name} has no {CHAMPION}: nothing to roll back")
+    tags = client.get_model_version(model_name, str(current)).tags
+    previous = tags.get(PREVIOUS_CHAMPION_TAG)
+    if previous is None:
+        raise ValueError(
+            f"{model_name} {CHAMPION} v{current} has no {PREVIOUS_CHAMPION_TAG} tag: "
+            "it replaced no earlier champion, so there is nothing to roll back to"
+        )
+    client.set_registered_model_alias(model_name, CHAMPION, previous)
+    return int(previous)
+
+
+def list_versions(model_name: str) -> list[dict[str, Any]]:
+    """One dict per version, by version number: ``version``, ``run_id``, ``data_end_date``
+    (ISO string or None), ``champion`` (bool), ``metrics`` (from ``metric.*`` tags),
+    ``promotion`` (the recorded decision, or None) and ``created`` (UTC datetime)."""
+    client = _client()
+    champion = _champion(client, model_name)
+    rows = []
+    for v in _versions(client, model_name):
+        rows.append({
+            "version": int(v.version),
+            "run_id": v.run_id,
+            DATA_END_TAG: v.tags.get(DATA_END_TAG),
+            "champion": int(v.version) == champion,
+            "metrics": {
+                k.removeprefix(METRIC_PREFIX): float(x)
+                for k, x in v.tags.items()
+                if k.startswith(METRIC_PREFIX)
+            },
+            PROMOTION_TAG: v.tags.get(PROMOTION_TAG),
+            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, tz=UTC),
+        })
+    return rows
+
+
+def version_for_date(model_name: str, as_of: date) -> int:
+    """The point-in-time rule: the highest version whose ``data_end_date`` <= ``as_of``.
+
+    A backtest or replay as of a day must not use a model that saw data from that day on.
+    Versions without the tag are never eligible. Raises LookupError naming the newest
+    versions' end dates when none qualifies.
+    """
+    day = _as_date(as_of).isoformat()
+    dated = [(int(v.version), v.tags[DATA_END_TAG])
+             for v in _versions(_client(), model_name) if DATA_END_TAG in v.tags]
+    eligible = [number for number, end in dated if end <= day]
+    if eligible:
+        return max(eligible)
+    newest = ", ".join(f"v{number} {end}" for number, end in reversed(dated[-3:]))
+    raise LookupError(
+        f"no version of {model_name} has training data ending on or before {day}; "
+        + (f"newest versions end on {newest}" if newest else "it has no dated versions")
+    )
+
+
+def version_artifact_uri(model_name: str, version: int) -> str:
+    """``models:/<name>/<version>``, for ``mlflow.artifacts.download_artifacts`` or
+    ``mlflow.<flavor>.load_model``; checked to exist so a wrong version fails here."""
+    _client().get_model_version(model_name, str(version))
+    return f"models:/{model_name}/{version}"
