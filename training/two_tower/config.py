@@ -1,0 +1,43 @@
+"""Settings of the two-tower recommender (configs/two_tower.yaml); every field has a default."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field
+
+from features.config import Strict, load_config
+
+
+class TwoTowerConfig(Strict):
+    seed: int = 0  # one seed for data order, initialisation and LightGBM
+    as_of: date = date(2017, 12, 4)  # training data ends the day before; test starts here
+    window_days: int = Field(28, gt=0)  # targets: distinct products bought in this window
+    n_cutoffs: int = Field(8, ge=2)  # training examples from this many past windows
+    history_len: int = Field(100, gt=0)  # products in the household's history bag
+    history_half_life_days: float = 60.0  # weight of a past purchase in the history bag
+    catalog_weeks: int = 52  # items sold in this many weeks before a cutoff are candidates
+    dim: int = 64  # output embedding size of both towers
+    id_dim: int = 64  # id embedding sizes
+    attr_dim: int = 16  # department/category/type/brand/manufacturer embedding sizes
+    hidden: int = 256  # MLP width in both towers
+    temperature: float = 0.05  # initial softmax temperature (learned)
+    logq_correction: bool = True  # subtract log sampling probability from in-batch logits
+    random_negatives: int = 0  # extra uniformly drawn negatives per batch
+    batch_size: int = 1024
+    epochs: int = 8
+    patience: int = 2  # early stopping on validation recall@20
+    lr: float = 3e-3
+    weight_decay: float = 1e-6
+    threads: int = 2  # torch intra-op threads
+    candidates: int = 150  # two-tower candidates per household for the re-ranker
+    rerank: bool = True  # blend with repeat-purchase signals (LightGBM on the validation window)
+    rerank_rounds: int = 300
+    k: int = 20
+    index_exact_max_items: int = 200_000  # FAISS exact index at or below this catalogue size
+
+
+def load_two_tower_config(path: Path | None = None,
+                          overrides: list[str] | None = None) -> TwoTowerConfig:
+    return load_config(TwoTowerConfig, path, overrides, default_name="two_tower")

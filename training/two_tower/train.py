@@ -1,0 +1,282 @@
+"""The two-tower training loop: in-batch sampled softmax with logQ correction, early stopping
+on validation recall@20, a checkpoint each epoch and ``--resume`` after a crash.
+
+Runs as one process, or under ``torchrun --nproc_per_node=N`` (DistributedDataParallel,
+gloo on CPU): each rank takes its own shard of every epoch's batches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.progress import Progress
+
+from features.dataset import Dataset
+from training.metrics import recall_at_k
+from training.two_tower.config import TwoTowerConfig
+from training.two_tower.data import (
+    ITEM_NUMERIC,
+    USER_NUMERIC,
+    CutoffExamples,
+    UserState,
+    Vocab,
+    build_vocab,
+    cutoff_examples,
+    item_numeric,
+    user_state,
+    window_targets,
+)
+from training.two_tower.model import TwoTower, in_batch_softmax_loss
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class Prepared:
+    """Everything the loop needs, built from rows before the validation cutoff (plus the
+    validation window's targets)."""
+
+    vocab: Vocab
+    item_numeric: torch.Tensor  # [n_items + 1, F] as of the validation cutoff
+    users: UserState  # all training cutoffs' households, stacked
+    user_row: np.ndarray  # [m] per example
+    item: np.ndarray  # [m] per example
+    val_state: UserState
+    val_targets: dict[int, set[int]]  # household -> item indices
+    cutoffs: list[date]
+    val_cutoff: date
+
+
+def _stack(states: list[UserState]) -> UserState:
+    return UserState(*(np.concatenate([getattr(st, f) for st in states])
+                       for f in ("household_ids", "history_items", "history_weights",
+                                 "numeric")))
+
+
+def prepare(ds: Dataset, cfg: TwoTowerConfig) -> Prepared:
+    """Vocabulary, training examples from ``n_cutoffs`` past windows, validation window."""
+    first, _ = ds.time_range()
+    val_cutoff = cfg.as_of - timedelta(days=cfg.window_days)
+    cutoffs = [val_cutoff - timedelta(days=cfg.window_days * j)
+               for j in range(1, cfg.n_cutoffs + 1)]
+    cutoffs = [c for c in cutoffs if c >= first.date() + timedelta(days=cfg.window_days)]
+    if not cutoffs:
+        raise ValueError(f"data starting {first.date()} is too short for a training window "
+                         f"before {val_cutoff}")
+    vocab = build_vocab(ds, cfg.as_of, cfg.catalog_weeks)
+    parts: list[CutoffExamples] = [
+        cutoff_examples(ds, vocab, c, cfg.window_days, cfg.history_len,
+                        cfg.history_half_life_days) for c in cutoffs]
+    offsets = np.cumsum([0] + [len(p.state.household_ids) for p in parts])
+    val = window_targets(ds, val_cutoff, cfg.window_days)
+    val = val.assign(item=vocab.item_index(val.iloc[:, 1].to_numpy()))
+    val_households = np.unique(val.iloc[:, 0].to_numpy())
+    val_state = user_state(ds, vocab, val_cutoff, val_households, cfg.history_len,
+                           cfg.history_half_life_days)
+    return Prepared(
+        vocab=vocab,
+        item_numeric=torch.from_numpy(item_numeric(ds, vocab, val_cutoff)),
+        users=_stack([p.state for p in parts]),
+        user_row=np.concatenate([p.user_row + o for p, o in zip(parts, offsets, strict=False)]),
+        item=np.concatenate([p.item for p in parts]),
+        val_state=val_state,
+        val_targets={int(h): set(g.tolist()) for h, g in
+                     val[val["item"] > 0].groupby(val.columns[0])["item"]},
+        cutoffs=cutoffs,
+        val_cutoff=val_cutoff,
+    )
+
+
+def build_model(vocab: Vocab, cfg: TwoTowerConfig, sparse: bool = True) -> TwoTower:
+    return TwoTower(len(vocab.household_ids), vocab.n_items, vocab.categorical_sizes,
+                    len(USER_NUMERIC), len(ITEM_NUMERIC), id_dim=cfg.id_dim,
+                    attr_dim=cfg.attr_dim, hidden=cfg.hidden, dim=cfg.dim,
+                    temperature=cfg.temperature, sparse=sparse)
+
+
+class Optimizer:
+    """SparseAdam for the id tables (dense Adam over 60k-row tables dominated the step
+    time), Adam for everything else; one state_dict for checkpoints."""
+
+    def __init__(self, model: TwoTower, lr: float, weight_decay: float) -> None:
+        sparse = model.sparse_parameters()
+        sparse_ids = {id(p) for p in sparse}
+        dense = [p for p in model.parameters() if id(p) not in sparse_ids]
+        self.parts = [torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay)]
+        if sparse:
+            self.parts.append(torch.optim.SparseAdam(sparse, lr=lr))
+
+    def zero_grad(self) -> None:
+        for opt in self.parts:
+            opt.zero_grad()
+
+    def step(self) -> None:
+        for opt in self.parts:
+            opt.step()
+
+    def state_dict(self) -> dict:
+        return {str(i): opt.state_dict() for i, opt in enumerate(self.parts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, opt in enumerate(self.parts):
+            opt.load_state_dict(state[str(i)])
+
+
+def _user_tensors(vocab: Vocab, state: UserState, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+    return (torch.from_numpy(vocab.household_index(state.household_ids[rows])),
+            torch.from_numpy(state.history_items[rows]),
+            torch.from_numpy(state.history_weights[rows]),
+            torch.from_numpy(state.numeric[rows]))
+
+
+@torch.no_grad()
+def embed_users(model: TwoTower, vocab: Vocab, state: UserState,
+                batch: int = 4096) -> np.ndarray:
+    """[n_households_in_state, dim] user embeddings."""
+    model.eval()
+    out = [model.user(*_user_tensors(vocab, state, np.arange(i, min(i + batch,
+                                                                   len(state.household_ids)))))
+           for i in range(0, len(state.household_ids), batch)]
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def embed_items(model: TwoTower, vocab: Vocab, numeric: torch.Tensor) -> np.ndarray:
+    """[n_items, dim] item embeddings (row i is product ``vocab.product_ids[i]``)."""
+    model.eval()
+    idx = torch.arange(1, vocab.n_items + 1)
+    return model.item(idx, torch.from_numpy(vocab.item_categorical[1:]), numeric[1:]).numpy()
+
+
+def top_items(user_emb: np.ndarray, item_emb: np.ndarray, k: int,
+              batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k: ([n, k] item positions (0-based), [n, k] scores)."""
+    idx_out, score_out = [], []
+    items_t = torch.from_numpy(item_emb)
+    for i in range(0, len(user_emb), batch):
+        scores = torch.from_numpy(user_emb[i:i + batch]) @ items_t.T
+        top = torch.topk(scores, k, dim=1)
+        idx_out.append(top.indices.numpy())
+        score_out.append(top.values.numpy())
+    return np.concatenate(idx_out), np.concatenate(score_out)
+
+
+def validation_recall(model: TwoTower, prep: Prepared, k: int = 20) -> float:
+    users = embed_users(model, prep.vocab, prep.val_state)
+    items = embed_items(model, prep.vocab, prep.item_numeric)
+    top, _ = top_items(users, items, k)
+    recs = {int(h): (top[i] + 1).tolist() for i, h in enumerate(prep.val_state.household_ids)}
+    return recall_at_k(recs, prep.val_targets, k)
+
+
+@dataclass
+class TrainResult:
+    model: TwoTower
+    prepared: Prepared
+    best_epoch: int
+    best_val_recall: float
+    history: list[dict] = field(default_factory=list)  # per epoch: loss, val_recall, seconds
+    seconds: float = 0.0
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = None,
+          resume: bool = False, on_epoch=None) -> TrainResult:
+    """Train with early stopping; with ``checkpoint_dir`` save each epoch, and with
+    ``resume`` continue from the last saved epoch."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rank, world = _distributed()
+    # DDP all-reduces dense gradients only, so distributed runs use dense id tables
+    model = build_model(prep.vocab, cfg, sparse=world == 1)
+    model.user.numeric.fit(torch.from_numpy(prep.users.numeric))
+    model.item.numeric.fit(prep.item_numeric[1:])
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    opt = Optimizer(model, cfg.lr, cfg.weight_decay)
+    counts = np.bincount(prep.item, minlength=prep.vocab.n_items + 1).astype(np.float64)
+    log_q = torch.from_numpy(np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32))
+    categorical = torch.from_numpy(prep.vocab.item_categorical)
+    state = {"epoch": 0, "best_epoch": 0, "best_val_recall": -1.0, "history": [],
+             "best_model": None, "bad_epochs": 0}
+    ckpt = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
+    if resume and ckpt is not None and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state.update({k: saved[k] for k in state})
+    started = time.perf_counter()
+    n = len(prep.item)
+    steps = n // cfg.batch_size
+    with Progress(disable=rank != 0 or not os.isatty(1), transient=True) as progress:
+        while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+            epoch = state["epoch"]
+            t0 = time.perf_counter()
+            order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+            task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps)
+            model.train()
+            losses = []
+            for step in range(rank, steps, world):
+                rows = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                item = torch.from_numpy(prep.item[rows])
+                u = net.module.user if world > 1 else model.user
+                user_emb = u(*_user_tensors(prep.vocab, prep.users, prep.user_row[rows]))
+                item_emb = model.item(item, categorical[item], prep.item_numeric[item])
+                extra = extra_ids = None
+                if cfg.random_negatives:
+                    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 10_007
+                                                        + step)
+                    extra_ids = torch.randint(1, prep.vocab.n_items + 1,
+                                              (cfg.random_negatives,), generator=gen)
+                    extra = model.item(extra_ids, categorical[extra_ids],
+                                       prep.item_numeric[extra_ids])
+                loss = in_batch_softmax_loss(
+                    user_emb, item_emb, item, model.temperature,
+                    log_q[item] if cfg.logq_correction else None, extra, extra_ids,
+                    None)
+                opt.zero_grad()
+                loss.backward()
+                if world > 1:
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            dist.all_reduce(p.grad)
+                            p.grad /= world
+                opt.step()
+                losses.append(loss.item())
+                progress.advance(task)
+            progress.remove_task(task)
+            val = validation_recall(model, prep) if rank == 0 else 0.0
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else 0.0,
+                      "val_recall_at_20": val, "seconds": time.perf_counter() - t0}
+            state["history"].append(record)
+            if val > state["best_val_recall"]:
+                state.update(best_val_recall=val, best_epoch=epoch + 1, bad_epochs=0,
+                             best_model={k: v.clone() for k, v in model.state_dict().items()})
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            if ckpt is not None and rank == 0:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                tmp = ckpt.with_suffix(".tmp")
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            **state}, tmp)
+                os.replace(tmp, ckpt)  # atomic: a kill never leaves half a checkpoint
+            if on_epoch is not None:
+                on_epoch(record)
+    if state["best_model"] is not None:
+        model.load_state_dict(state["best_model"])
+    return TrainResult(model, prep, state["best_epoch"], state["best_val_recall"],
+                       state["history"], time.perf_counter() - started)
