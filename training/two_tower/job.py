@@ -21,9 +21,10 @@ from features.product import product_features
 from training.baselines import BuyAgain, ItemCooccurrence, Popularity
 from training.metrics import catalog_coverage, mean_popularity, ranking_report, targets_from_frame
 from training.two_tower.config import TwoTowerConfig
-from training.two_tower.data import item_numeric, user_state, window_targets
+from training.two_tower.data import Vocab, item_numeric, user_state, window_targets
+from training.two_tower.model import TwoTower
 from training.two_tower.rerank import Blender, candidate_frame
-from training.two_tower.train import TrainResult, embed_items, embed_users, top_items
+from training.two_tower.train import Prepared, embed_items, embed_users, top_items
 
 KS = (10, 20, 50)
 
@@ -32,9 +33,10 @@ KS = (10, 20, 50)
 class Recommender:
     """A trained two-tower plus its blend: everything needed to recommend as of a date."""
 
-    result: TrainResult
+    model: TwoTower
+    vocab: Vocab
     cfg: TwoTowerConfig
-    blender: Blender | None
+    blender: Blender | None = None
 
     def _stats(self, ds: Dataset, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
         items = product_features(ds, as_of)[[s.PRODUCT_ID, "households_4w", "households_52w",
@@ -45,20 +47,25 @@ class Recommender:
         hh.columns = [s.HOUSEHOLD_ID, "household_baskets_52w"]
         return items, hh
 
-    def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
-        vocab = self.result.prepared.vocab
-        state = user_state(ds, vocab, as_of, households, self.cfg.history_len,
+    def embeddings(self, ds: Dataset, as_of: date,
+                   households: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """User embeddings [len(households), dim] and item embeddings [n_items, dim] as of
+        ``as_of`` (history and item features read only rows before it)."""
+        state = user_state(ds, self.vocab, as_of, households, self.cfg.history_len,
                            self.cfg.history_half_life_days)
-        users = embed_users(self.result.model, vocab, state)
-        items = embed_items(self.result.model, vocab,
-                            torch.from_numpy(item_numeric(ds, vocab, as_of)))
+        users = embed_users(self.model, self.vocab, state)
+        items = embed_items(self.model, self.vocab,
+                            torch.from_numpy(item_numeric(ds, self.vocab, as_of)))
+        return users, items
+
+    def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
+        users, items = self.embeddings(ds, as_of, households)
         item_stats, hh_stats = self._stats(ds, as_of)
-        return candidate_frame(ds, vocab, as_of, households, users, items,
+        return candidate_frame(ds, self.vocab, as_of, households, users, items,
                                self.cfg.candidates, item_stats, hh_stats)
 
-    def fit_blend(self, ds: Dataset) -> Recommender:
+    def fit_blend(self, ds: Dataset, prep: Prepared) -> Recommender:
         """Learn the blend on the validation window (cutoff = as_of - window_days)."""
-        prep = self.result.prepared
         households = prep.val_state.household_ids
         frame = self.candidates(ds, prep.val_cutoff, households)
         truth = window_targets(ds, prep.val_cutoff, self.cfg.window_days)
@@ -70,14 +77,10 @@ class Recommender:
 
     def two_tower_only(self, ds: Dataset, as_of: date, households: np.ndarray,
                        k: int) -> dict[int, list[int]]:
-        vocab = self.result.prepared.vocab
-        state = user_state(ds, vocab, as_of, households, self.cfg.history_len,
-                           self.cfg.history_half_life_days)
-        users = embed_users(self.result.model, vocab, state)
-        items = embed_items(self.result.model, vocab,
-                            torch.from_numpy(item_numeric(ds, vocab, as_of)))
+        users, items = self.embeddings(ds, as_of, households)
         top, _ = top_items(users, items, k)
-        return {int(h): vocab.product_ids[top[i]].tolist() for i, h in enumerate(households)}
+        return {int(h): self.vocab.product_ids[top[i]].tolist()
+                for i, h in enumerate(households)}
 
     def recommend(self, ds: Dataset, as_of: date, households: np.ndarray, k: int,
                   exclude_purchased: bool = False) -> pd.DataFrame:
@@ -109,7 +112,7 @@ def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig,
     lines = split.train
     popularity = (lines.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()
                   / lines[s.HOUSEHOLD_ID].nunique()).to_dict()
-    catalog = len(rec.result.prepared.vocab.product_ids)
+    catalog = rec.vocab.n_items
     systems: dict[str, dict[int, list[int]]] = {}
     if recommendations is None:
         recommendations = rec.recommend(ds, cfg.as_of, households, k)

@@ -1,0 +1,151 @@
+"""Tracked runs: ``growth train two-tower`` and ``growth recommend``.
+
+Training logs params, per-epoch losses, every metric (ours and the baselines'), a recall@k
+plot and the model bundle (with its FAISS index) to MLflow, registers a ``two_tower``
+version that records where its training data ends, and moves ``@champion`` only when the
+version beats the champion on validation recall@20. Recommending as of a date uses the
+newest version whose data ends on or before that date (the point-in-time rule).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features import schema as s
+from features.dataset import Dataset
+from features.household import sql_date
+from features.sources import GrowthError
+from training import registry
+from training.retrieval import recall_against_exact
+from training.two_tower import bundle
+from training.two_tower.config import TwoTowerConfig
+from training.two_tower.job import KS, Recommender, evaluate
+from training.two_tower.train import prepare, train
+
+MODEL_NAME = "two_tower"
+EXPERIMENT = "two_tower"
+GATE_METRIC = "val_recall_at_20"
+
+
+def _recall_plot(metrics: dict[str, dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, m in metrics.items():
+        ax.plot(KS, [m[f"recall_all_at_{k}"] for k in KS], marker="o", label=name)
+    ax.set_xlabel("k")
+    ax.set_ylabel("recall@k (all items)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
+                    reports_dir: Path, resume: bool = False) -> dict:
+    """Train, evaluate, log, register and gate one version; returns a summary."""
+    registry.setup(EXPERIMENT)
+    if resume:
+        registry.close_stale_runs(EXPERIMENT)
+    checkpoint_dir = checkpoint_root / f"{cfg.as_of}-seed{cfg.seed}"
+    params = {k: str(v) for k, v in cfg.model_dump().items()}
+    with registry.tracked_run(EXPERIMENT, f"two_tower_{cfg.as_of}", params=params,
+                              tags={registry.DATA_END_TAG: cfg.as_of.isoformat(),
+                                    "source": ds.source}) as run:
+        prep = prepare(ds, cfg)
+
+        def log_epoch(record: dict) -> None:
+            mlflow.log_metrics({"train_loss": record["loss"],
+                                GATE_METRIC: record["val_recall_at_20"],
+                                "epoch_seconds": record["seconds"]}, step=record["epoch"])
+
+        result = train(prep, cfg, checkpoint_dir, resume=resume, on_epoch=log_epoch)
+        rec = Recommender(result.model, prep.vocab, cfg).fit_blend(ds, prep)
+        metrics = evaluate(ds, rec, cfg)
+        flat = {f"{system}.{name}": value for system, m in metrics.items()
+                for name, value in m.items()}
+        flat.update({f"best_{GATE_METRIC}": result.best_val_recall,
+                     "best_epoch": result.best_epoch, "train_seconds": result.seconds})
+        mlflow.log_metrics(flat)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "model"
+            index = bundle.save(rec, folder, ds, cfg.as_of, model_version=run.info.run_id)
+            users, items = rec.embeddings(ds, cfg.as_of, prep.val_state.household_ids[:200])
+            index_recall = recall_against_exact(index, items, users, k=20)
+            mlflow.log_metrics({"index_recall_vs_exact_at_20": index_recall})
+            mlflow.log_param("index_kind", index.kind)
+            mlflow.log_artifacts(str(folder), artifact_path="model")
+            _recall_plot(metrics, Path(tmp) / "recall_at_k.png")
+            mlflow.log_artifact(str(Path(tmp) / "recall_at_k.png"))
+        version = registry.register_version(
+            MODEL_NAME, run.info.run_id, "model", cfg.as_of,
+            metrics={GATE_METRIC: result.best_val_recall,
+                     "recall_all_at_20": metrics["two_tower_blend"]["recall_all_at_20"]})
+        promoted, reason = registry.promote_if_better(MODEL_NAME, version, GATE_METRIC)
+    summary = {"model": MODEL_NAME, "version": version, "run_id": run.info.run_id,
+               "as_of": cfg.as_of.isoformat(), "promoted": promoted, "promotion": reason,
+               "best_epoch": result.best_epoch, "train_seconds": result.seconds,
+               "index_kind": index.kind, "index_recall_vs_exact_at_20": index_recall,
+               "epochs": result.history, "metrics": metrics}
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def load_for_date(as_of: date, dest: Path) -> tuple[Recommender, int]:
+    """The newest registered version whose training data ends on or before ``as_of``."""
+    registry.setup(EXPERIMENT)
+    try:
+        version = registry.version_for_date(MODEL_NAME, as_of)
+    except LookupError as exc:
+        raise GrowthError(f"{exc}; train one with `growth train two-tower --as-of {as_of}`"
+                          ) from exc
+    except Exception as exc:  # no registered model at all
+        raise GrowthError(f"no {MODEL_NAME} model is registered yet; run "
+                          f"`growth train two-tower` first ({exc})") from exc
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=registry.version_artifact_uri(MODEL_NAME, version), dst_path=str(dest))
+    return bundle.load(Path(local)), version
+
+
+def active_households(ds: Dataset, as_of: date) -> np.ndarray:
+    ts = s.TRANSACTION_TIMESTAMP
+    return ds.df(f"SELECT DISTINCT {s.HOUSEHOLD_ID} FROM {s.TRANSACTIONS} WHERE {ts} < "
+                 f"CAST({sql_date(as_of)} AS TIMESTAMP) ORDER BY 1")[s.HOUSEHOLD_ID].to_numpy()
+
+
+def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
+                      household_ids: list[int] | None = None,
+                      exclude_purchased: bool = False) -> pd.DataFrame:
+    """Write household_id, rank, product_id, score, reason for every household active
+    before ``as_of`` (or the given ones) with the version the point-in-time rule picks."""
+    if not 1 <= k <= 200:
+        raise GrowthError(f"--k must be between 1 and 200, got {k}")
+    households = active_households(ds, as_of)
+    if household_ids:
+        unknown = sorted(set(household_ids) - set(households.tolist()))
+        if unknown:
+            raise GrowthError(f"households without purchases before {as_of}: {unknown[:10]}")
+        households = np.asarray(sorted(set(household_ids)), dtype=np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        rec, version = load_for_date(as_of, Path(tmp))
+    frame = rec.recommend(ds, as_of, households, k, exclude_purchased=exclude_purchased)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {b"model_name": MODEL_NAME.encode(), b"model_version": str(version).encode(),
+            b"as_of": as_of.isoformat().encode()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
+                   out)
+    return frame
