@@ -176,6 +176,29 @@ def validation_recall(model: TwoTower, prep: Prepared, k: int = 20) -> float:
     return recall_at_k(recs, prep.val_targets, k)
 
 
+class TrainStep(torch.nn.Module):
+    """One batch's loss as a module, so DistributedDataParallel can wrap the whole step."""
+
+    def __init__(self, model: TwoTower, logq_correction: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.logq_correction = logq_correction
+
+    def forward(self, user_inputs: tuple[torch.Tensor, ...], item: torch.Tensor,
+                categorical: torch.Tensor, item_numeric: torch.Tensor, log_q: torch.Tensor,
+                extra_ids: torch.Tensor | None) -> torch.Tensor:
+        m = self.model
+        user_emb = m.user(*user_inputs)
+        item_emb = m.item(item, categorical[item], item_numeric[item])
+        extra = None
+        if extra_ids is not None:
+            extra = m.item(extra_ids, categorical[extra_ids], item_numeric[extra_ids])
+        return in_batch_softmax_loss(user_emb, item_emb, item, m.temperature,
+                                     log_q[item] if self.logq_correction else None, extra,
+                                     extra_ids, log_q[extra_ids] if extra_ids is not None
+                                     and self.logq_correction else None)
+
+
 @dataclass
 class TrainResult:
     model: TwoTower
@@ -203,9 +226,9 @@ def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = Non
     model = build_model(prep.vocab, cfg, sparse=world == 1)
     model.user.numeric.fit(torch.from_numpy(prep.users.numeric))
     model.item.numeric.fit(prep.item_numeric[1:])
-    net: torch.nn.Module = model
+    step_fn: torch.nn.Module = TrainStep(model, cfg.logq_correction)
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+        step_fn = torch.nn.parallel.DistributedDataParallel(step_fn)
     opt = Optimizer(model, cfg.lr, cfg.weight_decay)
     counts = np.bincount(prep.item, minlength=prep.vocab.n_items + 1).astype(np.float64)
     log_q = torch.from_numpy(np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32))
@@ -229,36 +252,29 @@ def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = Non
             task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps)
             model.train()
             losses = []
-            for step in range(rank, steps, world):
+            # every rank takes the same number of batches, so the all-reduces pair up
+            for step in range(rank, steps - steps % world, world):
                 rows = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 item = torch.from_numpy(prep.item[rows])
-                u = net.module.user if world > 1 else model.user
-                user_emb = u(*_user_tensors(prep.vocab, prep.users, prep.user_row[rows]))
-                item_emb = model.item(item, categorical[item], prep.item_numeric[item])
-                extra = extra_ids = None
+                extra_ids = None
                 if cfg.random_negatives:
                     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 10_007
                                                         + step)
                     extra_ids = torch.randint(1, prep.vocab.n_items + 1,
                                               (cfg.random_negatives,), generator=gen)
-                    extra = model.item(extra_ids, categorical[extra_ids],
-                                       prep.item_numeric[extra_ids])
-                loss = in_batch_softmax_loss(
-                    user_emb, item_emb, item, model.temperature,
-                    log_q[item] if cfg.logq_correction else None, extra, extra_ids,
-                    None)
+                loss = step_fn(_user_tensors(prep.vocab, prep.users, prep.user_row[rows]),
+                               item, categorical, prep.item_numeric, log_q, extra_ids)
                 opt.zero_grad()
-                loss.backward()
-                if world > 1:
-                    for p in model.parameters():
-                        if p.grad is not None:
-                            dist.all_reduce(p.grad)
-                            p.grad /= world
+                loss.backward()  # under DDP this also averages gradients across ranks
                 opt.step()
                 losses.append(loss.item())
                 progress.advance(task)
             progress.remove_task(task)
             val = validation_recall(model, prep) if rank == 0 else 0.0
+            if world > 1:  # every rank must take the same early-stopping decision
+                shared = torch.tensor([val], dtype=torch.float64)
+                dist.broadcast(shared, src=0)
+                val = float(shared.item())
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else 0.0,
                       "val_recall_at_20": val, "seconds": time.perf_counter() - t0}
             state["history"].append(record)
