@@ -139,21 +139,40 @@ class ItemCooccurrence:
         self.households_ = pd.Series(np.arange(len(hh)), index=hh)
         return self
 
-    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
-        ids = [int(h) for h in household_ids]
-        known = [h for h in ids if h in self.households_.index]
-        out = {h: _fill([], self.popularity_.ranking_, k) for h in ids if h not in known}
+    def scored(self, household_ids: Iterable[int], k: int) -> pd.DataFrame:
+        """Top ``k`` scored products per known household (fewer when fewer score above 0):
+        household_id, product_id, cooc_score, cooc_rank."""
+        known = [int(h) for h in household_ids if int(h) in self.households_.index]
+        parts = []
         for start in range(0, len(known), self.batch_size):
             batch = known[start:start + self.batch_size]
             hist = self.history_[self.households_.loc[batch].to_numpy()]
             scores = np.asarray((hist @ self.similarity_).todense())
             if self.exclude_history:
                 scores[hist.nonzero()] = -np.inf
-            top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
-            for i, h in enumerate(batch):
-                cand = top[i][np.argsort(-scores[i, top[i]], kind="stable")]
-                cand = cand[scores[i, cand] > 0]
-                bought = self.items_[hist[i].indices] if self.exclude_history else ()
-                out[h] = _fill([int(p) for p in self.items_[cand]], self.popularity_.ranking_,
-                               k, exclude=bought)
+            kk = min(k, scores.shape[1])
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            top_scores = np.take_along_axis(top_scores, order, axis=1)
+            keep = top_scores > 0
+            parts.append(pd.DataFrame({
+                s.HOUSEHOLD_ID: np.repeat(batch, kk)[keep.ravel()],
+                s.PRODUCT_ID: self.items_[top.ravel()[keep.ravel()]],
+                "cooc_score": top_scores.ravel()[keep.ravel()],
+                "cooc_rank": np.tile(np.arange(1, kk + 1), len(batch))[keep.ravel()]}))
+        columns = [s.HOUSEHOLD_ID, s.PRODUCT_ID, "cooc_score", "cooc_rank"]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        ids = [int(h) for h in household_ids]
+        lists = self.scored(ids, k).groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].apply(list)
+        out = {}
+        for h in ids:
+            bought = ()
+            if self.exclude_history and h in self.households_.index:
+                bought = self.items_[self.history_[self.households_.loc[h]].indices]
+            out[h] = _fill([int(p) for p in lists.get(h, [])], self.popularity_.ranking_, k,
+                           exclude=bought)
         return out

@@ -15,7 +15,9 @@ from training.two_tower.config import TwoTowerConfig
 from training.two_tower.model import in_batch_softmax_loss
 from training.two_tower.train import prepare, train
 
+# all items (repeats included): a signal strong enough to show the machinery learns
 CFG = TwoTowerConfig(as_of=date(2017, 6, 5), window_days=14, n_cutoffs=3, history_len=30,
+                     new_items_only=False,
                      dim=16, id_dim=16, attr_dim=4, hidden=32, batch_size=256, epochs=3,
                      patience=5, candidates=30, rerank_rounds=20)
 
@@ -67,3 +69,14 @@ def test_resume_reproduces_an_uninterrupted_run(prepared, tmp_path: Path) -> Non
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     for name, value in full.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_new_only_targets_exclude_earlier_purchases(tiny_folder: Path, tmp_path: Path) -> None:
+    from features import schema as s
+    from training.two_tower.data import window_targets
+
+    ds = load_dataset(tiny_folder, quarantine_dir=tmp_path / "q")
+    every = window_targets(ds, date(2017, 1, 23), 14)
+    # household 3 first buys inside the window: not active before it, so not a target
+    assert every[[s.HOUSEHOLD_ID, s.PRODUCT_ID]].values.tolist() == [[1, 10]]
+    assert window_targets(ds, date(2017, 1, 23), 14, new_only=True).empty  # 10 is a repeat

@@ -18,7 +18,8 @@ from training.two_tower.data import Vocab
 from training.two_tower.train import build_model
 
 SMALL = ["as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", "dim=16",
-         "id_dim=16", "attr_dim=4", "hidden=32", "batch_size=256", "epochs=2"]
+         "id_dim=16", "attr_dim=4", "hidden=32", "batch_size=256", "epochs=2",
+         "new_items_only=false"]
 
 
 def free_port() -> int:

@@ -15,6 +15,9 @@ class TwoTowerConfig(Strict):
     as_of: date = date(2017, 12, 4)  # training data ends the day before; test starts here
     window_days: int = Field(28, gt=0)  # targets: distinct products bought in this window
     n_cutoffs: int = Field(8, ge=2)  # training examples from this many past windows
+    # Train on products new to the household only: the tower's job is discovery; the blend
+    # carries repeat purchases.
+    new_items_only: bool = True
     history_len: int = Field(100, gt=0)  # products in the household's history bag
     history_half_life_days: float = 60.0  # weight of a past purchase in the history bag
     catalog_weeks: int = 52  # items sold in this many weeks before a cutoff are candidates

@@ -127,16 +127,33 @@ def user_state(ds: Dataset, vocab: Vocab, as_of: date, households: np.ndarray,
     return UserState(households, items, weights, np.nan_to_num(numeric).astype(np.float32))
 
 
-def window_targets(ds: Dataset, start: date, days: int) -> pd.DataFrame:
+def window_targets(ds: Dataset, start: date, days: int,
+                   new_only: bool = False) -> pd.DataFrame:
     """Distinct (household, product) bought in ``[start, start + days)`` by households
-    active before ``start``."""
+    active before ``start``; with ``new_only``, only products the household never bought
+    before ``start``."""
     a, b = sql_date(start), sql_date(start + timedelta(days=days))
     ts, h, p = s.TRANSACTION_TIMESTAMP, s.HOUSEHOLD_ID, s.PRODUCT_ID
+    new = (f"AND NOT EXISTS (SELECT 1 FROM {s.TRANSACTIONS} o WHERE o.{h} = t.{h} AND "
+           f"o.{p} = t.{p} AND o.{ts} < CAST({a} AS TIMESTAMP))") if new_only else ""
     return ds.df(f"""
         SELECT DISTINCT t.{h}, t.{p} FROM {s.TRANSACTIONS} t
         WHERE t.{ts} >= CAST({a} AS TIMESTAMP) AND t.{ts} < CAST({b} AS TIMESTAMP)
           AND t.{h} IN (SELECT {h} FROM {s.TRANSACTIONS} WHERE {ts} < CAST({a} AS TIMESTAMP))
+          {new}
         ORDER BY 1, 2""")
+
+
+def purchased_before(ds: Dataset, vocab: Vocab, as_of: date,
+                     households: np.ndarray) -> list[np.ndarray]:
+    """Per household (in order), the 0-based item positions it bought before ``as_of``."""
+    ts, h, p = s.TRANSACTION_TIMESTAMP, s.HOUSEHOLD_ID, s.PRODUCT_ID
+    pairs = ds.df(f"SELECT DISTINCT {h}, {p} FROM {s.TRANSACTIONS} "
+                  f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
+    pairs = pairs.assign(item=vocab.item_index(pairs[p].to_numpy()) - 1)
+    grouped = pairs[pairs["item"] >= 0].groupby(h)["item"].apply(np.asarray)
+    empty = np.empty(0, dtype=np.int64)
+    return [grouped.get(int(x), empty) for x in households]
 
 
 @dataclass
@@ -148,9 +165,10 @@ class CutoffExamples:
 
 
 def cutoff_examples(ds: Dataset, vocab: Vocab, cutoff: date, window_days: int,
-                    history_len: int, half_life_days: float) -> CutoffExamples:
+                    history_len: int, half_life_days: float,
+                    new_only: bool = False) -> CutoffExamples:
     """All positives of one window with the household states as of its cutoff."""
-    targets = window_targets(ds, cutoff, window_days)
+    targets = window_targets(ds, cutoff, window_days, new_only)
     targets = targets.assign(item=vocab.item_index(targets[s.PRODUCT_ID].to_numpy()))
     targets = targets[targets["item"] > 0]
     households = np.unique(targets[s.HOUSEHOLD_ID].to_numpy())

@@ -16,12 +16,15 @@ import pandas as pd
 from features import schema as s
 from features.dataset import Dataset
 from features.household import sql_date
-from training.two_tower.data import Vocab
+from training.baselines import ItemCooccurrence
+from training.two_tower.data import Vocab, purchased_before
 
-FEATURES = ("tt_score", "tt_rank", "in_history", "n_baskets", "decay_14", "decay_60",
-            "decay_180", "days_since_last", "days_since_first", "mean_interval", "due_ratio",
-            "item_households_4w", "item_households_52w", "item_repeat_rate",
-            "household_baskets_52w", "household_items")
+FEATURES = (
+    "tt_score", "tt_rank", "cooc_score", "cooc_rank", "pop_rank", "in_history", "n_baskets",
+    "decay_14", "decay_60", "decay_180", "days_since_last", "days_since_first",
+    "mean_interval", "due_ratio", "item_households_4w", "item_households_52w",
+    "item_repeat_rate", "household_baskets_52w", "household_items",
+)
 HISTORY_CAP = 200
 
 
@@ -54,10 +57,30 @@ def history_candidates(ds: Dataset, as_of: date, households: np.ndarray) -> pd.D
     return frame
 
 
+def new_item_candidates(ds: Dataset, as_of: date, households: np.ndarray,
+                        n: int) -> pd.DataFrame:
+    """Products new to each household from item co-occurrence with its history and from
+    recent popularity: household_id, product_id, cooc_score, cooc_rank, pop_rank."""
+    h, p, ts = s.HOUSEHOLD_ID, s.PRODUCT_ID, s.TRANSACTION_TIMESTAMP
+    lines = ds.df(f"SELECT {h}, {s.BASKET_ID}, {p}, {ts} FROM {s.TRANSACTIONS} "
+                  f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
+    cooc = ItemCooccurrence(exclude_history=True).fit(lines, as_of)
+    scored = cooc.scored(households, n)
+    popular = cooc.popularity_.ranking_[:n]
+    pop = pd.DataFrame({h: np.repeat(households, len(popular)),
+                        p: np.tile(popular, len(households)),
+                        "pop_rank": np.tile(np.arange(1, len(popular) + 1), len(households))})
+    bought = lines[[h, p]].drop_duplicates().assign(bought=1)
+    pop = pop.merge(bought, on=[h, p], how="left")
+    pop = pop[pop["bought"].isna()].drop(columns="bought")
+    return scored.merge(pop, on=[h, p], how="outer")
+
+
 def candidate_frame(ds: Dataset, vocab: Vocab, as_of: date, households: np.ndarray,
                     user_emb: np.ndarray, item_emb: np.ndarray, n_candidates: int,
                     item_stats: pd.DataFrame, household_stats: pd.DataFrame) -> pd.DataFrame:
-    """History candidates plus the two-tower's top new items, with every blend feature.
+    """History candidates plus new items from the two-tower, co-occurrence and popularity,
+    with every blend feature.
 
     ``user_emb`` rows follow ``households``; ``item_emb`` rows follow ``vocab.product_ids``.
     """
@@ -65,11 +88,15 @@ def candidate_frame(ds: Dataset, vocab: Vocab, as_of: date, households: np.ndarr
 
     h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
     hist = history_candidates(ds, as_of, households)
-    top, scores = top_items(user_emb, item_emb, n_candidates)
+    top, scores = top_items(user_emb, item_emb, n_candidates,
+                            purchased_before(ds, vocab, as_of, households))
     tt = pd.DataFrame({h: np.repeat(households, n_candidates),
                        p: vocab.product_ids[top.ravel()],
                        "tt_rank": np.tile(np.arange(1, n_candidates + 1), len(households))})
-    frame = hist.merge(tt, on=[h, p], how="outer")
+    others = new_item_candidates(ds, as_of, households, n_candidates // 2)
+    frame = hist.merge(tt, on=[h, p], how="outer").merge(others, on=[h, p], how="outer")
+    frame["cooc_rank"] = frame["cooc_rank"].fillna(n_candidates + 1)
+    frame["pop_rank"] = frame["pop_rank"].fillna(n_candidates + 1)
     frame["in_history"] = frame["in_history"].fillna(0)
     # the two-tower score of every candidate, history items included
     row = pd.Series(np.arange(len(households)), index=households).loc[frame[h]].to_numpy()

@@ -30,6 +30,7 @@ from training.two_tower.data import (
     build_vocab,
     cutoff_examples,
     item_numeric,
+    purchased_before,
     user_state,
     window_targets,
 )
@@ -50,6 +51,7 @@ class Prepared:
     item: np.ndarray  # [m] per example
     val_state: UserState
     val_targets: dict[int, set[int]]  # household -> item indices
+    val_exclude: list[np.ndarray] | None  # per validation household: items not to rank
     cutoffs: list[date]
     val_cutoff: date
 
@@ -73,13 +75,15 @@ def prepare(ds: Dataset, cfg: TwoTowerConfig) -> Prepared:
     vocab = build_vocab(ds, cfg.as_of, cfg.catalog_weeks)
     parts: list[CutoffExamples] = [
         cutoff_examples(ds, vocab, c, cfg.window_days, cfg.history_len,
-                        cfg.history_half_life_days) for c in cutoffs]
+                        cfg.history_half_life_days, cfg.new_items_only) for c in cutoffs]
     offsets = np.cumsum([0] + [len(p.state.household_ids) for p in parts])
-    val = window_targets(ds, val_cutoff, cfg.window_days)
+    val = window_targets(ds, val_cutoff, cfg.window_days, cfg.new_items_only)
     val = val.assign(item=vocab.item_index(val.iloc[:, 1].to_numpy()))
     val_households = np.unique(val.iloc[:, 0].to_numpy())
     val_state = user_state(ds, vocab, val_cutoff, val_households, cfg.history_len,
                            cfg.history_half_life_days)
+    val_exclude = (purchased_before(ds, vocab, val_cutoff, val_households)
+                   if cfg.new_items_only else None)
     return Prepared(
         vocab=vocab,
         item_numeric=torch.from_numpy(item_numeric(ds, vocab, val_cutoff)),
@@ -89,6 +93,7 @@ def prepare(ds: Dataset, cfg: TwoTowerConfig) -> Prepared:
         val_state=val_state,
         val_targets={int(h): set(g.tolist()) for h, g in
                      val[val["item"] > 0].groupby(val.columns[0])["item"]},
+        val_exclude=val_exclude,
         cutoffs=cutoffs,
         val_cutoff=val_cutoff,
     )
@@ -156,12 +161,17 @@ def embed_items(model: TwoTower, vocab: Vocab, numeric: torch.Tensor) -> np.ndar
 
 
 def top_items(user_emb: np.ndarray, item_emb: np.ndarray, k: int,
+              exclude: list[np.ndarray] | None = None,
               batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k: ([n, k] item positions (0-based), [n, k] scores)."""
+    """Exact inner-product top-k: ([n, k] item positions (0-based), [n, k] scores);
+    ``exclude[u]`` lists item positions user ``u`` must not get."""
     idx_out, score_out = [], []
     items_t = torch.from_numpy(item_emb)
     for i in range(0, len(user_emb), batch):
         scores = torch.from_numpy(user_emb[i:i + batch]) @ items_t.T
+        if exclude is not None:
+            for r, banned in enumerate(exclude[i:i + batch]):
+                scores[r, torch.tensor(banned, dtype=torch.long)] = float("-inf")
         top = torch.topk(scores, k, dim=1)
         idx_out.append(top.indices.numpy())
         score_out.append(top.values.numpy())
@@ -171,7 +181,7 @@ def top_items(user_emb: np.ndarray, item_emb: np.ndarray, k: int,
 def validation_recall(model: TwoTower, prep: Prepared, k: int = 20) -> float:
     users = embed_users(model, prep.vocab, prep.val_state)
     items = embed_items(model, prep.vocab, prep.item_numeric)
-    top, _ = top_items(users, items, k)
+    top, _ = top_items(users, items, k, prep.val_exclude)
     recs = {int(h): (top[i] + 1).tolist() for i, h in enumerate(prep.val_state.household_ids)}
     return recall_at_k(recs, prep.val_targets, k)
 
