@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mlflow.exceptions import MlflowException
 
 from features import schema as s
 from features.dataset import Dataset
@@ -112,7 +113,7 @@ def load_for_date(as_of: date, dest: Path) -> tuple[Recommender, int]:
     except LookupError as exc:
         raise GrowthError(f"{exc}; train one with `growth train two-tower --as-of {as_of}`"
                           ) from exc
-    except Exception as exc:  # no registered model at all
+    except MlflowException as exc:  # no registered model at all
         raise GrowthError(f"no {MODEL_NAME} model is registered yet; run "
                           f"`growth train two-tower` first ({exc})") from exc
     local = mlflow.artifacts.download_artifacts(
