@@ -86,9 +86,12 @@ class Recommender:
                   exclude_purchased: bool = False) -> pd.DataFrame:
         """household_id, rank, product_id, score, reason for every household in order;
         ``exclude_purchased`` keeps only products new to the household."""
+        return self.rank(self.candidates(ds, as_of, households), k, exclude_purchased)
+
+    def rank(self, frame: pd.DataFrame, k: int, exclude_purchased: bool = False) -> pd.DataFrame:
+        """Top ``k`` of an already built candidate frame (see :meth:`recommend`)."""
         if self.blender is None:
             raise ValueError("fit_blend first")
-        frame = self.candidates(ds, as_of, households)
         if exclude_purchased:
             frame = frame[frame["in_history"] == 0]
         top = self.blender.rank(frame, k)
@@ -101,8 +104,7 @@ def as_lists(frame: pd.DataFrame) -> dict[int, list[int]]:
             for h, g in frame.groupby(s.HOUSEHOLD_ID)}
 
 
-def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig,
-             recommendations: pd.DataFrame | None = None) -> dict[str, dict[str, float]]:
+def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig) -> dict[str, dict[str, float]]:
     """Metrics for the blend, the two-tower alone and every baseline on the same split."""
     split = recommender_split(ds, cfg.as_of)
     targets = targets_from_frame(split.targets)
@@ -114,10 +116,9 @@ def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig,
                   / lines[s.HOUSEHOLD_ID].nunique()).to_dict()
     catalog = rec.vocab.n_items
     systems: dict[str, dict[int, list[int]]] = {}
-    if recommendations is None:
-        recommendations = rec.recommend(ds, cfg.as_of, households, k)
-    systems["two_tower_blend"] = as_lists(recommendations)
-    new_only = as_lists(rec.recommend(ds, cfg.as_of, households, k, exclude_purchased=True))
+    frame = rec.candidates(ds, cfg.as_of, households)  # built once, ranked both ways
+    systems["two_tower_blend"] = as_lists(rec.rank(frame, k))
+    new_only = as_lists(rec.rank(frame, k, exclude_purchased=True))
     systems["two_tower_only"] = rec.two_tower_only(ds, cfg.as_of, households, k)
     baselines = {"popularity": Popularity(), "buy_again": BuyAgain(),
                  "buy_again_decay_120d": BuyAgain(half_life_days=120),

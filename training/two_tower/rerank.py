@@ -1,4 +1,4 @@
-"""Blend the two-tower with the household's own repeat-purchase signals.
+"""Blend the two-tower with repeat-purchase signals, co-occurrence and popularity.
 
 Candidates per household: its most-weighted past products (frequency, recency,
 replenishment interval) and the two-tower's nearest new items. A LightGBM model learns the
