@@ -51,6 +51,16 @@ class Dataset:
     def df(self, sql: str, params: list | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or []).df()
 
+    def df_with(self, sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
+        """Run ``sql`` with each pandas frame visible as a view under its keyword name."""
+        cursor = self.con.cursor()  # the views live and die with this cursor
+        try:
+            for name, frame in frames.items():
+                cursor.register(name, frame)
+            return cursor.execute(sql).df()
+        finally:
+            cursor.close()
+
     def table(self, name: str) -> pd.DataFrame:
         self.require(name, f"reading {name}")
         return self.df(f"SELECT * FROM {name}")

@@ -15,9 +15,21 @@ from features.config import DataConfig
 from features.dataset import Dataset
 from features.household import DAYS_52W, transactions_before
 
-POPULARITY_WEEKS = (4, 13, 52)
+POPULARITY_WEEKS = (1, 2, 4, 13, 52)
+NEW_BUYER_WEEKS = (1, 2, 4)
+DISCOUNT_WEEKS = (1, 4)  # households whose first purchase of the product is this recent
 CATALOG_COLUMNS = (s.DEPARTMENT, s.PRODUCT_CATEGORY, s.PRODUCT_TYPE, s.BRAND,
                    s.MANUFACTURER_ID, s.PACKAGE_SIZE)
+
+
+def catalog_sql(ds: Dataset, lines: str) -> str:
+    """SELECT of product_id and every catalogue attribute: the ``products`` table when
+    present, else the products in ``lines`` (a table or CTE name) with null attributes."""
+    if ds.has(s.PRODUCTS):
+        return f"SELECT {s.PRODUCT_ID}, {', '.join(CATALOG_COLUMNS)} FROM {s.PRODUCTS}"
+    nulls = ", ".join(f"NULL::{'BIGINT' if c == s.MANUFACTURER_ID else 'VARCHAR'} AS {c}"
+                      for c in CATALOG_COLUMNS)
+    return f"SELECT DISTINCT {s.PRODUCT_ID}, {nulls} FROM {lines}"
 
 
 def product_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) -> pd.DataFrame:
@@ -29,13 +41,15 @@ def product_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) ->
         f"AS households_{w}w"
         for w in POPULARITY_WEEKS
     )
-    if ds.has(s.PRODUCTS):
-        catalog = f"SELECT {s.PRODUCT_ID}, {', '.join(CATALOG_COLUMNS)} FROM {s.PRODUCTS}"
-    else:
-        nulls = ", ".join(
-            f"NULL::{'BIGINT' if c == s.MANUFACTURER_ID else 'VARCHAR'} AS {c}"
-            for c in CATALOG_COLUMNS)
-        catalog = f"SELECT DISTINCT {s.PRODUCT_ID}, {nulls} FROM t"
+    catalog = catalog_sql(ds, "t")
+    new_buyers = ", ".join(f"count(*) FILTER (WHERE first_age <= {7 * w}) AS new_buyers_{w}w"
+                           for w in NEW_BUYER_WEEKS)
+    new_cols = ", ".join(f"coalesce(rep.new_buyers_{w}w, 0) AS new_buyers_{w}w"
+                         for w in NEW_BUYER_WEEKS)
+    discount = ", ".join(  # share of recent lines sold with a retailer discount
+        f"avg(CAST(retail_cents <> 0 AS DOUBLE)) FILTER (WHERE age_days <= {7 * w}) "
+        f"AS discount_share_{w}w" for w in DISCOUNT_WEEKS)
+    discount_cols = ", ".join(f"st.discount_share_{w}w" for w in DISCOUNT_WEEKS)
     q = s.QUANTITY
     priced = f"age_days <= {DAYS_52W} AND {q} > 0 AND {q} <= {cfg.quantity_outlier}"
     pop_cols = ", ".join(f"coalesce(st.lines_{w}w, 0) AS lines_{w}w, "
@@ -48,14 +62,16 @@ def product_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) ->
                count(*) AS lines_all,
                coalesce(sum(cents) FILTER (WHERE {priced}), 0) AS price_cents,
                coalesce(sum({s.QUANTITY}) FILTER (WHERE {priced}), 0) AS price_units,
-               min(age_days) AS days_since_last_sale, max(age_days) AS days_since_first_sale
+               min(age_days) AS days_since_last_sale, max(age_days) AS days_since_first_sale,
+               {discount}
         FROM t GROUP BY 1),
     hh AS (
-        SELECT {s.PRODUCT_ID}, {s.HOUSEHOLD_ID}, count(DISTINCT {s.BASKET_ID}) AS n_baskets
+        SELECT {s.PRODUCT_ID}, {s.HOUSEHOLD_ID}, count(DISTINCT {s.BASKET_ID}) AS n_baskets,
+               max(age_days) AS first_age
         FROM t GROUP BY 1, 2),
     rep AS (
         SELECT {s.PRODUCT_ID}, count(*) AS buyers_all,
-               count(*) FILTER (WHERE n_baskets >= 2) AS repeat_buyers_all
+               count(*) FILTER (WHERE n_baskets >= 2) AS repeat_buyers_all, {new_buyers}
         FROM hh GROUP BY 1),
     catalog AS ({catalog})
     SELECT c.*,
@@ -63,9 +79,9 @@ def product_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) ->
                AS avg_unit_price_52w,
            {pop_cols},
            coalesce(st.lines_all, 0) AS lines_all,
-           coalesce(rep.buyers_all, 0) AS buyers_all,
+           coalesce(rep.buyers_all, 0) AS buyers_all, {new_cols},
            CAST(rep.repeat_buyers_all AS DOUBLE) / nullif(rep.buyers_all, 0) AS repeat_rate,
-           st.days_since_last_sale, st.days_since_first_sale
+           st.days_since_last_sale, st.days_since_first_sale, {discount_cols}
     FROM catalog c
     LEFT JOIN st USING ({s.PRODUCT_ID})
     LEFT JOIN rep USING ({s.PRODUCT_ID})

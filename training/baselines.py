@@ -8,6 +8,8 @@ learned state ends in ``_``; ``recommend`` returns household -> ranked distinct 
 - ``BuyAgain(half_life_days=h)``: time-decayed buy-again, each line weighted 0.5^(age/h).
 - ``ItemCooccurrence``: item-to-item cosine similarity from baskets, scored from the
   household's time-decayed history (optionally excluding it), filled with popularity.
+- ``HouseholdNeighbours``: user-based k-nearest-neighbour votes for recently bought
+  products new to the household, filled with popularity.
 """
 
 from __future__ import annotations
@@ -42,6 +44,24 @@ def _fill(ranked: list[int], fallback: np.ndarray, k: int,
     return ranked
 
 
+def _top_k(households: list[int], scores: np.ndarray, items: np.ndarray, k: int,
+           name: str) -> pd.DataFrame:
+    """The ``k`` best-scored items per row of ``scores`` (rows follow ``households``),
+    keeping only scores above 0: household_id, product_id, <name>_score, <name>_rank."""
+    kk = min(k, scores.shape[1])
+    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    keep = (top_scores > 0).ravel()
+    return pd.DataFrame({
+        s.HOUSEHOLD_ID: np.repeat(households, kk)[keep],
+        s.PRODUCT_ID: items[top.ravel()[keep]],
+        f"{name}_score": top_scores.ravel()[keep],
+        f"{name}_rank": np.tile(np.arange(1, kk + 1), len(households))[keep]})
+
+
 class Popularity:
     def __init__(self, window_days: int | None = 28) -> None:
         self.window_days = window_days
@@ -56,6 +76,8 @@ class Popularity:
         frame = pd.DataFrame({"recent": counts, "total": total}).fillna(0)
         frame = frame.sort_values(["recent", "total"], ascending=False, kind="stable")
         self.ranking_ = frame.index.to_numpy()
+        # share of the households active before as_of that bought each product recently
+        self.share_ = (frame["recent"] / max(lines[s.HOUSEHOLD_ID].nunique(), 1)).to_numpy()
         return self
 
     def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
@@ -150,18 +172,7 @@ class ItemCooccurrence:
             scores = np.asarray((hist @ self.similarity_).todense())
             if self.exclude_history:
                 scores[hist.nonzero()] = -np.inf
-            kk = min(k, scores.shape[1])
-            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            order = np.argsort(-top_scores, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            top_scores = np.take_along_axis(top_scores, order, axis=1)
-            keep = top_scores > 0
-            parts.append(pd.DataFrame({
-                s.HOUSEHOLD_ID: np.repeat(batch, kk)[keep.ravel()],
-                s.PRODUCT_ID: self.items_[top.ravel()[keep.ravel()]],
-                "cooc_score": top_scores.ravel()[keep.ravel()],
-                "cooc_rank": np.tile(np.arange(1, kk + 1), len(batch))[keep.ravel()]}))
+            parts.append(_top_k(batch, scores, self.items_, k, "cooc"))
         columns = [s.HOUSEHOLD_ID, s.PRODUCT_ID, "cooc_score", "cooc_rank"]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
@@ -173,6 +184,74 @@ class ItemCooccurrence:
             bought = ()
             if self.exclude_history and h in self.households_.index:
                 bought = self.items_[self.history_[self.households_.loc[h]].indices]
+            out[h] = _fill([int(p) for p in lists.get(h, [])], self.popularity_.ranking_, k,
+                           exclude=bought)
+        return out
+
+
+class HouseholdNeighbours:
+    """User-based collaborative filtering for discovery: the household's ``neighbours``
+    most similar households (cosine over idf-weighted, time-decayed purchase vectors) vote
+    for the products they bought in the last ``recent_days``; products the household has
+    already bought are excluded. Filled with popularity."""
+
+    def __init__(self, neighbours: int = 50, half_life_days: float = 120.0,
+                 recent_days: int = 28, batch_size: int = 256) -> None:
+        self.neighbours = neighbours
+        self.half_life_days = half_life_days
+        self.recent_days = recent_days
+        self.batch_size = batch_size
+
+    def fit(self, lines: pd.DataFrame, as_of: date) -> HouseholdNeighbours:
+        self.popularity_ = Popularity(self.recent_days).fit(lines, as_of)
+        hh, row = np.unique(lines[s.HOUSEHOLD_ID].to_numpy(), return_inverse=True)
+        self.items_, col = np.unique(lines[s.PRODUCT_ID].to_numpy(), return_inverse=True)
+        shape = (len(hh), len(self.items_))
+        age = _age_days(lines, as_of)
+        x = sp.csr_matrix((np.power(0.5, age / self.half_life_days), (row, col)), shape=shape)
+        x.data = np.log1p(x.data)  # duplicates were summed: log of the decayed count
+        buyers = np.diff(x.tocsc().indptr).astype(np.float64)
+        x = x @ sp.diags(1.0 / np.sqrt(np.maximum(buyers, 1.0)))
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        self.vectors_ = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x).tocsr()
+        recent = age < self.recent_days
+        # only products bought recently can get a vote: score over those columns alone
+        self.recent_items_, rcol = np.unique(col[recent], return_inverse=True)
+        votes = sp.csr_matrix((np.ones(recent.sum()), (row[recent], rcol)),
+                              shape=(len(hh), len(self.recent_items_)))
+        votes.data[:] = 1.0
+        self.votes_t_ = votes.T.tocsr()  # [recent items, households]
+        self.bought_ = x.tocsr()[:, self.recent_items_]
+        self.households_ = pd.Series(np.arange(len(hh)), index=hh)
+        return self
+
+    def scored(self, household_ids: Iterable[int], k: int) -> pd.DataFrame:
+        """Top ``k`` products new to each known household: household_id, product_id,
+        knn_score, knn_rank."""
+        known = [int(h) for h in household_ids if int(h) in self.households_.index]
+        parts = []
+        for start in range(0, len(known), self.batch_size):
+            batch = known[start:start + self.batch_size]
+            rows = self.households_.loc[batch].to_numpy()
+            sim = (self.vectors_[rows] @ self.vectors_.T).toarray()
+            sim[np.arange(len(rows)), rows] = 0.0
+            n = min(self.neighbours, sim.shape[1])
+            cut = -np.partition(-sim, n - 1, axis=1)[:, n - 1:n]
+            sim[sim < cut] = 0.0
+            scores = np.ascontiguousarray((self.votes_t_ @ sim.T).T)
+            scores[self.bought_[rows].nonzero()] = -np.inf
+            parts.append(_top_k(batch, scores, self.items_[self.recent_items_], k, "knn"))
+        columns = [s.HOUSEHOLD_ID, s.PRODUCT_ID, "knn_score", "knn_rank"]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        ids = [int(h) for h in household_ids]
+        lists = self.scored(ids, k).groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].apply(list)
+        out = {}
+        for h in ids:
+            bought = ()
+            if h in self.households_.index:
+                bought = self.items_[self.vectors_[self.households_.loc[h]].indices]
             out[h] = _fill([int(p) for p in lists.get(h, [])], self.popularity_.ranking_, k,
                            exclude=bought)
         return out

@@ -5,7 +5,7 @@ from datetime import date
 import pandas as pd
 
 from features import schema as s
-from training.baselines import BuyAgain, ItemCooccurrence, Popularity
+from training.baselines import BuyAgain, HouseholdNeighbours, ItemCooccurrence, Popularity
 
 AS_OF = date(2017, 3, 1)
 
@@ -50,3 +50,20 @@ def test_cooccurrence_recommends_what_is_bought_together() -> None:
     assert recs[0] == 13  # 13 goes with 12, which household 4 bought
     assert 12 not in recs and 14 not in recs  # history excluded
     assert len(recs) == 3
+
+
+def test_household_neighbours_vote_for_what_similar_households_bought_recently() -> None:
+    extra = lines([
+        # household 5 buys like household 2 and 3 (12 and 13); 2 and 3 recently tried 15
+        (5, 9, 12, "2017-01-10"), (5, 10, 13, "2017-01-11"),
+        (2, 11, 15, "2017-02-25"), (3, 12, 15, "2017-02-26"),
+        # household 1 (unlike 5) recently bought 16
+        (1, 13, 16, "2017-02-27"),
+    ])
+    model = HouseholdNeighbours(neighbours=2).fit(pd.concat([TRAIN, extra]), AS_OF)
+    scored = model.scored([5], k=5)
+    assert scored[s.PRODUCT_ID].iloc[0] == 15 and scored["knn_rank"].iloc[0] == 1
+    assert not {12, 13, 16} & set(scored[s.PRODUCT_ID])  # own history and non-neighbours
+    recs = model.recommend([5, 42], k=3)
+    assert recs[5][0] == 15 and len(set(recs[5])) == 3 and 12 not in recs[5]
+    assert recs[42][0] == 12  # unknown household: popularity

@@ -60,6 +60,21 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     assert set(recs["reason"]) <= {"repeat", "similar"}
     assert pq.read_schema(out).metadata[b"model_version"] == b"1"
 
+    # products new to the household only; an unknown household gets the cold-start list
+    some = int(recs[s.HOUSEHOLD_ID].iloc[0])
+    res = growth("recommend", "--as-of", "2017-06-05", "--data", str(data), "--k", "5",
+                 "--household-ids", f"{some},999999", "--exclude-purchased", "--out",
+                 str(tmp_path / "new.parquet"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    new = pd.read_parquet(tmp_path / "new.parquet")
+    assert new.groupby(s.HOUSEHOLD_ID).size().to_dict() == {some: 5, 999999: 5}
+    assert set(new.loc[new[s.HOUSEHOLD_ID] == some, "reason"]) == {"similar"}
+    assert set(new.loc[new[s.HOUSEHOLD_ID] == 999999, "reason"]) == {"popular"}
+    lines = pd.read_parquet(data / "transactions.parquet")
+    before = lines[(lines[s.HOUSEHOLD_ID] == some)
+                   & (lines[s.TRANSACTION_TIMESTAMP] < pd.Timestamp("2017-06-05"))]
+    assert not set(new.loc[new[s.HOUSEHOLD_ID] == some, s.PRODUCT_ID]) & set(before[s.PRODUCT_ID])
+
     # point-in-time rule: no version's data ends on or before an earlier date
     res = growth("recommend", "--as-of", "2017-05-01", "--data", str(data), "--out",
                  str(tmp_path / "early.parquet"), cwd=tmp_path)

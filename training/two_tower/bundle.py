@@ -3,7 +3,8 @@
     model.pt      torch state_dict (loaded with weights_only=True)
     config.json   the resolved TwoTowerConfig: with the vocabulary it rebuilds the model
     vocab.npz     product and household ids, item attribute codes (allow_pickle=False)
-    blend.txt     LightGBM text model
+    blend.txt     LightGBM text model ranking every candidate
+    blend_new.txt LightGBM text model ranking products new to the household
     index/        FAISS index of the item embeddings of exactly this model (retrieval.py)
 """
 
@@ -13,7 +14,6 @@ import json
 from datetime import date
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import torch
 
@@ -22,7 +22,6 @@ from training.retrieval import IndexConfig, ItemIndex
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab
 from training.two_tower.job import Recommender
-from training.two_tower.rerank import Blender
 from training.two_tower.train import build_model
 
 
@@ -30,7 +29,7 @@ def save(rec: Recommender, folder: Path, ds: Dataset, as_of: date,
          model_version: str | None = None) -> ItemIndex:
     """Write every part of ``rec`` to ``folder``; returns the FAISS index it wrote, built
     from item embeddings as of ``as_of``."""
-    if rec.blender is None:
+    if rec.blender is None or rec.new_blender is None:
         raise ValueError("the recommender has no blend: fit_blend before saving")
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(rec.model.state_dict(), folder / "model.pt")
@@ -39,7 +38,8 @@ def save(rec: Recommender, folder: Path, ds: Dataset, as_of: date,
     np.savez(folder / "vocab.npz", product_ids=v.product_ids, household_ids=v.household_ids,
              item_categorical=v.item_categorical,
              categorical_sizes=np.asarray(v.categorical_sizes, dtype=np.int64))
-    rec.blender.booster_.save_model(str(folder / "blend.txt"))
+    rec.blender.save(folder / "blend.txt")
+    rec.new_blender.save(folder / "blend_new.txt")
     _, items = rec.embeddings(ds, as_of, v.household_ids[:1])
     index = ItemIndex.build(items, v.product_ids,
                             IndexConfig(exact_max_items=rec.cfg.index_exact_max_items,
@@ -52,7 +52,7 @@ def save(rec: Recommender, folder: Path, ds: Dataset, as_of: date,
 def load(folder: Path) -> Recommender:
     """Rebuild a recommender from ``folder`` without unpickling anything."""
     folder = Path(folder)
-    for name in ("model.pt", "config.json", "vocab.npz", "blend.txt"):
+    for name in ("model.pt", "config.json", "vocab.npz", "blend.txt", "blend_new.txt"):
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} is missing: not a two-tower bundle")
     cfg = TwoTowerConfig.model_validate(json.loads((folder / "config.json").read_text()))
@@ -62,6 +62,6 @@ def load(folder: Path) -> Recommender:
     model = build_model(vocab, cfg)
     model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
     model.eval()
-    blender = Blender(cfg.rerank_rounds, cfg.seed, cfg.threads)
-    blender.booster_ = lgb.Booster(model_file=str(folder / "blend.txt"))
-    return Recommender(model, vocab, cfg, blender)
+    blender, new_blender = Recommender.blenders(cfg)
+    return Recommender(model, vocab, cfg, blender.load(folder / "blend.txt"),
+                       new_blender.load(folder / "blend_new.txt"))

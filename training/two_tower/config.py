@@ -35,8 +35,16 @@ class TwoTowerConfig(Strict):
     weight_decay: float = 1e-6
     threads: int = 2  # torch intra-op threads
     candidates: int = 150  # two-tower candidates per household for the re-ranker
-    rerank: bool = True  # blend with repeat-purchase signals (LightGBM on the validation window)
-    rerank_rounds: int = 300
+    neighbours: int = Field(50, ge=1)  # household-neighbours baseline: households voting
+    category_types: int = Field(20, ge=0)  # new-item candidates from the household's top
+    category_items: int = Field(5, ge=0)  # product types: this many popular items of each
+    blend_windows: int = Field(2, ge=1)  # labelled windows before as_of the blends learn on
+    rerank_rounds: int = 300  # blend over every candidate (LightGBM)
+    rerank_leaves: int = 63
+    rerank_min_data_in_leaf: int = 100
+    new_rerank_rounds: int = 200  # blend over products new to the household
+    new_rerank_leaves: int = 15
+    new_rerank_min_data_in_leaf: int = 200
     k: int = 20
     index_exact_max_items: int = 200_000  # FAISS exact index at or below this catalogue size
 

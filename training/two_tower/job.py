@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -15,15 +15,16 @@ import torch
 
 from features import schema as s
 from features.dataset import Dataset
-from features.household import household_features
+from features.household import household_features, sql_date
 from features.labels import IS_NEW, recommender_split
 from features.product import product_features
-from training.baselines import BuyAgain, ItemCooccurrence, Popularity
+from training.baselines import BuyAgain, HouseholdNeighbours, ItemCooccurrence, Popularity
 from training.metrics import catalog_coverage, mean_popularity, ranking_report, targets_from_frame
+from training.two_tower.candidates import candidate_frame
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab, item_numeric, user_state, window_targets
 from training.two_tower.model import TwoTower
-from training.two_tower.rerank import Blender, candidate_frame
+from training.two_tower.rerank import ITEM_FEATURES, Blender
 from training.two_tower.train import Prepared, embed_items, embed_users, top_items
 
 KS = (10, 20, 50)
@@ -36,13 +37,21 @@ class Recommender:
     model: TwoTower
     vocab: Vocab
     cfg: TwoTowerConfig
-    blender: Blender | None = None
+    blender: Blender | None = None  # ranks every candidate
+    new_blender: Blender | None = None  # ranks products new to the household
+
+    @staticmethod
+    def blenders(cfg: TwoTowerConfig) -> tuple[Blender, Blender]:
+        return (Blender(cfg.rerank_rounds, cfg.rerank_leaves, cfg.rerank_min_data_in_leaf,
+                        cfg.seed, cfg.threads),
+                Blender(cfg.new_rerank_rounds, cfg.new_rerank_leaves,
+                        cfg.new_rerank_min_data_in_leaf, cfg.seed, cfg.threads,
+                        new_items_only=True))
 
     def _stats(self, ds: Dataset, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-        items = product_features(ds, as_of)[[s.PRODUCT_ID, "households_4w", "households_52w",
-                                             "repeat_rate"]]
-        items.columns = [s.PRODUCT_ID, "item_households_4w", "item_households_52w",
-                         "item_repeat_rate"]
+        items = product_features(ds, as_of)
+        items = items[[s.PRODUCT_ID] + [f.removeprefix("item_") for f in ITEM_FEATURES]]
+        items.columns = [s.PRODUCT_ID, *ITEM_FEATURES]
         hh = household_features(ds, as_of)[[s.HOUSEHOLD_ID, "baskets_52w"]]
         hh.columns = [s.HOUSEHOLD_ID, "household_baskets_52w"]
         return items, hh
@@ -62,18 +71,39 @@ class Recommender:
         users, items = self.embeddings(ds, as_of, households)
         item_stats, hh_stats = self._stats(ds, as_of)
         return candidate_frame(ds, self.vocab, as_of, households, users, items,
-                               self.cfg.candidates, item_stats, hh_stats)
+                               self.cfg.candidates, self.cfg.category_types,
+                               self.cfg.category_items, item_stats, hh_stats)
 
     def fit_blend(self, ds: Dataset, prep: Prepared) -> Recommender:
-        """Learn the blend on the validation window (cutoff = as_of - window_days)."""
-        households = prep.val_state.household_ids
-        frame = self.candidates(ds, prep.val_cutoff, households)
-        truth = window_targets(ds, prep.val_cutoff, self.cfg.window_days)
-        label = frame.merge(truth.assign(y=1), on=[s.HOUSEHOLD_ID, s.PRODUCT_ID],
-                            how="left")["y"].fillna(0).to_numpy()
-        self.blender = Blender(self.cfg.rerank_rounds, self.cfg.seed, self.cfg.threads).fit(
-            frame, label)
+        """Learn both blends on the ``blend_windows`` labelled windows just before ``as_of``
+        (the newest is the validation window); the test window is never read."""
+        frames, labels = [], []
+        for i in range(1, self.cfg.blend_windows + 1):
+            cutoff = self.cfg.as_of - timedelta(days=i * self.cfg.window_days)
+            truth = window_targets(ds, cutoff, self.cfg.window_days)
+            households = np.sort(truth[s.HOUSEHOLD_ID].unique())
+            frame = self.candidates(ds, cutoff, households)
+            labels.append(frame.merge(truth.assign(y=1), on=[s.HOUSEHOLD_ID, s.PRODUCT_ID],
+                                      how="left")["y"].fillna(0).to_numpy())
+            frames.append(frame)
+        frame, label = pd.concat(frames, ignore_index=True), np.concatenate(labels)
+        self.blender, self.new_blender = (b.fit(frame, label) for b in self.blenders(self.cfg))
         return self
+
+    def popular(self, ds: Dataset, as_of: date, households: np.ndarray,
+                k: int) -> pd.DataFrame:
+        """Cold start: the ``k`` products most households bought in the 4 weeks before
+        ``as_of``, the same list for each household; reason ``popular``."""
+        ts = s.TRANSACTION_TIMESTAMP
+        lines = ds.df(f"SELECT {s.HOUSEHOLD_ID}, {s.PRODUCT_ID}, {ts} FROM {s.TRANSACTIONS} "
+                      f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
+        pop = Popularity().fit(lines, as_of)
+        n = min(k, len(pop.ranking_))
+        return pd.DataFrame({s.HOUSEHOLD_ID: np.repeat(households, n),
+                             "rank": np.tile(np.arange(1, n + 1), len(households)),
+                             s.PRODUCT_ID: np.tile(pop.ranking_[:n], len(households)),
+                             "score": np.tile(pop.share_[:n], len(households)),
+                             "reason": "popular"})
 
     def two_tower_only(self, ds: Dataset, as_of: date, households: np.ndarray,
                        k: int) -> dict[int, list[int]]:
@@ -90,11 +120,9 @@ class Recommender:
 
     def rank(self, frame: pd.DataFrame, k: int, exclude_purchased: bool = False) -> pd.DataFrame:
         """Top ``k`` of an already built candidate frame (see :meth:`recommend`)."""
-        if self.blender is None:
+        if self.blender is None or self.new_blender is None:
             raise ValueError("fit_blend first")
-        if exclude_purchased:
-            frame = frame[frame["in_history"] == 0]
-        top = self.blender.rank(frame, k)
+        top = (self.new_blender if exclude_purchased else self.blender).rank(frame, k)
         top["reason"] = np.where(top["in_history"] > 0, "repeat", "similar")
         return top[[s.HOUSEHOLD_ID, "rank", s.PRODUCT_ID, "score", "reason"]]
 
@@ -122,7 +150,8 @@ def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig) -> dict[str, di
     systems["two_tower_only"] = rec.two_tower_only(ds, cfg.as_of, households, k)
     baselines = {"popularity": Popularity(), "buy_again": BuyAgain(),
                  "buy_again_decay_120d": BuyAgain(half_life_days=120),
-                 "item_cooccurrence": ItemCooccurrence()}
+                 "item_cooccurrence": ItemCooccurrence(),
+                 "household_neighbours": HouseholdNeighbours(cfg.neighbours)}
     for name, model in baselines.items():
         systems[name] = model.fit(lines, cfg.as_of).recommend(households, k)
     out = {}

@@ -131,18 +131,26 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
                       household_ids: list[int] | None = None,
                       exclude_purchased: bool = False) -> pd.DataFrame:
     """Write household_id, rank, product_id, score, reason for every household active
-    before ``as_of`` (or the given ones) with the version the point-in-time rule picks."""
+    before ``as_of`` (or the given ones) with the version the point-in-time rule picks.
+    Given households without purchases before ``as_of`` get popular items (``popular``)."""
     if not 1 <= k <= 200:
         raise GrowthError(f"--k must be between 1 and 200, got {k}")
-    households = active_households(ds, as_of)
+    active = active_households(ds, as_of)
+    households, cold = active, np.empty(0, dtype=np.int64)
     if household_ids:
-        unknown = sorted(set(household_ids) - set(households.tolist()))
-        if unknown:
-            raise GrowthError(f"households without purchases before {as_of}: {unknown[:10]}")
-        households = np.asarray(sorted(set(household_ids)), dtype=np.int64)
+        given = np.asarray(sorted(set(household_ids)), dtype=np.int64)
+        known = np.isin(given, active)
+        households, cold = given[known], given[~known]
     with tempfile.TemporaryDirectory() as tmp:
         rec, version = load_for_date(as_of, Path(tmp))
-    frame = rec.recommend(ds, as_of, households, k, exclude_purchased=exclude_purchased)
+    parts = []
+    if len(households):
+        parts.append(rec.recommend(ds, as_of, households, k,
+                                   exclude_purchased=exclude_purchased))
+    if len(cold):  # no purchase before as_of: the cold-start path, not an error
+        parts.append(rec.popular(ds, as_of, cold, k))
+    frame = pd.concat(parts, ignore_index=True).sort_values(
+        [s.HOUSEHOLD_ID, "rank"], kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = {b"model_name": MODEL_NAME.encode(), b"model_version": str(version).encode(),
             b"as_of": as_of.isoformat().encode()}
