@@ -69,9 +69,11 @@ class Blender:
     def load(self, path: Path) -> Blender:
         """Read a LightGBM text model written by :meth:`save` (no pickle)."""
         self.booster_ = lgb.Booster(model_file=str(path))
-        if self.booster_.feature_name() != self.features:
-            raise ValueError(f"{path}: blend model features {self.booster_.feature_name()} "
-                             f"do not match this code's {self.features}")
+        unknown = sorted(set(self.booster_.feature_name()) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"{path}: the blend model needs features this code does not "
+                             f"compute: {unknown}; retrain with `growth train two-tower`")
+        self.features = self.booster_.feature_name()  # a model may use fewer than FEATURES
         return self
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
