@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench lint clean
+.PHONY: run test install bench bench-serve lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
+
+# Serving load test on the bundle `make run` wrote (about 4 minutes; loopback only).
+bench-serve: $(STAMP)
+	$(PY) benchmarks/bench_serve.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check features training serving growth tests benchmarks

@@ -4,6 +4,9 @@
     growth data validate [--data DIR]
     growth data synth --households 2000 --out data/synth
     growth features build --as-of 2017-11-06 --out artifacts/features/2017-11-06
+    growth tune two-tower --trials 20 [--workers 2] [--storage URL --study NAME]
+    growth models list [NAME] | promote NAME VERSION | rollback NAME
+    growth compare [MODEL] [--format csv]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -162,6 +166,95 @@ def train_two_tower_cmd(
                   f"{summary['best_epoch']}; metrics in {reports / 'two_tower' / 'metrics.json'}")
 
 
+# --- churn and coupon propensity (training/propensity) ------------------------------------
+
+PropensityConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", help="Model config YAML (default: configs/<model>.yaml).")]
+DaskOpt = Annotated[str | None, typer.Option(
+    "--dask-scheduler", help="Train through lightgbm.dask on the Dask cluster at this "
+                             "address (e.g. tcp://10.0.0.5:8786).")]
+ReportsOpt = Annotated[Path, typer.Option("--reports", help="metrics.json and plots go to "
+                                                            "<reports>/<model>/.")]
+
+
+def print_propensity(summary: dict, reports: Path) -> None:
+    """The metric table of one propensity run (test set, or validation when there is none)."""
+    metrics = summary["metrics"]
+    part = "" if "roc_auc" in metrics["lightgbm"] else "val_"
+    table = Table(title=f"{summary['model']} v{summary['version']}, data to "
+                        f"{summary['data_end']} ({'test' if not part else 'validation'} set; "
+                        f"{summary['promotion']})")
+    for col in ("system", "ROC-AUC", "PR-AUC", "Brier", "ECE", "lift@10%", "capture@10%"):
+        table.add_column(col)
+    for name, m in metrics.items():
+        table.add_row(name, *(f"{m[part + k]:.4f}" for k in (
+            "roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct", "capture_at_10pct")))
+    console.print(table)
+    console.print(f"trained in {summary['train_seconds']:.0f} s (best iteration "
+                  f"{summary['best_iteration']}); report in {reports / summary['model']}")
+
+
+@train_app.command("churn")
+def train_churn_cmd(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Test labels start here; every "
+                                              "training label window ends by it.")] = None,
+    horizon_days: Annotated[int | None, typer.Option(min=1, help="Churn = no purchase in "
+                                                     "this many days.")] = None,
+    data: DataOpt = None, data_config: ConfigOpt = None, config: PropensityConfigOpt = None,
+    overrides: SetOpt = None, dask_scheduler: DaskOpt = None,
+    reports: ReportsOpt = Path("reports"),
+) -> None:
+    """Train the churn model; log to MLflow; register and gate the version."""
+    from training.propensity.config import load_churn_config
+    from training.propensity.run import train_churn
+
+    sets = list(overrides or []) + ([f"as_of={_date(as_of)}"] if as_of else []) + (
+        [f"horizon_days={horizon_days}"] if horizon_days else [])
+    cfg = load_churn_config(config, sets)
+    ds, data_cfg = _load(data, data_config, None)
+    print_propensity(train_churn(ds, cfg, reports / "churn", data_cfg, dask_scheduler), reports)
+
+
+@train_app.command("coupon")
+def train_coupon_cmd(
+    split_date: Annotated[str | None, typer.Option("--split-date", help="Campaigns starting "
+                                                   "on or after it are the test set.")] = None,
+    data: DataOpt = None, data_config: ConfigOpt = None, config: PropensityConfigOpt = None,
+    overrides: SetOpt = None, dask_scheduler: DaskOpt = None,
+    reports: ReportsOpt = Path("reports"),
+) -> None:
+    """Train the coupon-response model; log to MLflow; register and gate the version."""
+    from training.propensity.config import load_coupon_config
+    from training.propensity.run import train_coupon
+
+    sets = list(overrides or []) + ([f"split_date={_date(split_date)}"] if split_date else [])
+    cfg = load_coupon_config(config, sets)
+    ds, data_cfg = _load(data, data_config, None)
+    print_propensity(train_coupon(ds, cfg, reports / "coupon", data_cfg, dask_scheduler),
+                     reports)
+
+
+@app.command("score")
+def score_cmd(
+    model: Annotated[str, typer.Argument(help="churn or coupon")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Scoring date (default: churn_as_of / coupon_split_date of the data "
+                        "config); coupon without --campaign-id scores every campaign starting "
+                        "on or after it.")] = None,
+    campaign_id: Annotated[int | None, typer.Option(
+        "--campaign-id", help="Coupon: score this campaign's recipients as of its start.")] = None,
+    data: DataOpt = None, data_config: ConfigOpt = None,
+) -> None:
+    """Batch propensity scores, deciles and reason codes with the point-in-time version."""
+    from training.propensity.score import score_to_file
+
+    ds, data_cfg = _load(data, data_config, None)
+    rows, version, day = score_to_file(ds, model, out, _date(as_of) if as_of else None,
+                                       campaign_id, data_cfg)
+    console.print(f"{model} v{version} as of {day}: {len(rows):,} rows -> {out}")
+
+
 @app.command("recommend")
 def recommend_cmd(
     as_of: AsOfOpt,
@@ -189,6 +282,45 @@ def recommend_cmd(
     console.print(f"{frame['household_id'].nunique():,} households x {k} -> {out}")
 
 
+@app.command("bundle")
+def bundle_cmd(data: DataOpt = None, data_config: ConfigOpt = None) -> None:
+    """Write the @champion models and an online snapshot as of the latest date as one BentoML
+    model: what `growth serve` serves."""
+    from serving.bundle import build_bundle, describe
+    from serving.config import load_serving_config, use_bentoml_home
+
+    cfg = load_serving_config()
+    use_bentoml_home(cfg)
+    ds, _ = _load(data, data_config, None)
+    for line in describe(build_bundle(ds, cfg), cfg):
+        console.print(line, highlight=False)
+
+
+@app.command("serve")
+def serve_cmd(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="[default: from "
+                                             "configs/serving.yaml, 3000]")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="BentoML worker processes "
+                                                "[default: 1]")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind [default: "
+                                             "127.0.0.1]")] = None,
+    bundle: Annotated[str | None, typer.Option(help="Bundle tag [default: "
+                                               "growthloop:latest]")] = None,
+) -> None:
+    """Verify the bundle (exit 2 when missing or corrupt), then serve it with BentoML."""
+    import os
+
+    from serving.config import load_serving_config
+    from serving.serve import serve_command
+
+    cmd = serve_command(load_serving_config(), bundle, host, port, workers)
+    console.print(f"serving {cmd.bundle.tag} (as of {cmd.bundle.as_of}, "
+                  f"{', '.join(f'{n} v{v}' for n, v in cmd.bundle.versions.items())}) on "
+                  f"{cmd.url}", highlight=False)
+    sys.stdout.flush()
+    os.execvpe(cmd.argv[0], cmd.argv, cmd.env)
+
+
 @app.command("run")
 def run(
     data: DataOpt = None,
@@ -200,6 +332,189 @@ def run(
 
     cfg: DataConfig = load_data_config(data_config)
     run_main_job(data, cfg, out, console)
+
+
+# --- tuning, the registry and run comparison -------------------------------------------------
+
+models_app = typer.Typer(no_args_is_help=True, help="Registered versions and @champion.")
+app.add_typer(models_app, name="models")
+
+
+@app.command("tune")
+def tune_cmd(
+    model: Annotated[str, typer.Argument(help="churn, coupon or two-tower.")],
+    trials: Annotated[int, typer.Option(min=1, help="Trials this command runs, over all its "
+                                                     "workers.")],
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna RDB storage URL (sqlite:///F.db, postgresql://...) shared by workers and "
+             "machines [default: in memory; with --workers > 1 a SQLite file under "
+             "artifacts/tuning/].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    study: Annotated[str | None, typer.Option(
+        help="Study name: the same --storage and --study on several machines share one "
+             "study [default: <model>-<UTC time>].")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        help="Seconds after which a worker starts no new trial.")] = None,
+    data: DataOpt = None,
+    data_config: ConfigOpt = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Base config YAML [default: configs/<model>.yaml].")] = None,
+    overrides: SetOpt = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Tuned config file [default: configs/tuned/<model>.yaml].")] = None,
+) -> None:
+    """Search hyper-parameters with Optuna on the validation window; write the best config."""
+    from training.tuning import TuneRequest, tune
+
+    result = tune(TuneRequest(model, trials, storage=storage, study=study, workers=workers,
+                              timeout=timeout, data=data, data_config=data_config,
+                              config=config, overrides=tuple(overrides or ()), out=out))
+    console.print(f"best of study {result.study}: trial {result.best_trial}, validation "
+                  f"score {result.best_value:.4f}")
+    table = Table()
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for name, value in result.best_params.items():
+        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    states = ", ".join(f"{n} {state.lower()}" for state, n in result.session_states.items())
+    console.print(f"this session: {states}; the study holds {result.study_trials} trials")
+    if result.storage:
+        console.print(f"resume or share: --storage {result.storage} --study {result.study}")
+    console.print(f"tuned config: {result.config_path}")
+
+
+def _versions(name: str) -> list[dict]:
+    """The registry's versions of ``name``; a clear error when no such model exists."""
+    from training import registry
+
+    rows = registry.list_versions(name)
+    if not rows:
+        known = ", ".join(registry.registered_models()) or "none yet"
+        raise GrowthError(f"no registered model {name!r}; registered models: {known}")
+    return rows
+
+
+@models_app.command("list")
+def models_list(name: Annotated[str | None, typer.Argument(
+        help="A registered model [default: all].")] = None) -> None:
+    """Versions: where their training data ends, metrics, the promotion decision."""
+    from training import registry
+
+    names = [name] if name else registry.registered_models()
+    if not names:
+        console.print("no registered models yet")
+        return
+    table = Table(title="registered models (* = @champion)")
+    for col in ("model", "version", "data ends", "metrics", "promotion", "created", "run"):
+        table.add_column(col)
+    for model in names:
+        for v in _versions(model):
+            metrics = ", ".join(f"{k}={x:.4g}" for k, x in sorted(v["metrics"].items()))
+            table.add_row(model, f"v{v['version']}{' *' if v['champion'] else ''}",
+                          v[registry.DATA_END_TAG] or "-", metrics or "-",
+                          v[registry.PROMOTION_TAG] or "-", f"{v['created']:%Y-%m-%d %H:%M}",
+                          v["run_id"][:8])
+        table.add_section()
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(name: Annotated[str, typer.Argument(help="A registered model.")],
+                   version: Annotated[int, typer.Argument(help="Its version number.")]) -> None:
+    """Give VERSION the @champion alias by hand; `growth models rollback` undoes it."""
+    from training import registry
+
+    numbers = [v["version"] for v in _versions(name)]
+    if version not in numbers:
+        raise GrowthError(f"{name} has no version {version}; versions: "
+                          f"{', '.join(str(n) for n in numbers)}")
+    previous = registry.champion_version(name)
+    was = f"v{previous}" if previous is not None else "none"
+    registry.promote(name, version, reason=f"promoted by hand (growth models promote), "
+                                           f"replacing {was}")
+    console.print(f"{name}@{registry.CHAMPION}: v{version} (was {was})")
+
+
+@models_app.command("rollback")
+def models_rollback(name: Annotated[str, typer.Argument(help="A registered model.")]) -> None:
+    """Move @champion back to the version the current champion replaced."""
+    from training import registry
+
+    _versions(name)
+    current = registry.champion_version(name)
+    try:
+        restored = registry.rollback(name)
+    except ValueError as exc:
+        raise GrowthError(str(exc)) from exc
+    console.print(f"{name}@{registry.CHAMPION}: v{restored} (was v{current})")
+
+
+def _cell(value) -> str:
+    """A metric with 4 decimals, a logged parameter (text) as it reads best, "-" if missing."""
+    if value is None or value != value:  # None or NaN
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    try:
+        return f"{float(value):.4g}" if any(c in str(value) for c in ".e") else str(value)
+    except ValueError:
+        return str(value)
+
+
+def print_comparison(model: str, frame, cols) -> None:
+    """One rich table: run fields on each run's first row only, our systems in bold."""
+    from training.compare import label
+
+    table = Table(title=f"{model} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True)
+    for head in ("run", "version", "data ends"):
+        table.add_column(head, no_wrap=True)
+    for name in (*cols.params, *cols.run_metrics):
+        table.add_column(label(name), justify="right")
+    table.add_column("system", no_wrap=True)
+    for name in cols.metrics:
+        table.add_column(label(name), justify="right")
+    run_keys = [*(f"param.{p}" for p in cols.params), *(f"run.{m}" for m in cols.run_metrics)]
+    for run_id, rows in frame.groupby("run_id", sort=False):
+        for j, r in enumerate(rows.to_dict("records")):
+            version = "-" if _cell(r["version"]) == "-" else (
+                f"v{int(r['version'])}{' *' if r['champion'] else ''}")
+            run_cells = [run_id[:8], version, _cell(r["data_end"]),
+                         *(_cell(r[k]) for k in run_keys)]
+            if j > 0:  # the run's fields once, on its first row
+                run_cells = [""] * len(run_cells)
+            system = r["system"]
+            table.add_row(*run_cells, f"[bold]{system}[/bold]" if system in cols.ours else system,
+                          *(_cell(r[m]) for m in cols.metrics))
+        table.add_section()
+    console.print(table)
+
+
+@app.command("compare")
+def compare_cmd(
+    model: Annotated[str | None, typer.Argument(
+        help="An experiment: two_tower, churn, coupon [default: every model with runs].")] = None,
+    last: Annotated[int, typer.Option(min=1, help="Newest finished runs per model.")] = 10,
+    fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
+) -> None:
+    """Runs side by side from MLflow: ours and the baselines, key params and metrics."""
+    import pandas as pd
+
+    from training.compare import compare_runs, experiments
+
+    if fmt not in ("table", "csv"):
+        raise typer.BadParameter(f"--format is table or csv, not {fmt!r}")
+    models = [model] if model else experiments()
+    if not models:
+        raise GrowthError("no runs in MLflow yet: train a model first")
+    results = {name: compare_runs(name, last) for name in models}
+    if fmt == "csv":
+        frames = [frame.assign(model=name) for name, (frame, _) in results.items()]
+        merged = pd.concat(frames, ignore_index=True)
+        typer.echo(merged[["model", *merged.columns.drop("model")]].to_csv(index=False), nl=False)
+        return
+    for name, (frame, cols) in results.items():
+        print_comparison(name, frame, cols)
 
 
 def main() -> None:

@@ -62,5 +62,42 @@ def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console
                         f"{len(train):,} train pairs ({train[REDEEMED].mean():.1%} redeemed), "
                         f"{len(test):,} test pairs ({test[REDEEMED].mean():.1%})", "-")
     console.print(summary)
+    result["two_tower"] = _train_two_tower(ds, cfg, out, console)
+
+    # --- churn and coupon propensity models at the standard settings (issue 4) ---
+    from training.propensity.run import train_standard_models
+
+    result.update(train_standard_models(ds, cfg, Path("reports"), console))
+
+    # --- the serving bundle: @champion models and the online snapshot (issue 5) ---
+    from serving.bundle import bundle_after_run
+
+    for line in bundle_after_run(ds):
+        console.print(line, highlight=False)
     console.print(f"main job done in {time.perf_counter() - started:.1f} s")
     return result
+
+
+def _train_two_tower(ds, cfg: DataConfig, out: Path, console: Console) -> dict | None:
+    """The two-tower at the standard settings (configs/two_tower.yaml, as of the
+    recommender date), registered so that ``growth recommend`` works right after."""
+    from training.two_tower.config import load_two_tower_config
+    from training.two_tower.run import train_two_tower
+
+    tt_cfg = load_two_tower_config(overrides=[f"as_of={cfg.recommender_as_of}"])
+    first, last = ds.time_range()
+    needed = tt_cfg.window_days * (tt_cfg.n_cutoffs + 1)
+    if (tt_cfg.as_of - first.date()).days < needed or last.date() <= tt_cfg.as_of:
+        console.print(f"two-tower: skipped, it needs {needed} days of history before "
+                      f"{tt_cfg.as_of} and a test window after it; the data covers "
+                      f"{first.date()} to {last.date()}")
+        return None
+    console.print(f"training the two-tower recommender as of {tt_cfg.as_of} ...")
+    summary = train_two_tower(ds, tt_cfg, out / "two_tower" / "checkpoints",
+                              Path("reports") / "two_tower")
+    blend = summary["metrics"]["two_tower_blend"]
+    console.print(f"two_tower v{summary['version']} ({summary['promotion']}): recall@20 "
+                  f"{blend['recall_all_at_20']:.4f} all, "
+                  f"{blend['recall_new_at_20_exclude_purchased']:.4f} new (exclude purchased); "
+                  f"try `growth recommend --as-of {tt_cfg.as_of} --out recs.parquet`")
+    return summary

@@ -311,17 +311,20 @@ def promote_if_better(
     return promoted, reason
 
 
-def promote(model_name: str, version: int) -> None:
+def promote(model_name: str, version: int, reason: str | None = None) -> None:
     """Give ``version`` the ``@champion`` alias unconditionally (a person's decision).
 
     The champion it replaces is recorded on it as tag ``previous_champion``, which is what
-    ``rollback`` follows. Promoting the current champion changes nothing.
+    ``rollback`` follows; ``reason``, when given, replaces its ``promotion`` tag. Promoting
+    the current champion changes nothing.
     """
     client = _client()
     client.get_model_version(model_name, str(version))  # fail clearly if it does not exist
     previous = _champion(client, model_name)
     if previous == version:
         return
+    if reason is not None:
+        client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
     if previous is not None:
         client.set_model_version_tag(
             model_name, str(version), PREVIOUS_CHAMPION_TAG, str(previous)
@@ -348,6 +351,19 @@ def rollback(model_name: str) -> int:
         )
     client.set_registered_model_alias(model_name, CHAMPION, previous)
     return int(previous)
+
+
+def registered_models() -> list[str]:
+    """Names of every registered model, sorted (``growth models list`` without a name)."""
+    client = _client()
+    names: list[str] = []
+    page_token = None
+    while True:
+        page = client.search_registered_models(page_token=page_token)
+        names.extend(m.name for m in page)
+        page_token = page.token
+        if not page_token:
+            return sorted(names)
 
 
 def list_versions(model_name: str) -> list[dict[str, Any]]:

@@ -1,0 +1,61 @@
+"""Score a file written by ``growth score`` against the labels it is judged on.
+
+    growth score churn --as-of 2017-11-06 --out churn.parquet
+    growth score coupon --as-of 2017-08-01 --out coupon.parquet
+    .venv/bin/python benchmarks/eval_propensity.py churn.parquet coupon.parquet [--data DIR]
+
+churn: label = no purchase in [as_of, as_of + horizon) (horizon from the file's metadata);
+coupon: label = redeemed any coupon of the campaign (campaigns starting on or after as_of,
+all their redemptions). Prints rows, positive rate, ROC-AUC, PR-AUC, Brier, ECE (10 equal-
+width bins), lift and capture at the top 10%, and the model version the file records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features import schema as s
+from features.dataset import load_dataset
+from features.labels import CHURNED, IS_TEST, REDEEMED, churn_labels, coupon_pairs
+from training.propensity.evaluate import binary_report
+
+
+def evaluate_file(ds, path: Path) -> dict:
+    meta = {k.decode(): v.decode() for k, v in pq.read_schema(path).metadata.items()
+            if k.decode() in ("model_name", "model_version", "data_end", "as_of",
+                              "horizon_days")}
+    as_of = date.fromisoformat(meta["as_of"])
+    scores = pd.read_parquet(path)
+    if meta["model_name"] == "churn":
+        labels = churn_labels(ds, as_of, int(meta["horizon_days"]))
+        joined, label = scores.merge(labels, on=s.HOUSEHOLD_ID, how="left"), CHURNED
+    else:
+        pairs = coupon_pairs(ds, as_of)
+        pairs = pairs[pairs[IS_TEST] == 1][[s.HOUSEHOLD_ID, s.CAMPAIGN_ID, REDEEMED]]
+        joined = scores.merge(pairs, on=[s.HOUSEHOLD_ID, s.CAMPAIGN_ID], how="left")
+        label = REDEEMED
+    if joined[label].isna().any():
+        raise SystemExit(f"{path}: {int(joined[label].isna().sum())} scored rows have no label")
+    report = binary_report(joined[label].to_numpy(), joined["score"].to_numpy())
+    return {**meta, **{k: round(v, 4) for k, v in report.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data folder the files were scored on [default: embedded]")
+    args = parser.parse_args()
+    ds = load_dataset(args.data, quarantine_dir=Path("/tmp/growth_eval_quarantine"))
+    for path in args.files:
+        print(path, json.dumps(evaluate_file(ds, path)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""``growth bundle``: the ``@champion`` models plus an online snapshot as one BentoML model.
+
+    growth bundle [--data DIR]
+
+Layout of the BentoML model folder (every file in a safe format, listed with its sha256 in
+``manifest.json``; BentoML's own ``model.yaml`` sits beside them):
+
+    manifest.json     format version, as_of, model versions, missing models, file checksums
+    two_tower/model/  the registered two-tower files: towers (model.pt state_dict), config,
+                      vocabulary, blends (LightGBM text) and its FAISS index (index/)
+    two_tower/*       the online snapshot (serving/snapshot.py)
+    churn/, coupon/   the propensity boosters, calibrators and feature rows (serving/propensity.py)
+
+A model without ``@champion`` is left out and named in the manifest; its endpoints answer
+503. ``open_bundle`` verifies every checksum before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from features.dataset import Dataset
+from features.sources import GrowthError
+from serving.config import ServingConfig
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+TWO_TOWER = "two_tower"
+PROPENSITY_MODELS = ("churn", "coupon")
+
+
+class BundleError(GrowthError):
+    """The bundle is missing, incomplete or corrupt: the service must not start on it."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle folder and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+    tag: str
+
+    @property
+    def as_of(self) -> date:
+        return date.fromisoformat(self.manifest["as_of"])
+
+    @property
+    def versions(self) -> dict[str, int]:
+        return {name: m["version"] for name, m in self.manifest["models"].items()}
+
+    def has(self, model: str) -> bool:
+        return model in self.manifest["models"]
+
+    def missing(self, model: str) -> str:
+        """Why ``model`` is not in the bundle (for the 503 message)."""
+        return self.manifest["missing"].get(model, f"{model} is not in the bundle")
+
+
+def snapshot_date(ds: Dataset) -> date:
+    """The day after the last transaction: the snapshot sees every line."""
+    _, last = ds.time_range()
+    return last.date() + timedelta(days=1)
+
+
+def sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _champion(name: str) -> dict[str, Any] | None:
+    """The registry row of ``name``'s ``@champion`` (None when there is none)."""
+    from training import registry
+
+    version = registry.champion_version(name)
+    if version is None:
+        return None
+    row = next(r for r in registry.list_versions(name) if r["version"] == version)
+    return {"version": version, "run_id": row["run_id"],
+            registry.DATA_END_TAG: row[registry.DATA_END_TAG]}
+
+
+def _download(name: str, version: int, dest: Path) -> Path:
+    import mlflow
+
+    from training import registry
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=registry.version_artifact_uri(name, version), dst_path=str(dest))
+    return Path(local)
+
+
+def _export_two_tower(ds: Dataset, as_of: date, champion: dict[str, Any], folder: Path,
+                      cfg: ServingConfig) -> dict[str, Any]:
+    """Copy the champion's files and write the snapshot from it."""
+    from serving import snapshot
+    from training.retrieval import ItemIndex
+    from training.two_tower import bundle as two_tower_bundle
+
+    model_dir = _download(TWO_TOWER, champion["version"], folder / "model")
+    rec = two_tower_bundle.load(model_dir)
+    index = ItemIndex.load(model_dir / "index")
+    if index.model_version != champion["run_id"]:
+        raise BundleError(f"{TWO_TOWER} v{champion['version']}: its FAISS index was built by "
+                          f"run {index.model_version}, not by the version's run "
+                          f"{champion['run_id']}")
+    counts = snapshot.write(folder, rec, ds, as_of, index, cfg.list_length)
+    return {**counts, "index_kind": index.kind}
+
+
+def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
+    """Write the champions and the snapshot as of the latest date to the BentoML store;
+    returns the manifest plus ``tag``. Raises BundleError when no model has a champion."""
+    import bentoml
+
+    as_of = snapshot_date(ds)
+    champions = {name: _champion(name) for name in (TWO_TOWER, *PROPENSITY_MODELS)}
+    if not any(champions.values()):
+        raise BundleError("no model has a @champion yet: train one first (`growth run`, "
+                          "`growth train two-tower`)")
+    models: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        for name, champion in champions.items():
+            if champion is None:
+                missing[name] = (f"{name} has no @champion in the registry at bundle time; "
+                                 f"train it, then run `growth bundle` again")
+                continue
+            folder = staging / name
+            if name == TWO_TOWER:
+                summary = _export_two_tower(ds, as_of, champion, folder, cfg)
+            else:
+                from serving.propensity import export_propensity
+
+                summary = export_propensity(name, ds, as_of, champion,
+                                            _download(name, champion["version"],
+                                                      folder / "model"), folder)
+            models[name] = {**champion, **summary}
+        manifest = {
+            "format_version": FORMAT_VERSION, "as_of": as_of.isoformat(),
+            "data_source": ds.source, "created": datetime.now(UTC).isoformat(),
+            "list_length": cfg.list_length, "models": models, "missing": missing,
+            "files": {p.relative_to(staging).as_posix(): sha256(p)
+                      for p in sorted(staging.rglob("*")) if p.is_file()},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        labels = {name: f"v{m['version']}" for name, m in models.items()}
+        with bentoml.models.create(cfg.bundle_name, labels=labels,
+                                   metadata={"as_of": manifest["as_of"],
+                                             "versions": {n: m["version"]
+                                                          for n, m in models.items()}}
+                                   ) as stored:
+            shutil.copytree(staging, stored.path, dirs_exist_ok=True)
+    return {**manifest, "tag": str(stored.tag)}
+
+
+def verify(path: Path) -> dict[str, Any]:
+    """The manifest of the bundle at ``path`` after checking every listed file exists and
+    has its recorded sha256; raises BundleError naming the first problem."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path} is missing: not a growthloop bundle")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as exc:
+        raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    lacking = [key for key in ("files", "models", "missing", "as_of")
+               if not isinstance(manifest, dict) or key not in manifest]
+    if lacking:
+        raise BundleError(f"{manifest_path} is corrupt: it lacks {', '.join(lacking)}")
+    files = manifest["files"]
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{manifest_path}: format_version {manifest.get('format_version')!r}"
+                          f", this code reads {FORMAT_VERSION}; run `growth bundle` again")
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"bundle file missing: {file}")
+        if sha256(file) != expected:
+            raise BundleError(f"bundle file corrupt or modified: {file} (sha256 differs from "
+                              f"{MANIFEST}); run `growth bundle` again")
+    return manifest
+
+
+def open_bundle(ref: str) -> Bundle:
+    """A verified bundle from a BentoML tag (``growthloop``, ``growthloop:latest``,
+    ``growthloop:<version>``) in the store BENTOML_HOME points at, or from a folder path."""
+    path = Path(ref)
+    tag = ref
+    if not path.is_dir():
+        import bentoml
+        from bentoml.exceptions import BentoMLException
+
+        try:
+            stored = bentoml.models.get(ref)
+        except BentoMLException as exc:
+            from bentoml._internal.configuration.containers import BentoMLContainer
+
+            store = BentoMLContainer.model_store_dir.get()
+            raise BundleError(f"no bundle {ref!r} in the BentoML store {store}: run "
+                              f"`growth bundle` first ({exc})") from exc
+        path, tag = Path(stored.path), str(stored.tag)
+    return Bundle(path, verify(path), tag)
+
+
+def describe(manifest: dict[str, Any], cfg: ServingConfig) -> list[str]:
+    """What ``growth bundle`` and ``growth run`` print: contents and how to serve them."""
+    lines = [f"bundle {manifest['tag']} as of {manifest['as_of']} "
+             f"(BentoML store {os.environ.get('BENTOML_HOME')})"]
+    for name, m in manifest["models"].items():
+        details = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                            for k, v in m.items() if k not in ("version", "run_id"))
+        lines.append(f"  {name} v{m['version']}: {details}")
+    for name, why in manifest["missing"].items():
+        lines.append(f"  {name}: not bundled: {why}")
+    lines.append(f"serve it: growth serve --port {cfg.port}  (OpenAPI page at "
+                 f"http://{cfg.host}:{cfg.port}/; e.g. curl -X POST "
+                 f"http://{cfg.host}:{cfg.port}/recommend -H 'Content-Type: application/json' "
+                 "-d '{\"k\": 5}')")
+    return lines
+
+
+def bundle_after_run(ds: Dataset) -> list[str]:
+    """The last step of ``growth run``: bundle the champions, or say why not."""
+    from serving.config import load_serving_config, use_bentoml_home
+
+    cfg = load_serving_config()
+    use_bentoml_home(cfg)
+    try:
+        return describe(build_bundle(ds, cfg), cfg)
+    except BundleError as exc:
+        return [f"bundle: skipped: {exc}"]

@@ -1,0 +1,123 @@
+"""Churn and coupon propensity in the bundle: export (``growth bundle``) and the in-memory
+scores the service answers from.
+
+The bundle keeps each champion's booster, calibrator and feature spec (LightGBM text and
+JSON, from the registry) and the feature rows ``growth score`` would build as of the
+snapshot date: churn for every household active before it, coupon for every (recipient,
+campaign) as of the campaign's start. The service scores every row once at start-up with
+the training code's own ``PropensityModel`` (probabilities, reason codes) and ``deciles``
+(within the population: all households for churn, a campaign's recipients for coupon), so
+a request is a lookup and its answer equals ``growth score``'s for the same version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+from features.dataset import Dataset
+from serving.recommend import RequestError
+from serving.schemas import HouseholdScore
+from training.propensity.bundle import PropensityModel
+from training.propensity.reasons import REASON_COLUMNS
+
+FEATURES = "features.parquet"
+
+
+def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, Any],
+                      model_dir: Path, folder: Path) -> dict[str, Any]:
+    """Write the feature rows ``name``'s champion (files in ``model_dir``) scores."""
+    from training.propensity.churn import churn_features
+    from training.propensity.coupon import coupon_examples
+    from training.propensity.score import campaigns_to_score
+
+    model = PropensityModel.load(model_dir)
+    if name == "churn":
+        horizon = int(model.meta["config"]["horizon_days"])
+        frame, keys = churn_features(ds, as_of, horizon), [s.HOUSEHOLD_ID]
+        extra: dict[str, Any] = {"horizon_days": horizon}
+    else:
+        pairs = campaigns_to_score(ds, date.min, None)  # every campaign, as of its start
+        frame, keys = coupon_examples(ds, pairs), [s.HOUSEHOLD_ID, s.CAMPAIGN_ID]
+        extra = {"campaigns": int(frame[s.CAMPAIGN_ID].nunique())}
+    frame[keys + list(model.spec.names)].to_parquet(folder / FEATURES, index=False)
+    return {"rows": len(frame), **extra}
+
+
+@dataclass
+class Population:
+    """Scored households of one population, best first (the order deciles follow)."""
+
+    household_ids: np.ndarray
+    probabilities: np.ndarray
+    deciles: np.ndarray
+    reasons: list[list[str]]
+    by_household: dict[int, HouseholdScore]
+
+
+def _population(households: np.ndarray, probability: np.ndarray,
+                reasons: pd.DataFrame) -> Population:
+    from training.propensity.score import deciles
+
+    decile = deciles(probability)
+    order = np.argsort(-probability, kind="stable")  # the order deciles() ranks by
+    codes = reasons[list(REASON_COLUMNS)].to_numpy().tolist()
+    scores = {int(h): HouseholdScore(household_id=int(h), probability=float(p),
+                                     decile=int(d), reasons=list(r))
+              for h, p, d, r in zip(households, probability, decile, codes, strict=True)}
+    return Population(households[order], probability[order], decile[order],
+                      [codes[i] for i in order], scores)
+
+
+class PropensityStore:
+    """One propensity model's scores as of the snapshot, by population."""
+
+    def __init__(self, name: str, folder: Path, version: int) -> None:
+        self.name = name
+        self.version = version
+        self.model = PropensityModel.load(folder / "model")
+        frame = pd.read_parquet(folder / FEATURES)
+        probability = self.model.predict(frame)
+        reasons = self.model.reasons(frame).reset_index(drop=True)
+        households = frame[s.HOUSEHOLD_ID].to_numpy(np.int64)
+        if name == "churn":
+            self._populations = {None: _population(households, probability, reasons)}
+        else:
+            campaign = frame[s.CAMPAIGN_ID].to_numpy(np.int64)
+            self._populations = {
+                int(c): _population(households[rows], probability[rows],
+                                    reasons.iloc[rows].reset_index(drop=True))
+                for c in np.unique(campaign) for rows in [np.flatnonzero(campaign == c)]}
+
+    def population(self, campaign_id: int | None) -> Population:
+        """Churn: every household; coupon: campaign ``campaign_id``'s recipients."""
+        if self.name == "churn":
+            if campaign_id is not None:
+                raise RequestError("campaign_id", "only applies to model coupon; leave it out "
+                                                  "for churn")
+            return self._populations[None]
+        found = self._populations.get(campaign_id)
+        if found is None:
+            known = sorted(self._populations)
+            raise RequestError("campaign_id", f"unknown campaign {campaign_id}; expected one "
+                                              f"of {known}")
+        return found
+
+    def scores(self, household_ids: list[int], campaign_id: int | None
+               ) -> tuple[list[HouseholdScore], list[int]]:
+        """(scores of the known households in request order, the unknown ones)."""
+        by_household = self.population(campaign_id).by_household
+        known, unknown = [], []
+        for h in dict.fromkeys(household_ids):
+            found = by_household.get(h)
+            if found is None:
+                unknown.append(h)
+            else:
+                known.append(found)
+        return known, unknown

@@ -1,0 +1,155 @@
+"""The growthloop BentoML service: recommendations, similar items, propensity scores and
+audiences from one verified bundle (serving/bundle.py).
+
+    growth serve [--port P] [--workers N]        # verifies the bundle, then runs:
+    bentoml serve serving.service:GrowthService  # BENTOML_HOME, GROWTH_BUNDLE pick the bundle
+
+Endpoints are ``async``: a request is a slice of precomputed arrays, one FAISS search or
+dictionary lookups, shorter than a thread-pool hop. After loading, ``gc.freeze()`` moves the
+bundle's objects out of the collector's reach, which removes the p99 spikes of full
+collections over a large heap (shared/notes/serving-performance.md); FAISS searches on one
+thread; the access log and the (unsampled) OpenTelemetry spans are off unless
+configs/serving.yaml turns them on. A part of the bundle without a champion answers 503.
+Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (401, 413, 415).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import bentoml
+from pydantic import BaseModel
+from starlette.responses import JSONResponse, Response
+
+from serving.config import load_serving_config, use_bentoml_home
+from serving.guard import RequestGuard, error_body, quiet_client_errors
+from serving.schemas import (
+    AudienceRequest,
+    AudienceResponse,
+    PropensityRequest,
+    PropensityResponse,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarItemsRequest,
+    SimilarItemsResponse,
+)
+
+with bentoml.importing():
+    from serving.audience import build_audience, to_csv
+    from serving.bundle import PROPENSITY_MODELS, TWO_TOWER, open_bundle
+    from serving.propensity import PropensityStore
+    from serving.recommend import RecommendationStore, RequestError, limit_faiss_threads
+
+CONFIG = load_serving_config()
+use_bentoml_home(CONFIG)
+BUNDLE = os.environ.get("GROWTH_BUNDLE", f"{CONFIG.bundle_name}:latest")
+WORKERS = int(os.environ.get("GROWTH_SERVE_WORKERS", CONFIG.workers))
+ROUTES = ("/recommend", "/similar_items", "/propensity", "/audience")
+
+
+def failure(exc: RequestError) -> JSONResponse:
+    return JSONResponse(error_body(exc.field, exc.message), status_code=exc.status)
+
+
+def ok(body: BaseModel) -> Response:
+    """``body`` serialised once, by pydantic: given a model, BentoML would validate it again
+    before serialising it (about a tenth of the per-request overhead)."""
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+def unavailable(message: str) -> JSONResponse:
+    return JSONResponse(error_body(None, message), status_code=503)
+
+
+@bentoml.service(
+    name="growthloop",
+    description="Recommendations, similar items, propensity scores and audiences.",
+    workers=WORKERS,
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": CONFIG.access_log}},
+    tracing={} if CONFIG.trace_requests else {"excluded_urls": [f"{r}$" for r in ROUTES]},
+)
+class GrowthService:
+    bundle_model = bentoml.models.BentoModel(BUNDLE)
+
+    def __init__(self) -> None:
+        self.ready = False
+        limit_faiss_threads(CONFIG.faiss_threads)
+        self.bundle = open_bundle(self.bundle_model.path)
+        self.as_of = self.bundle.as_of
+        self.versions = self.bundle.versions
+        self.recs = (RecommendationStore(self.bundle.path / TWO_TOWER)
+                     if self.bundle.has(TWO_TOWER) else None)
+        self.scorers = {name: PropensityStore(name, self.bundle.path / name,
+                                              self.versions[name])
+                        for name in PROPENSITY_MODELS if self.bundle.has(name)}
+        gc.collect()
+        gc.freeze()
+        self.ready = True
+
+    def __is_ready__(self) -> bool:
+        return self.ready
+
+    @bentoml.api(route="/recommend")
+    async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
+        """Exactly k distinct products for a household (or a visitor), best first."""
+        if self.recs is None:
+            return unavailable(self.bundle.missing(TWO_TOWER))
+        try:
+            strategy, items = self.recs.recommend(request)
+        except RequestError as exc:
+            return failure(exc)
+        return ok(RecommendResponse(household_id=request.household_id, strategy=strategy,
+                                    items=items,
+                                    model_versions={TWO_TOWER: self.versions[TWO_TOWER]},
+                                    as_of=self.as_of))
+
+    @bentoml.api(route="/similar_items")
+    async def similar_items(self, request: SimilarItemsRequest, /) -> SimilarItemsResponse:
+        """The k products nearest to one product in the two-tower item space."""
+        if self.recs is None:
+            return unavailable(self.bundle.missing(TWO_TOWER))
+        try:
+            items = self.recs.similar_items(request.product_id, request.k)
+        except RequestError as exc:
+            return failure(exc)
+        return ok(SimilarItemsResponse(product_id=request.product_id, items=items,
+                                       model_versions={TWO_TOWER: self.versions[TWO_TOWER]}))
+
+    @bentoml.api(route="/propensity")
+    async def propensity(self, request: PropensityRequest, /) -> PropensityResponse:
+        """Calibrated probability, decile and top-3 reason codes per household."""
+        store = self.scorers.get(request.model)
+        if store is None:
+            return unavailable(self.bundle.missing(request.model))
+        try:
+            scores, unknown = store.scores(request.household_ids, request.campaign_id)
+        except RequestError as exc:
+            return failure(exc)
+        return ok(PropensityResponse(model=request.model, model_version=store.version,
+                                     campaign_id=request.campaign_id, as_of=self.as_of,
+                                     scores=scores, unknown_household_ids=unknown))
+
+    @bentoml.api(route="/audience")
+    async def audience(self, request: AudienceRequest, /) -> AudienceResponse:
+        """Ranked households with a seeded control group, as JSON or CSV (needs the
+        X-API-Key header when GROWTH_API_KEY is set)."""
+        store = self.scorers.get(request.model)
+        if store is None:
+            return unavailable(self.bundle.missing(request.model))
+        try:
+            population = store.population(request.campaign_id)
+        except RequestError as exc:
+            return failure(exc)
+        audience = build_audience(population, request, store.version, self.as_of)
+        if request.format == "csv":
+            return Response(to_csv(audience), media_type="text/csv", headers={
+                "X-Model-Version": str(audience.model_version),
+                "X-Expected-Responders": repr(audience.expected_responders)})
+        return ok(audience)
+
+
+GrowthService.add_asgi_middleware(RequestGuard, max_body_bytes=CONFIG.max_request_bytes,
+                                  keyed_paths=("/audience",))
+quiet_client_errors()

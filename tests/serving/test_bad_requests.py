@@ -1,0 +1,124 @@
+"""Every field of every endpoint, wrong: the status and a message that names the field and
+says what was expected. Nothing is a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+HUGE = 2**64
+
+CASES = [
+    # /recommend
+    ("/recommend", {"household_id": "12"}, 400, "household_id: Input should be a valid integer"),
+    ("/recommend", {"household_id": -1}, 400, "household_id: Input should be greater than or "
+                                              "equal to 0"),
+    ("/recommend", {"household_id": HUGE}, 400, "household_id: Input should be less than or "
+                                                "equal to 9223372036854775807"),
+    ("/recommend", {"recent_product_ids": 5}, 400, "recent_product_ids: Input should be a valid "
+                                                   "array"),
+    ("/recommend", {"recent_product_ids": [1.5]}, 400, "recent_product_ids.0: Input should be "
+                                                       "a valid integer"),
+    ("/recommend", {"recent_product_ids": list(range(101))}, 400,
+     "recent_product_ids: List should have at most 100 items"),
+    ("/recommend", {"k": 0}, 400, "k: Input should be greater than or equal to 1"),
+    ("/recommend", {"k": 201}, 400, "k: Input should be less than or equal to 200"),
+    ("/recommend", {"k": "20"}, 400, "k: Input should be a valid integer"),
+    ("/recommend", {"k": 2.5}, 400, "k: Input should be a valid integer"),
+    ("/recommend", {"exclude_purchased": "yes"}, 400, "exclude_purchased: Input should be a "
+                                                      "valid boolean"),
+    ("/recommend", {"departments": "PRODUCE"}, 400, "departments: Input should be a valid array"),
+    ("/recommend", {"departments": []}, 400, "departments: List should have at least 1 item"),
+    ("/recommend", {"departments": [""]}, 400, "departments.0: String should have at least 1 "
+                                               "character"),
+    ("/recommend", {"departments": ["SPACESHIPS"]}, 400,
+     "departments: unknown department(s) ['SPACESHIPS']; expected any of: BEVERAGE"),
+    ("/recommend", {"kk": 5}, 400, "kk: Extra inputs are not permitted"),
+    ("/recommend", [1, 2], 400, "Input should be an object"),
+    # /similar_items
+    ("/similar_items", {"k": 3}, 400, "product_id: Field required"),
+    ("/similar_items", {"product_id": "x"}, 400, "product_id: Input should be a valid integer"),
+    ("/similar_items", {"product_id": 36539, "k": 500}, 400, "k: Input should be less than or "
+                                                             "equal to 200"),
+    ("/similar_items", {"product_id": 7}, 404, "product_id: product 7 is not in the item index"),
+    # /propensity
+    ("/propensity", {"model": "ltv", "household_ids": [1]}, 400,
+     "model: Input should be 'churn' or 'coupon'"),
+    ("/propensity", {"household_ids": [1]}, 400, "model: Field required"),
+    ("/propensity", {"model": "churn"}, 400, "household_ids: Field required"),
+    ("/propensity", {"model": "churn", "household_ids": []}, 400,
+     "household_ids: List should have at least 1 item"),
+    ("/propensity", {"model": "churn", "household_ids": list(range(10_001))}, 400,
+     "household_ids: List should have at most 10000 items"),
+    ("/propensity", {"model": "churn", "household_ids": ["a"]}, 400,
+     "household_ids.0: Input should be a valid integer"),
+    ("/propensity", {"model": "coupon", "household_ids": [1]}, 400,
+     "campaign_id is required when model is coupon"),
+    ("/propensity", {"model": "coupon", "campaign_id": 999, "household_ids": [1]}, 400,
+     "campaign_id: unknown campaign 999; expected one of [1, 2"),
+    ("/propensity", {"model": "churn", "campaign_id": 3, "household_ids": [1]}, 400,
+     "campaign_id: only applies to model coupon"),
+    ("/propensity", {"model": "coupon", "campaign_id": "3", "household_ids": [1]}, 400,
+     "campaign_id: Input should be a valid integer"),
+    # /audience
+    ("/audience", {"model": "churn"}, 400, "give top_n or min_score (or both)"),
+    ("/audience", {"model": "churn", "top_n": 0}, 400, "top_n: Input should be greater than or "
+                                                       "equal to 1"),
+    ("/audience", {"model": "churn", "min_score": 1.5}, 400, "min_score: Input should be less "
+                                                             "than or equal to 1"),
+    ("/audience", {"model": "churn", "top_n": 5, "control_fraction": 1.0}, 400,
+     "control_fraction: Input should be less than 1"),
+    ("/audience", {"model": "churn", "top_n": 5, "control_fraction": -0.1}, 400,
+     "control_fraction: Input should be greater than or equal to 0"),
+    ("/audience", {"model": "churn", "top_n": 5, "exclude_household_ids": "1"}, 400,
+     "exclude_household_ids: Input should be a valid array"),
+    ("/audience", {"model": "churn", "top_n": 5, "seed": -1}, 400,
+     "seed: Input should be greater than or equal to 0"),
+    ("/audience", {"model": "churn", "top_n": 5, "format": "xml"}, 400,
+     "format: Input should be 'json' or 'csv'"),
+    ("/audience", {"model": "coupon", "top_n": 5}, 400,
+     "campaign_id is required when model is coupon"),
+    ("/audience", {"model": "coupon", "campaign_id": 999, "top_n": 5}, 400,
+     "campaign_id: unknown campaign 999"),
+    ("/audience", {"model": "x", "top_n": 5}, 400, "model: Input should be 'churn' or 'coupon'"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_bad_field(client, path: str, body, status: int, message: str) -> None:
+    r = client.post(path, json=body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"], r.json()["error"]
+
+
+def test_not_json(client) -> None:
+    r = client.post("/recommend", content=b'{"k": 5', headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"].startswith("Invalid JSON")
+    r = client.post("/recommend", content=b"k=5",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and "Content-Type must be application/json" in r.json()["error"]
+
+
+def test_no_pickle_from_requests(client) -> None:
+    """BentoML decodes application/vnd.bentoml+pickle on internal calls: never here."""
+    r = client.post("/propensity", content=b"\x80\x04K\x01.",
+                    headers={"Content-Type": "application/vnd.bentoml+pickle"})
+    assert r.status_code == 415
+
+
+def test_oversized_body(client) -> None:
+    from serving.config import load_serving_config
+
+    limit = load_serving_config().max_request_bytes
+    body = b'{"model": "churn", "household_ids": [' + b"1," * limit + b"1]}"
+    r = client.post("/propensity", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and f"exceeds {limit:,} bytes" in r.json()["error"]
+
+    def chunks():  # no Content-Length: counted while streaming
+        yield b'{"model": "churn", "household_ids": ['
+        for _ in range(limit // 4096 + 1):
+            yield b"1," * 2048
+        yield b"1]}"
+
+    r = client.post("/propensity", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413

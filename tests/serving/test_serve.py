@@ -1,0 +1,119 @@
+"""``growth serve`` for real: a missing or corrupt bundle is a clear error (exit 2), a good one
+is served by ``bentoml serve`` on 127.0.0.1 and answers ``bentoml.SyncHTTPClient``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def growth_serve(*args: str, home: Path, background: bool = False, bundle: str | None = None):
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    env.pop("GROWTH_BUNDLE", None)
+    cmd = [sys.executable, "-m", "growth", "serve", *args]
+    if bundle:
+        cmd += ["--bundle", bundle]
+    if background:  # own process group: stopping it stops BentoML's workers too
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_growth_bundle_prints_how_to_serve(world, tmp_path: Path) -> None:
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store"),
+           "MLFLOW_TRACKING_URI": world.mlflow_uri}
+    res = subprocess.run([sys.executable, "-m", "growth", "bundle", "--data", str(world.data)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "two_tower v1: " in res.stdout and "churn v1: " in res.stdout
+    assert "serve it: growth serve --port 3000" in res.stdout
+    assert list((tmp_path / "store" / "models" / "growthloop").glob("*/manifest.json"))
+
+
+def test_missing_bundle_is_an_error(world, tmp_path: Path) -> None:
+    res = growth_serve(home=tmp_path / "empty")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "no bundle 'growthloop:latest' in the BentoML store" in res.stderr
+    assert "growth bundle" in res.stderr
+
+
+def test_corrupt_bundle_is_an_error(world, tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    shutil.copytree(world.bentoml_home, home)
+    folder = home / world.bundle_path.relative_to(world.bentoml_home)
+    with (folder / "two_tower" / "recommendations.parquet").open("r+b") as f:
+        f.seek(100)
+        f.write(b"\x00garbage")
+    res = growth_serve(home=home, bundle=world.tag)
+    assert res.returncode == 2
+    assert "recommendations.parquet (sha256 differs from manifest.json)" in res.stderr
+    (folder / "churn" / "features.parquet").unlink()
+    (folder / "two_tower" / "recommendations.parquet").unlink()
+    res = growth_serve(home=home, bundle=world.tag)
+    assert res.returncode == 2 and "bundle file missing" in res.stderr
+
+
+def test_serve_and_sync_client(world) -> None:
+    import bentoml
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = growth_serve("--port", str(port), home=world.bentoml_home, background=True,
+                        bundle=world.tag)
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.time() < deadline, "not ready in 120 s"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        with bentoml.SyncHTTPClient(url) as client:
+            recs = client.recommend({"household_id": 5, "k": 4})
+            assert len(recs["items"]) == 4 and recs["model_versions"] == {"two_tower": 1}
+            similar = client.similar_items({"product_id": world.indexed_products(1)[0],
+                                            "k": 3})
+            assert len(similar["items"]) == 3
+            scores = client.propensity({"model": "churn", "household_ids": [1, 2]})
+            assert [s["household_id"] for s in scores["scores"]] == [1, 2]
+            audience = client.audience({"model": "churn", "top_n": 5})
+            assert audience["size"] == 5
+        bad = httpx.post(f"{url}/recommend", json={"k": 0})
+        assert bad.status_code == 400 and bad.json()["error"].startswith("k: ")
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'bentoml_service_request_total{endpoint="/recommend",http_response_code="200"' \
+               in metrics
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROWTH_API_KEY", raising=False)

@@ -1,0 +1,218 @@
+"""Every endpoint in process (``TestClient(GrowthService.to_asgi())``) on the tiny bundle, and
+the acceptance rule: answers equal ``growth recommend`` / ``growth score`` for the same
+households, models and date."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import schema as s
+
+
+@pytest.fixture(scope="module")
+def ds(world):
+    from features.dataset import load_dataset
+
+    data = load_dataset(world.data, quarantine_dir=world.data.parent / "quarantine")
+    yield data
+    data.con.close()
+
+
+@pytest.fixture
+def registry_store(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's MLflow store (the autouse fixture gives each test an empty one)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world.mlflow_uri)
+
+
+@pytest.fixture(scope="module")
+def bought(world) -> pd.DataFrame:
+    lines = pd.read_parquet(world.data / "transactions.parquet")
+    return lines[lines[s.TRANSACTION_TIMESTAMP] < pd.Timestamp(world.as_of)]
+
+
+@pytest.fixture(scope="module")
+def departments(world) -> dict[int, str]:
+    products = pd.read_parquet(world.data / "products.parquet")
+    return dict(zip(products[s.PRODUCT_ID], products[s.DEPARTMENT], strict=True))
+
+
+def post(client, path: str, body: dict, status: int = 200) -> dict:
+    r = client.post(path, json=body)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_health_ready_and_openapi(client) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    spec = client.get("/docs.json").json()
+    assert {"/recommend", "/similar_items", "/propensity", "/audience"} <= set(spec["paths"])
+    body = spec["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["example"]["household_id"] == 1364
+    assert "departments" in body["schema"]["properties"]
+
+
+def test_recommend_known_household(client, bought, world) -> None:
+    household = int(bought[s.HOUSEHOLD_ID].iloc[0])
+    out = post(client, "/recommend", {"household_id": household, "k": 12})
+    products = [i["product_id"] for i in out["items"]]
+    assert len(products) == 12 == len(set(products))
+    assert out["strategy"] == "personal" and out["model_versions"] == {"two_tower": 1}
+    assert out["as_of"] == world.as_of.isoformat()
+    mine = set(bought.loc[bought[s.HOUSEHOLD_ID] == household, s.PRODUCT_ID])
+    for item in out["items"]:  # repeat means bought before, similar means new to it
+        assert (item["product_id"] in mine) == (item["reason"] == "repeat")
+
+
+def test_exclude_purchased_and_departments_fill_to_k(client, bought, departments) -> None:
+    household = int(bought[s.HOUSEHOLD_ID].iloc[1])
+    mine = set(bought.loc[bought[s.HOUSEHOLD_ID] == household, s.PRODUCT_ID])
+    out = post(client, "/recommend", {"household_id": household, "k": 20,
+                                      "exclude_purchased": True, "departments": ["produce"]})
+    products = [i["product_id"] for i in out["items"]]
+    assert len(products) == 20 == len(set(products))
+    assert not set(products) & mine
+    assert {departments[p] for p in products} == {"PRODUCE"}
+    reasons = [i["reason"] for i in out["items"]]
+    assert "popular" in reasons  # the tiny list holds fewer produce items: filled
+    assert reasons == sorted(reasons, key=lambda r: r == "popular")  # fills come last
+
+
+def test_cold_start_recent_items_and_popular(client, world, departments) -> None:
+    recent = world.indexed_products(2)
+    out = post(client, "/recommend", {"household_id": 10**12, "recent_product_ids": recent,
+                                      "k": 8})
+    assert out["strategy"] == "recent_items"
+    assert {i["reason"] for i in out["items"]} == {"similar"}
+    assert not {i["product_id"] for i in out["items"]} & set(recent)
+    popular = post(client, "/recommend", {"k": 8, "recent_product_ids": [1]})  # unknown id
+    assert popular["strategy"] == "popular" and popular["household_id"] is None
+    assert {i["reason"] for i in popular["items"]} == {"popular"}
+    scores = [i["score"] for i in popular["items"]]
+    assert scores == sorted(scores, reverse=True)
+    dairy = post(client, "/recommend", {"k": 5, "departments": ["DAIRY", "deli"]})
+    assert {departments[i["product_id"]] for i in dairy["items"]} <= {"DAIRY", "DELI"}
+
+
+def test_similar_items(client, world) -> None:
+    product = world.indexed_products(1)[0]
+    out = post(client, "/similar_items", {"product_id": product, "k": 7})
+    products = [i["product_id"] for i in out["items"]]
+    assert len(products) == 7 == len(set(products)) and product not in products
+    scores = [i["score"] for i in out["items"]]
+    assert scores == sorted(scores, reverse=True) and max(scores) <= 1.0 + 1e-5
+    missing = post(client, "/similar_items", {"product_id": 5, "k": 3}, status=404)
+    assert missing["error"].startswith("product_id: product 5 is not in the item index")
+
+
+@pytest.mark.parametrize("exclude_purchased", [False, True])
+def test_recommend_matches_growth_recommend(client, ds, world, bought, registry_store,
+                                            tmp_path: Path, exclude_purchased: bool) -> None:
+    from training.two_tower.run import recommend_to_file
+
+    households = sorted(bought[s.HOUSEHOLD_ID].unique())[:25] + [10**9]  # one unknown
+    batch = recommend_to_file(ds, world.as_of, 9, tmp_path / "recs.parquet",
+                              [int(h) for h in households], exclude_purchased)
+    for household, expected in batch.groupby(s.HOUSEHOLD_ID):
+        out = post(client, "/recommend", {"household_id": int(household), "k": 9,
+                                          "exclude_purchased": exclude_purchased})
+        got = pd.DataFrame(out["items"])
+        assert got[s.PRODUCT_ID].tolist() == expected[s.PRODUCT_ID].tolist()
+        assert got["reason"].tolist() == expected["reason"].tolist()
+        np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-9)
+
+
+def test_propensity_churn_matches_growth_score(client, ds, world, registry_store,
+                                               tmp_path: Path) -> None:
+    from training.propensity.score import score_to_file
+
+    batch, version, _ = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
+    ids = batch[s.HOUSEHOLD_ID].tolist()
+    out = post(client, "/propensity", {"model": "churn", "household_ids": ids + [10**9]})
+    assert out["model_version"] == version and out["unknown_household_ids"] == [10**9]
+    got = pd.DataFrame(out["scores"])
+    assert got[s.HOUSEHOLD_ID].tolist() == ids
+    np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
+    assert got["decile"].tolist() == batch["decile"].tolist()
+    reasons = batch[["reason_1", "reason_2", "reason_3"]].to_numpy().tolist()
+    assert got["reasons"].tolist() == reasons
+
+
+def test_propensity_coupon_matches_growth_score(client, ds, registry_store,
+                                                tmp_path: Path) -> None:
+    from training.propensity.score import score_to_file
+
+    campaign = 11  # starts after the coupon model's data ends, as the PIT rule needs
+    batch, _, _ = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
+    ids = batch[s.HOUSEHOLD_ID].tolist()
+    out = post(client, "/propensity", {"model": "coupon", "campaign_id": campaign,
+                                       "household_ids": ids})
+    got = pd.DataFrame(out["scores"])
+    np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
+    assert got["decile"].tolist() == batch["decile"].tolist()
+
+
+def test_audience_selection_control_and_csv(client) -> None:
+    body = {"model": "churn", "top_n": 40, "control_fraction": 0.25, "seed": 3,
+            "exclude_household_ids": [1, 2]}
+    out = post(client, "/audience", body)
+    members = out["households"]
+    assert out["size"] == 40 == len(members) and out["control"] == 10 and out["treated"] == 30
+    assert not {m["household_id"] for m in members} & {1, 2}
+    scores = [m["score"] for m in members]
+    assert scores == sorted(scores, reverse=True) and [m["rank"] for m in members][-1] == 40
+    treated = sum(m["score"] for m in members if not m["control"])
+    assert out["expected_responders"] == pytest.approx(treated)
+    assert post(client, "/audience", body) == out  # the seed fixes the holdout
+    other = post(client, "/audience", {**body, "seed": 4})
+    assert [m["control"] for m in other["households"]] != [m["control"] for m in members]
+    threshold = post(client, "/audience", {"model": "churn", "min_score": 0.5})
+    assert all(m["score"] >= 0.5 for m in threshold["households"])
+
+    r = client.post("/audience", json={**body, "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [int(x["household_id"]) for x in rows] == [m["household_id"] for m in members]
+    assert sum(int(x["control"]) for x in rows) == 10
+    assert float(r.headers["X-Expected-Responders"]) == pytest.approx(treated)
+
+
+def test_audience_needs_the_api_key_when_set(client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROWTH_API_KEY", "s3cret")
+    body = {"model": "churn", "top_n": 3}
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        r = client.post("/audience", json=body, headers=headers)
+        assert r.status_code == 401 and r.json()["error"].startswith("X-API-Key: ")
+    assert client.post("/audience", json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.post("/propensity", json={"model": "churn", "household_ids": [1]}
+                       ).status_code == 200  # other endpoints stay open
+
+
+def test_models_without_champion_answer_503(world, service_app,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service class itself on the bundle built before churn and coupon had champions
+    (a second ASGI app in one process would register BentoML's metrics twice)."""
+    import asyncio
+
+    import bentoml
+
+    from serving.schemas import AudienceRequest, PropensityRequest, RecommendRequest
+    from serving.service import GrowthService
+
+    monkeypatch.setattr(GrowthService.inner, "bundle_model",
+                        bentoml.models.BentoModel(world.partial_tag))
+    service = GrowthService()
+    r = asyncio.run(service.propensity(PropensityRequest(model="churn", household_ids=[1])))
+    assert r.status_code == 503 and b"churn has no @champion" in r.body
+    r = asyncio.run(service.audience(AudienceRequest(model="coupon", campaign_id=11, top_n=3)))
+    assert r.status_code == 503 and b"coupon has no @champion" in r.body
+    r = asyncio.run(service.recommend(RecommendRequest(k=3)))
+    out = json.loads(r.body)
+    assert len(out["items"]) == 3 and out["strategy"] == "popular"

@@ -1,0 +1,78 @@
+"""``growth models list|promote|rollback``: thin commands over training.registry, with one clear
+error line (exit 2) for an unknown model or version."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+import mlflow
+import pytest
+
+from growth.cli import main
+from tests.training.test_registry import _migrated_db, _store  # noqa: F401  (fast MLflow store)
+from training import registry
+
+
+def growth(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+           *args: str) -> tuple[int, str, str]:
+    """Run the console entry point in this process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["growth", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    captured = capsys.readouterr()
+    return exit_.value.code or 0, captured.out, captured.err
+
+
+def register(model: str, data_end: date, recall: float) -> int:
+    """A finished run with a text artifact, registered and passed through the gate."""
+    with registry.tracked_run("models-cli-test", "fit") as run:
+        mlflow.log_text("weights", "model/readme.txt")
+    version = registry.register_version(model, run.info.run_id, "model", data_end,
+                                        {"recall": recall})
+    registry.promote_if_better(model, version, "recall")
+    return version
+
+
+def test_list_promote_rollback(monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture) -> None:
+    register("recs", date(2017, 5, 1), 0.20)  # v1 champion
+    register("recs", date(2017, 6, 1), 0.25)  # v2 beats it
+    register("recs", date(2017, 7, 1), 0.10)  # v3 rejected
+    register("churnish", date(2017, 7, 1), 0.5)
+
+    code, out, _ = growth(monkeypatch, capsys, "models", "list", "recs")
+    assert code == 0
+    lines = {line.split("│")[2].strip(): line for line in out.splitlines()
+             if line.count("│") > 3 and "recs" in line}
+    assert set(lines) == {"v1", "v2 *", "v3"}
+    assert "2017-06-01" in lines["v2 *"] and "recall=0.25" in lines["v2 *"]
+    assert "rejected: recall 0.1 <= champion v2 0.25" in lines["v3"]
+    code, out, _ = growth(monkeypatch, capsys, "models", "list")
+    assert code == 0 and "churnish" in out and "recs" in out
+
+    code, out, _ = growth(monkeypatch, capsys, "models", "promote", "recs", "3")
+    assert code == 0 and "recs@champion: v3 (was v2)" in out
+    assert registry.champion_version("recs") == 3
+    promotion = {v["version"]: v[registry.PROMOTION_TAG] for v in registry.list_versions("recs")}
+    assert promotion[3].startswith("promoted by hand")
+
+    code, out, _ = growth(monkeypatch, capsys, "models", "rollback", "recs")
+    assert code == 0 and "recs@champion: v2 (was v3)" in out
+    assert registry.champion_version("recs") == 2
+
+
+def test_unknown_model_or_version_is_one_error_line(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    register("recs", date(2017, 5, 1), 0.20)
+    for args, message in [
+        (("models", "list", "nope"), "no registered model 'nope'; registered models: recs"),
+        (("models", "promote", "nope", "1"), "no registered model 'nope'"),
+        (("models", "promote", "recs", "9"), "recs has no version 9; versions: 1"),
+        (("models", "rollback", "recs"), "it replaced no earlier champion"),
+    ]:
+        code, out, err = growth(monkeypatch, capsys, *args)
+        assert code == 2, (args, out, err)
+        assert err.startswith("error:") and message in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    assert registry.champion_version("recs") == 1

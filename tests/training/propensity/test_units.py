@@ -1,0 +1,87 @@
+"""Metrics, calibration, feature encoding, deciles and reason codes on hand-made inputs."""
+
+from __future__ import annotations
+
+import json
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.propensity.calibrate import Calibrator, fit_calibrator
+from training.propensity.evaluate import (
+    binary_report,
+    capture_at,
+    expected_calibration_error,
+    lift_at,
+)
+from training.propensity.gbdt import FeatureSpec
+from training.propensity.reasons import global_importance, reason_codes
+from training.propensity.score import deciles
+
+
+def test_ece_by_hand() -> None:
+    # bin [0.1, 0.2): p 0.1, 0.1, observed 0.5 -> gap 0.4; bin [0.9, 1]: p 0.9, 0.9, observed 1
+    y = np.array([0, 1, 1, 1])
+    p = np.array([0.1, 0.1, 0.9, 0.9])
+    assert expected_calibration_error(y, p, bins=10) == pytest.approx((2 * 0.4 + 2 * 0.1) / 4)
+
+
+def test_lift_and_capture_at_top_fraction() -> None:
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    p = np.linspace(1, 0, 10)  # row 0 ranks first
+    assert capture_at(y, p, 0.1) == 0.5
+    assert lift_at(y, p, 0.1) == pytest.approx(1.0 / 0.2)
+    report = binary_report(y, p)
+    assert report["roc_auc"] == pytest.approx(15 / 16)
+    assert set(report) >= {"pr_auc", "brier", "ece", "lift_at_10pct", "capture_at_10pct"}
+
+
+def test_metrics_need_both_classes() -> None:
+    with pytest.raises(ValueError, match="both classes"):
+        binary_report(np.zeros(5), np.linspace(0, 1, 5))
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+def test_calibrator_fits_and_round_trips_through_json(method: str) -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(2 * raw - 1)))).astype(int)
+    cal = fit_calibrator(raw, y, method)
+    p = cal.predict(raw)
+    assert expected_calibration_error(y, p) < 0.03
+    again = Calibrator.from_json(json.loads(json.dumps(cal.to_json())))
+    np.testing.assert_allclose(again.predict(raw), p)
+    if method == "platt":
+        assert cal.params["a"] == pytest.approx(2, abs=0.2)
+
+
+def test_feature_spec_encodes_categories_and_round_trips() -> None:
+    frame = pd.DataFrame({"x": [1, 2, None], "tier": ["gold", "bronze", None]})
+    spec = FeatureSpec.infer(frame)
+    assert spec.categories == {"tier": ("bronze", "gold")}
+    new = pd.DataFrame({"tier": ["gold", "platinum"], "x": [5, 6]})  # unseen level -> NaN
+    matrix = FeatureSpec.from_json(json.loads(json.dumps(spec.to_json()))).matrix(new)
+    assert list(matrix.columns) == ["x", "tier"]
+    assert matrix["tier"].tolist()[0] == 1.0 and np.isnan(matrix["tier"].tolist()[1])
+    with pytest.raises(KeyError, match="tier"):
+        spec.matrix(frame[["x"]])
+
+
+def test_deciles_one_is_highest() -> None:
+    d = deciles(np.arange(20, dtype=float))
+    assert d[19] == 1 and d[0] == 10 and np.bincount(d)[1:].tolist() == [2] * 10
+
+
+def test_reason_codes_name_the_features_that_raise_the_score() -> None:
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"signal": rng.normal(size=2000), "noise": rng.normal(size=2000),
+                      "other": rng.normal(size=2000)})
+    y = (x["signal"] > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(x, y), num_boost_round=20)
+    reasons = reason_codes(booster, x[x["signal"] > 1])
+    assert list(reasons.columns) == ["reason_1", "reason_2", "reason_3"]
+    assert (reasons["reason_1"] == "signal").all()
+    assert global_importance(booster)["feature"].iloc[0] == "signal"

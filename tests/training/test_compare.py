@@ -1,0 +1,111 @@
+"""``growth compare``: runs logged through the registry helpers, compared side by side.
+
+The metric values are made up: these tests check the table (grouping by system, column
+choice, champion mark, run selection), not a model.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import date
+
+import mlflow
+import pandas as pd
+import pytest
+
+from features.sources import GrowthError
+from tests.test_models_cli import growth
+from tests.training.test_registry import _migrated_db, _store  # noqa: F401  (fast MLflow store)
+from training import registry
+from training.compare import compare_runs
+
+SYSTEMS = ("popularity", "two_tower_only", "buy_again", "two_tower_blend")
+
+
+def log_run(experiment: str, metrics: dict[str, float], params: dict[str, str] | None = None,
+            data_end: date = date(2017, 6, 5), register_as: str | None = None,
+            gate: str | None = None) -> str:
+    """A finished tracked run with ``metrics``, optionally registered and gated on ``gate``."""
+    with registry.tracked_run(experiment, "train", params=params,
+                              tags={registry.DATA_END_TAG: data_end.isoformat()}) as run:
+        mlflow.log_metrics(metrics)
+        mlflow.log_text("weights", "model/readme.txt")
+    if register_as:
+        version = registry.register_version(register_as, run.info.run_id, "model", data_end,
+                                            {gate: metrics[gate]})
+        registry.promote_if_better(register_as, version, gate)
+    time.sleep(0.01)  # distinct start times: the comparison sorts by them
+    return run.info.run_id
+
+
+def two_tower_metrics(level: float, skip: tuple[str, ...] = ()) -> dict[str, float]:
+    out = {"best_val_recall_at_20": level, "train_seconds": 12.5}
+    for i, system in enumerate(SYSTEMS):
+        for name in ("recall_all_at_20", "ndcg_all_at_20", "hit_rate_all_at_20"):
+            if f"{system}.{name}" not in skip:
+                out[f"{system}.{name}"] = level + i / 100
+    return out
+
+
+def test_two_tower_runs_side_by_side() -> None:
+    params = {"dim": "64", "lr": "0.003", "unrelated": "x"}
+    old = log_run("two_tower", two_tower_metrics(0.20), params, date(2017, 5, 1),
+                  "two_tower", "best_val_recall_at_20")
+    new = log_run("two_tower", two_tower_metrics(0.25, ("popularity.hit_rate_all_at_20",)),
+                  params, date(2017, 6, 5), "two_tower", "best_val_recall_at_20")
+    with registry.tracked_run("two_tower", "tuning-like parent"):  # children are not compared
+        with registry.tracked_run("two_tower", "child", nested=True):
+            mlflow.log_metrics({"two_tower_blend.recall_all_at_20": 0.9})
+    with pytest.raises(RuntimeError), registry.tracked_run("two_tower", "crashed"):
+        raise RuntimeError("unfinished runs are not compared either")
+
+    frame, cols = compare_runs("two_tower", last=2)
+    assert frame["run_id"].unique().tolist() == [new, old]  # newest first
+    rows = frame[frame["run_id"] == new]
+    assert rows["system"].tolist() == ["two_tower_blend", "two_tower_only", "buy_again",
+                                       "popularity"]  # ours first, then baselines by name
+    assert rows["champion"].all() and not frame[frame["run_id"] == old]["champion"].any()
+    assert rows["version"].tolist() == [2] * 4 and rows["data_end"].iloc[0] == "2017-06-05"
+    blend = rows.set_index("system").loc["two_tower_blend"]
+    assert blend["recall_all_at_20"] == pytest.approx(0.28)  # SYSTEMS index 3
+    assert blend["param.dim"] == "64" and blend["run.best_val_recall_at_20"] == 0.25
+    assert pd.isna(rows.set_index("system").loc["popularity", "hit_rate_all_at_20"])
+    assert "recall_new_at_20" in cols.metrics and "param.unrelated" not in frame.columns
+    assert compare_runs("two_tower", last=1)[0]["run_id"].unique().tolist() == [new]
+
+
+def test_other_models_get_the_metrics_their_systems_share() -> None:
+    log_run("uplift", {"lightgbm.roc_auc": 0.9, "lightgbm.pr_auc": 0.5, "lightgbm.brier": 0.1,
+                       "rfm_logistic.roc_auc": 0.8, "rfm_logistic.pr_auc": 0.4,
+                       "train_seconds": 3.0})
+    frame, cols = compare_runs("uplift")
+    assert cols.metrics == ("roc_auc", "pr_auc")
+    assert frame["system"].tolist() == ["lightgbm", "rfm_logistic"]
+    assert frame["version"].isna().all()  # registered nothing
+    with pytest.raises(GrowthError, match="no runs of 'nope'.*models with runs: uplift"):
+        compare_runs("nope")
+
+
+def test_compare_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    log_run("two_tower", two_tower_metrics(0.20), {"dim": "32"}, date(2017, 5, 1),
+            "two_tower", "best_val_recall_at_20")
+    log_run("two_tower", two_tower_metrics(0.25), {"dim": "64"}, date(2017, 6, 5),
+            "two_tower", "best_val_recall_at_20")
+    log_run("uplift", {"lightgbm.roc_auc": 0.9, "baseline.roc_auc": 0.8})
+
+    code, out, err = growth(monkeypatch, capsys, "compare", "--format", "csv")
+    assert code == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    assert set(table["model"]) == {"two_tower", "uplift"}
+    assert len(table) == 2 * len(SYSTEMS) + 2
+    champion = table[table["champion"]]
+    assert set(champion["param.dim"]) == {64} and set(champion["version"]) == {2}
+
+    code, out, err = growth(monkeypatch, capsys, "compare", "two_tower")
+    assert code == 0, err
+    assert "v2 *" in out and "v1 *" not in out and "two_tower_blend" in out and "0.2800" in out
+    assert "uplift" not in out
+
+    code, _, err = growth(monkeypatch, capsys, "compare", "nope")
+    assert code == 2 and "error: no runs of 'nope'" in err

@@ -1,0 +1,176 @@
+"""``growth tune``: two worker processes sharing one SQLite study, nested MLflow runs under one
+parent, pruned trials marked, and a tuned config that the model's loader accepts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.trial import TrialState
+
+from features.config import Strict, load_config
+from features.sources import GrowthError
+from features.synth import generate
+from tests.test_models_cli import growth
+from tests.training.test_registry import _migrated_db, _store  # noqa: F401  (fast MLflow store)
+from training import tuning
+from training.two_tower.config import load_two_tower_config
+
+# tiny two-tower settings; dim is fixed here, so the search must leave it alone
+SMALL = ("as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", "dim=16",
+         "id_dim=16", "attr_dim=4", "hidden=32", "epochs=2", "threads=1")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("synth") / "data"
+    generate(folder, households=200, products=300, weeks=24, seed=3)
+    return folder
+
+
+def _children(parent_run_id: str, experiment: str) -> list:
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    return [r for r in runs if r.data.tags.get(MLFLOW_PARENT_RUN_ID) == parent_run_id]
+
+
+def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    out = tmp_path / "tuned" / "two_tower.yaml"
+    result = tuning.tune(tuning.TuneRequest(
+        "two-tower", trials=4, storage=storage, study="shared", workers=2, data=data,
+        overrides=SMALL, out=out))
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials()
+    assert len(trials) == 4
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    pids = {t.user_attrs["pid"] for t in trials}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not the parent
+    assert all("dim" not in t.params and "lr" in t.params for t in trials)
+
+    children = _children(result.parent_run_id, "two_tower_tuning")
+    assert sorted(r.info.run_id for r in children) == sorted(
+        t.user_attrs["mlflow_run_id"] for t in trials)
+    assert {r.data.tags["pid"] for r in children} == {str(p) for p in pids}
+    for run in children:
+        trial = trials[int(run.data.tags["optuna.trial"])]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[tuning.STATE_TAG] == trial.state.name
+        assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
+        if trial.state == TrialState.COMPLETE:
+            assert run.data.metrics["value"] == pytest.approx(trial.value)
+
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert parent.data.params["workers"] == "2"
+    cfg = load_two_tower_config(out)
+    assert cfg.lr == pytest.approx(study.best_params["lr"]) and cfg.dim == 16
+    assert cfg.batch_size == study.best_params["batch_size"]
+
+
+def test_default_storage_and_trial_split() -> None:
+    assert tuning.storage_url(tuning.TuneRequest("churn", 4), "s") is None  # in memory
+    shared = tuning.storage_url(tuning.TuneRequest("churn", 4, workers=2), "s")
+    assert shared == f"sqlite:///{Path('artifacts/tuning/s.db').resolve()}"
+    given = "postgresql://u:secret@db/optuna"
+    assert tuning.storage_url(tuning.TuneRequest("churn", 4, given, workers=2), "s") == given
+    assert tuning._quotas(5, 2) == [3, 2] and tuning._quotas(2, 4) == [1, 1]
+
+
+def test_churn_trials_report_every_ten_rounds(data: Path, tmp_path: Path) -> None:
+    from training.propensity.config import load_churn_config
+
+    sets = ("as_of=2017-05-01", "horizon_days=28", "n_cutoffs=8", "step_days=14",
+            "max_rounds=40", "learning_rate=0.1")
+    result = tuning.tune(tuning.TuneRequest("churn", trials=2, data=data, overrides=sets,
+                                            out=tmp_path / "churn.yaml"))
+    client = mlflow.MlflowClient()
+    for run in _children(result.parent_run_id, "churn_tuning"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id,
+                                                           tuning.model_spec("churn").metric)]
+        assert steps and all(step % 10 == 0 for step in steps)
+        assert "learning_rate" not in run.data.params  # fixed with --set
+    cfg = load_churn_config(tmp_path / "churn.yaml")
+    assert cfg.num_leaves == result.best_params["num_leaves"] and cfg.horizon_days == 28
+    assert cfg.learning_rate == 0.1 and 0 < result.best_value <= 1
+
+
+class FakeConfig(Strict):
+    seed: int = 0
+    learning_rate: float = 0.1
+    num_leaves: int = 31
+
+
+def _fake_spec(score) -> tuning.ModelSpec:
+    return tuning.ModelSpec(
+        "fake", "auc", {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"]},
+        warmup_steps=1, load_config=lambda path, sets: load_config(FakeConfig, path, sets),
+        score=score)
+
+
+def test_pruned_trials_are_marked(tiny_folder: Path, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def score(ds, cfg: FakeConfig, report) -> float:
+        """A learning curve that rises with the learning rate: the median prunes low ones."""
+        for step in (1, 2, 3):
+            report(step, cfg.learning_rate * step)
+        return cfg.learning_rate * 3
+
+    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(score))
+    result = tuning.tune(tuning.TuneRequest("fake", trials=12, data=tiny_folder,
+                                            out=tmp_path / "fake.yaml"))
+    assert result.session_states.get("PRUNED", 0) >= 1
+    assert result.session_states["COMPLETE"] + result.session_states["PRUNED"] == 12
+    children = _children(result.parent_run_id, "fake_tuning")
+    states = [r.data.tags[tuning.STATE_TAG] for r in children]
+    assert states.count("PRUNED") == result.session_states["PRUNED"]
+    for run in children:  # a pruned run keeps its curve up to the pruning step, no value
+        assert ("value" in run.data.metrics) == (run.data.tags[tuning.STATE_TAG] == "COMPLETE")
+    tuned = load_config(FakeConfig, tmp_path / "fake.yaml")
+    assert tuned.learning_rate * 3 == pytest.approx(result.best_value)
+    assert tuned.num_leaves == 31  # not in the space: the base value
+
+
+def test_same_seed_same_trials(tiny_folder: Path, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(tuning.SPECS, "fake",
+                        lambda: _fake_spec(lambda ds, cfg, report: cfg.learning_rate))
+
+    def drawn(*sets: str) -> list[float]:
+        result = tuning.tune(tuning.TuneRequest("fake", trials=3, data=tiny_folder,
+                                                overrides=sets, out=tmp_path / "fake.yaml"))
+        runs = _children(result.parent_run_id, "fake_tuning")
+        return sorted(float(r.data.params["learning_rate"]) for r in runs)
+
+    assert drawn() == drawn() != drawn("seed=1")
+
+
+def test_no_completed_trial_writes_no_config(tiny_folder: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def score(ds, cfg, report) -> float:
+        raise optuna.TrialPruned("always")
+
+    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(score))
+    with pytest.raises(GrowthError, match="no trial of study .* completed"):
+        tuning.tune(tuning.TuneRequest("fake", trials=2, data=tiny_folder,
+                                       out=tmp_path / "fake.yaml"))
+    assert not (tmp_path / "fake.yaml").exists()
+
+
+def test_tune_command(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    sets = [a for v in SMALL for a in ("--set", v)]
+    code, out, err = growth(monkeypatch, capsys, "tune", "two-tower", "--trials", "2",
+                            "--data", str(data), *sets)
+    assert code == 0, err[-3000:]
+    assert "2 complete" in out and "configs/tuned/two_tower.yaml" in out
+    cfg = load_two_tower_config(tmp_path / "configs" / "tuned" / "two_tower.yaml")
+    assert cfg.as_of.isoformat() == "2017-06-05" and cfg.dim == 16
+
+    code, _, err = growth(monkeypatch, capsys, "tune", "lasso", "--trials", "2")
+    assert code == 2 and "cannot tune 'lasso'" in err

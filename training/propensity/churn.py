@@ -1,0 +1,217 @@
+"""Churn: training examples from rolling cutoffs, point-in-time features, validation score.
+
+Label: no purchase in ``[cutoff, cutoff + horizon)`` (``features.labels.churn_labels``).
+Cutoffs come from ``churn_cutoffs``: all label windows end on or before ``as_of``. The
+newest cutoff is the validation fold (early stopping, calibration, the gate metric); the
+booster trains on the cutoffs whose label windows end on or before the validation cutoff, so
+no training label looks into the validation window.
+
+Features at a cutoff, all reading only rows before it: ``household_features``; cadence
+features (recent gaps between visit days, the household's own empirical chance that a gap
+outlasts the current silence, active weeks, weekly visits, a Poisson no-visit probability);
+a BG/NBD no-visit probability fitted on the cutoff's households; and, when the campaign
+tables exist, the campaigns the household received that are running at the cutoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from features import schema as s
+from features.config import DataConfig
+from features.coupon import campaign_exposure
+from features.dataset import Dataset
+from features.household import household_features, transactions_before
+from features.labels import CHURNED, churn_cutoffs, churn_labels
+from features.sources import GrowthError
+from training.propensity.baselines import churn_baselines
+from training.propensity.bgnbd import bgnbd_probabilities, fit_bgnbd
+from training.propensity.config import ChurnConfig, load_churn_config
+from training.propensity.gbdt import FeatureSpec, Report, fit_gbdt
+from training.propensity.task import GATE_METRIC, TrainingSet
+
+MODEL_NAME = "churn"
+CUTOFF = "cutoff"
+NOT_FEATURES = (s.HOUSEHOLD_ID, CUTOFF, CHURNED)
+__all__ = [
+    "GATE_METRIC",
+    "ChurnData",
+    "churn_data",
+    "churn_features",
+    "examples_at",
+    "load_churn_config",
+    "training_set",
+    "validation_score",
+]
+
+
+def cadence_features(ds: Dataset, cutoff: date, horizon_days: int) -> pd.DataFrame:
+    """One row per household active before ``cutoff``: visit-rhythm features for churn."""
+    h = s.HOUSEHOLD_ID
+    horizon = int(horizon_days)
+    weekly = ", ".join(f"coalesce(sum(baskets) FILTER (WHERE (age_days - 1) // 7 = {k}), 0) "
+                       f"AS baskets_week_{k}" for k in range(8))
+    return ds.df(f"""
+    WITH t AS ({transactions_before(cutoff)}),
+    days AS (SELECT {h}, age_days, count(DISTINCT {s.BASKET_ID}) AS baskets,
+                    sum(cents) AS cents
+             FROM t GROUP BY 1, 2),
+    gaps AS (SELECT {h}, age_days,
+                    lead(age_days) OVER (PARTITION BY {h} ORDER BY age_days) - age_days AS gap,
+                    row_number() OVER (PARTITION BY {h} ORDER BY age_days) AS nth
+             FROM days),
+    r AS (SELECT {h}, min(age_days) AS recency, max(age_days) AS first_age FROM days GROUP BY 1),
+    g AS (SELECT gaps.{h},
+                 max(gap) FILTER (WHERE nth = 1) AS last_gap_days,
+                 avg(gap) FILTER (WHERE nth <= 3) AS recent_gap_mean_days,
+                 max(gap) FILTER (WHERE nth <= 5) AS recent_gap_max_days,
+                 quantile_cont(gap, 0.9) AS gap_p90_days,
+                 CAST(count(*) FILTER (WHERE gap > r.recency) AS DOUBLE)
+                     / nullif(count(gap), 0) AS gap_survival_at_recency,
+                 CAST(count(*) FILTER (WHERE gap >= r.recency + {horizon}) AS DOUBLE)
+                     / nullif(count(*) FILTER (WHERE gap > r.recency), 0)
+                     AS gap_survival_beyond_horizon,
+                 count(*) FILTER (WHERE gap >= {horizon}) AS long_gaps,
+                 (sum(greatest(gap - {horizon}, 0))
+                  + greatest(any_value(r.recency) - {horizon}, 0))
+                     / greatest(any_value(r.first_age) - {horizon}, 1.0) AS idle_window_rate
+          FROM gaps JOIN r USING ({h}) WHERE gap IS NOT NULL GROUP BY 1),
+    w AS (SELECT {h},
+                 count(DISTINCT (age_days - 1) // 7) FILTER (WHERE age_days <= 91)
+                     AS active_weeks_13w,
+                 count(DISTINCT (age_days - 1) // 7) FILTER (WHERE age_days <= 182)
+                     AS active_weeks_26w,
+                 count(*) FILTER (WHERE age_days <= 91) AS visit_days_13w,
+                 {weekly},
+                 coalesce(sum(baskets) FILTER (WHERE age_days <= 14), 0) AS baskets_2w,
+                 coalesce(sum(baskets) FILTER (WHERE age_days > 28 AND age_days <= 56), 0)
+                     AS baskets_prev_4w,
+                 coalesce(sum(cents) FILTER (WHERE age_days <= 14), 0) / 100.0 AS spend_2w,
+                 coalesce(sum(cents) FILTER (WHERE age_days > 28 AND age_days <= 56), 0)
+                     / 100.0 AS spend_prev_4w
+          FROM days GROUP BY 1)
+    SELECT {h}, g.last_gap_days, g.recent_gap_mean_days, g.recent_gap_max_days,
+           g.gap_p90_days, g.gap_survival_at_recency, g.gap_survival_beyond_horizon,
+           coalesce(g.long_gaps, 0) AS long_gaps, g.idle_window_rate,
+           CAST(r.recency AS DOUBLE) / nullif(g.recent_gap_mean_days, 0)
+               AS recency_over_recent_gap,
+           w.active_weeks_13w, w.active_weeks_26w, w.visit_days_13w,
+           {", ".join(f"w.baskets_week_{k}" for k in range(8))},
+           w.baskets_2w, w.baskets_prev_4w, w.spend_2w, w.spend_prev_4w,
+           exp(-{horizon} * w.visit_days_13w / least(91.0, r.first_age))
+               AS poisson_no_visit
+    FROM r JOIN w USING ({h}) LEFT JOIN g USING ({h})
+    ORDER BY {h}""")
+
+
+def churn_features(ds: Dataset, cutoff: date, horizon_days: int,
+                   data_cfg: DataConfig | None = None) -> pd.DataFrame:
+    """Household and cadence features as of ``cutoff`` for every household active before it."""
+    frame = household_features(ds, cutoff, data_cfg).merge(
+        cadence_features(ds, cutoff, horizon_days), on=s.HOUSEHOLD_ID, how="left")
+    x = frame["n_gaps"].to_numpy(float)  # repeat visit days
+    t = frame["tenure_days"].to_numpy(float) / 7
+    t_x = t - frame["recency_days"].to_numpy(float) / 7
+    frame["bgnbd_p_alive"], frame["bgnbd_no_visit"] = bgnbd_probabilities(
+        fit_bgnbd(x, t_x, t), x, t_x, t, horizon_days / 7)
+    exposure = campaign_exposure(ds, cutoff)
+    if exposure is None:
+        return frame
+    frame = frame.merge(exposure, on=s.HOUSEHOLD_ID, how="left")
+    counts = [c for c in exposure.columns if c.startswith("running_campaigns")]
+    frame[counts] = frame[counts].fillna(0)
+    return frame
+
+
+def examples_at(ds: Dataset, cutoff: date, horizon_days: int,
+                data_cfg: DataConfig | None = None) -> pd.DataFrame:
+    """Features as of ``cutoff`` with the churn label of the window that starts there."""
+    labels = churn_labels(ds, cutoff, horizon_days)
+    frame = churn_features(ds, cutoff, horizon_days, data_cfg).merge(labels, on=s.HOUSEHOLD_ID)
+    frame.insert(1, CUTOFF, pd.Timestamp(cutoff))
+    return frame
+
+
+@dataclass
+class ChurnData:
+    train: pd.DataFrame  # cutoffs whose label windows end by the validation cutoff
+    valid: pd.DataFrame  # the newest cutoff
+    spec: FeatureSpec
+    validation_cutoff: date
+
+
+_CACHE: dict[tuple, tuple[Dataset, ChurnData]] = {}
+
+
+def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None) -> ChurnData:
+    """Training and validation examples (memoised per dataset and settings, so a tuner's
+    trials build them once). Cutoffs whose label windows overlap the validation window are
+    skipped."""
+    key = (id(ds), cfg.as_of, cfg.horizon_days, cfg.n_cutoffs, cfg.step_days,
+           (data_cfg or DataConfig()).model_dump_json())
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is ds:
+        return hit[1]
+    cutoffs = churn_cutoffs(cfg.as_of, cfg.horizon_days, cfg.n_cutoffs, cfg.step_days)
+    first, last = ds.time_range()
+    if last.date() < cfg.as_of - timedelta(days=1):
+        raise GrowthError(f"churn training as of {cfg.as_of} needs transactions through "
+                          f"{cfg.as_of - timedelta(days=1)} (every training label window ends "
+                          f"by as_of), but {ds.source} ends on {last.date()}")
+    cutoffs = [c for c in cutoffs if c > first.date()]
+    if not cutoffs:
+        raise GrowthError(f"churn as of {cfg.as_of} with a {cfg.horizon_days}-day horizon "
+                          f"needs purchases before {cfg.as_of - timedelta(cfg.horizon_days)}; "
+                          f"{ds.source} starts on {first.date()}")
+    valid_cutoff = cutoffs[0]
+    train_cutoffs = [c for c in cutoffs
+                     if c + timedelta(days=cfg.horizon_days) <= valid_cutoff]
+    if not train_cutoffs:
+        raise GrowthError(
+            f"no training cutoff: with as_of {cfg.as_of}, horizon {cfg.horizon_days} days, "
+            f"{cfg.n_cutoffs} cutoffs every {cfg.step_days} days and data from {first.date()}, "
+            "every cutoff's label window overlaps the validation window; raise n_cutoffs")
+    train = pd.concat([examples_at(ds, c, cfg.horizon_days, data_cfg)
+                       for c in sorted(train_cutoffs)], ignore_index=True)
+    valid = examples_at(ds, valid_cutoff, cfg.horizon_days, data_cfg)
+    spec = FeatureSpec.infer(pd.concat([train, valid], ignore_index=True),
+                             exclude=NOT_FEATURES)
+    data = ChurnData(train, valid, spec, valid_cutoff)
+    _CACHE.clear()
+    _CACHE[key] = (ds, data)
+    return data
+
+
+def validation_score(ds: Dataset, cfg: ChurnConfig, report: Report | None = None,
+                     data_cfg: DataConfig | None = None) -> float:
+    """Validation-fold PR-AUC (higher is better) of a booster fitted with ``cfg``: the metric
+    the promotion gate uses. No MLflow logging; ``report(step, value)`` gets the validation
+    PR-AUC every ``cfg.report_every`` rounds, and whatever it raises propagates."""
+    data = churn_data(ds, cfg, data_cfg)
+    fit = fit_gbdt(data.train, data.train[CHURNED].to_numpy(), data.spec, cfg,
+                   data.valid, data.valid[CHURNED].to_numpy(), report=report)
+    raw = fit.booster.predict(data.spec.matrix(data.valid), raw_score=True)
+    return float(average_precision_score(data.valid[CHURNED].to_numpy(), raw))
+
+
+def training_set(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
+                 ) -> TrainingSet:
+    """Everything a tracked run needs; the test set is the standard evaluation at ``as_of``
+    when the data covers its label window, else None."""
+    data = churn_data(ds, cfg, data_cfg)
+    _, last = ds.time_range()
+    covered = last.date() >= cfg.as_of + timedelta(days=cfg.horizon_days - 1)
+    test = examples_at(ds, cfg.as_of, cfg.horizon_days, data_cfg) if covered else None
+    return TrainingSet(
+        model_name=MODEL_NAME, label=CHURNED, keys=(s.HOUSEHOLD_ID,), train=data.train,
+        valid=data.valid, test=test, spec=data.spec, data_end=cfg.as_of,
+        baselines=churn_baselines(),
+        description={"validation_cutoff": data.validation_cutoff.isoformat(),
+                     "training_cutoffs": sorted(str(c.date()) for c in
+                                                data.train[CUTOFF].unique()),
+                     "train_rows": len(data.train), "valid_rows": len(data.valid),
+                     "test_rows": 0 if test is None else len(test)})

@@ -1,0 +1,152 @@
+"""``growth score churn|coupon``: batch scores with the point-in-time model version.
+
+- churn: every household with a purchase before ``as_of`` (default: the standard churn date
+  of the data config), features as of ``as_of``.
+- coupon: the households that received campaign C, features as of C's start; without C,
+  every campaign starting on or after ``as_of`` (default: the standard split date), each
+  as of its own start. Deciles are computed within each campaign.
+
+The version is the newest whose training data ends on or before ``as_of`` (for one campaign:
+its start), so a score never comes from a model that saw the period it is judged on. The
+file's metadata records model name, version, its data end and ``as_of``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mlflow.exceptions import MlflowException
+
+from features import schema as s
+from features.config import DataConfig
+from features.dataset import Dataset
+from features.household import sql_date
+from features.sources import GrowthError
+from training import registry
+from training.propensity.bundle import PropensityModel
+from training.propensity.churn import churn_features
+from training.propensity.coupon import coupon_examples
+
+MODELS = ("churn", "coupon")
+
+
+def load_for_date(model_name: str, as_of: date, dest: Path) -> tuple[PropensityModel, int]:
+    """The newest registered version whose training data ends on or before ``as_of``."""
+    registry.setup(model_name)
+    try:
+        version = registry.version_for_date(model_name, as_of)
+    except LookupError as exc:
+        raise GrowthError(f"{exc}; train one with `growth train {model_name}`") from exc
+    except MlflowException as exc:  # no registered model at all
+        raise GrowthError(f"no {model_name} model is registered yet; run "
+                          f"`growth train {model_name}` first ({exc})") from exc
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=registry.version_artifact_uri(model_name, version), dst_path=str(dest))
+    return PropensityModel.load(Path(local)), version
+
+
+def deciles(scores: np.ndarray) -> np.ndarray:
+    """1 for the highest-scoring tenth, 10 for the lowest; ties keep row order."""
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return (rank * 10 // max(len(order), 1) + 1).astype(np.int64)
+
+
+def _scored(model: PropensityModel, frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    out = frame[keys].reset_index(drop=True)
+    out["score"] = model.predict(frame)
+    return out.join(model.reasons(frame).reset_index(drop=True))
+
+
+def churn_scores(ds: Dataset, model: PropensityModel, as_of: date,
+                 data_cfg: DataConfig | None = None) -> pd.DataFrame:
+    horizon = int(model.meta["config"]["horizon_days"])
+    frame = churn_features(ds, as_of, horizon, data_cfg)
+    if frame.empty:
+        raise GrowthError(f"no household has a purchase before {as_of} in {ds.source}")
+    out = _scored(model, frame, [s.HOUSEHOLD_ID])
+    out.insert(2, "decile", deciles(out["score"].to_numpy()))
+    return out
+
+
+def campaigns_to_score(ds: Dataset, as_of: date, campaign_id: int | None) -> pd.DataFrame:
+    """(household, campaign) rows with campaign attributes, for one campaign or for every
+    campaign starting on or after ``as_of``."""
+    for table in (s.CAMPAIGNS, s.CAMPAIGN_DESCRIPTIONS):
+        ds.require(table, "coupon scoring")
+    c = s.CAMPAIGN_ID
+    where = (f"d.{c} = {int(campaign_id)}" if campaign_id is not None else
+             f"d.{s.START_DATE} >= CAST({sql_date(as_of)} AS TIMESTAMP)")
+    return ds.df(f"""
+        SELECT p.{s.HOUSEHOLD_ID}, p.{c}, d.{s.CAMPAIGN_TYPE}, d.{s.START_DATE}, d.{s.END_DATE}
+        FROM {s.CAMPAIGNS} p JOIN {s.CAMPAIGN_DESCRIPTIONS} d USING ({c})
+        WHERE {where} ORDER BY d.{s.START_DATE}, p.{c}, p.{s.HOUSEHOLD_ID}""")
+
+
+def campaign_start(ds: Dataset, campaign_id: int) -> date:
+    ds.require(s.CAMPAIGN_DESCRIPTIONS, "coupon scoring")
+    row = ds.con.execute(f"SELECT {s.START_DATE} FROM {s.CAMPAIGN_DESCRIPTIONS} "
+                         f"WHERE {s.CAMPAIGN_ID} = ?", [int(campaign_id)]).fetchone()
+    if row is None:
+        raise GrowthError(f"campaign {campaign_id} is not in {s.CAMPAIGN_DESCRIPTIONS}")
+    return pd.Timestamp(row[0]).date()
+
+
+def coupon_scores(ds: Dataset, model: PropensityModel, pairs: pd.DataFrame,
+                  data_cfg: DataConfig | None = None) -> pd.DataFrame:
+    frame = coupon_examples(ds, pairs, data_cfg)
+    out = _scored(model, frame, [s.HOUSEHOLD_ID, s.CAMPAIGN_ID])
+    out.insert(3, "decile", 0)
+    for _, idx in out.groupby(s.CAMPAIGN_ID, sort=False).groups.items():
+        out.loc[idx, "decile"] = deciles(out.loc[idx, "score"].to_numpy())
+    return out
+
+
+def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = None,
+                  campaign_id: int | None = None, data_cfg: DataConfig | None = None
+                  ) -> tuple[pd.DataFrame, int, date]:
+    """Score, write ``out`` (parquet with model metadata); returns (rows, version, as_of)."""
+    data_cfg = data_cfg or DataConfig()
+    if model_name not in MODELS:
+        raise GrowthError(f"unknown model {model_name!r}: expected one of {', '.join(MODELS)}")
+    if model_name == "churn":
+        if campaign_id is not None:
+            raise GrowthError("--campaign-id only applies to the coupon model")
+        as_of = as_of or data_cfg.churn_as_of
+    else:
+        if campaign_id is not None:
+            start = campaign_start(ds, campaign_id)
+            if as_of is not None and as_of > start:
+                raise GrowthError(
+                    f"campaign {campaign_id} starts on {start}, before --as-of {as_of}: its "
+                    "scores must come from a model whose data ends by the campaign start")
+            as_of = as_of or start
+        else:
+            as_of = as_of or data_cfg.coupon_split_date
+        pairs = campaigns_to_score(ds, as_of, campaign_id)
+        if pairs.empty:
+            raise GrowthError(f"no campaign starts on or after {as_of} in {ds.source}"
+                              if campaign_id is None else
+                              f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model, version = load_for_date(model_name, as_of, Path(tmp))
+    rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"
+            else coupon_scores(ds, model, pairs, data_cfg))
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    meta = {b"model_name": model_name.encode(), b"model_version": str(version).encode(),
+            b"data_end": str(model.meta["data_end"]).encode(),
+            b"as_of": as_of.isoformat().encode()}
+    if model_name == "churn":
+        meta[b"horizon_days"] = str(model.meta["config"]["horizon_days"]).encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
+                   out)
+    return rows, version, as_of

@@ -1,0 +1,426 @@
+"""Hyper-parameter search with Optuna: ``growth tune churn|coupon|two-tower``.
+
+    growth tune two-tower --trials 30
+    growth tune churn --trials 40 --workers 2        # 2 processes share one SQLite study
+    growth tune coupon --trials 20 --storage postgresql://db/optuna --study coupon-aug
+        # the same command on several machines: each adds its trials to the shared study
+
+A model is a :class:`ModelSpec`: a search space over fields of its config and an objective
+that trains on the training data and returns the validation score (higher is better). The
+test window is never read. Objectives report intermediate values (two-tower: validation
+recall@20 each epoch; LightGBM: the validation metric every ``report_every`` rounds) so the
+median pruner stops weak trials early. Fields set with ``--set`` stay fixed, not searched.
+A two-tower trial trains at most 4 epochs; the written config keeps the base ``epochs``.
+
+MLflow: one parent run per session in experiment ``<model>_tuning``; each trial is a child
+run (tag ``mlflow.parentRunId``) logged by whichever process ran it, with its parameters,
+intermediate values, ``value`` and tag ``optuna.state`` (COMPLETE or PRUNED). The best trial
+of the study is applied to the base config and written as a full config file (default
+``configs/tuned/<model>.yaml``, loadable with ``--config``), which the parent run logs too.
+
+Several processes share a study through an Optuna RDB storage. ``--workers K`` starts K
+spawned processes on this machine; ``--trials N`` is the number this command runs in total,
+split between them. Without ``--storage``, one worker uses an in-memory study and several
+use a SQLite file under ``artifacts/tuning/``. With ``--storage`` the samplers are unseeded,
+so sessions joining the same study do not repeat each other's trials.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import socket
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import yaml
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.trial import TrialState
+from pydantic import BaseModel
+from sqlalchemy.engine import make_url
+
+from features.config import load_data_config, parse_overrides
+from features.dataset import Dataset, load_dataset
+from features.sources import GrowthError
+from training import registry
+
+TUNING_DIR = Path("artifacts/tuning")  # default SQLite studies (relative to the working dir)
+TUNED_DIR = Path("configs/tuned")  # default output: configs/tuned/<model>.yaml
+STATE_TAG = "optuna.state"
+SQLITE_TIMEOUT_S = 60  # wait this long for another process's write lock
+TWO_TOWER_TRIAL_EPOCHS = 4  # a two-tower trial trains at most this many epochs
+
+Report = Callable[[int, float], None]  # report(step, value): an intermediate value
+Suggest = Callable[[optuna.Trial, str], Any]  # draws one parameter by name
+
+
+def _float(low: float, high: float, log: bool = False) -> Suggest:
+    return lambda trial, name: trial.suggest_float(name, low, high, log=log)
+
+
+def _int(low: int, high: int, log: bool = False) -> Suggest:
+    return lambda trial, name: trial.suggest_int(name, low, high, log=log)
+
+
+def _choice(*options: Any) -> Suggest:
+    return lambda trial, name: trial.suggest_categorical(name, options)
+
+
+LIGHTGBM_SPACE: dict[str, Suggest] = {
+    "learning_rate": _float(0.01, 0.2, log=True),
+    "num_leaves": _int(4, 128, log=True),
+    "min_data_in_leaf": _int(10, 300, log=True),
+    "feature_fraction": _float(0.4, 1.0),
+    "bagging_fraction": _float(0.5, 1.0),
+    "lambda_l2": _float(1e-3, 30.0, log=True),
+}
+TWO_TOWER_SPACE: dict[str, Suggest] = {
+    "lr": _float(3e-4, 1e-2, log=True),
+    "dim": _choice(32, 64, 128),
+    "temperature": _float(0.02, 0.2, log=True),
+    "batch_size": _choice(512, 1024, 2048),  # smaller batches: slower, fewer negatives
+    # a few values only: each distinct one prepares the training examples again
+    "history_half_life_days": _choice(30.0, 60.0, 120.0, 240.0),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the tuner needs to know about one model family."""
+
+    name: str  # registry and experiment name: two_tower, churn, coupon
+    metric: str  # what ``score`` returns (logged per step on each trial's run)
+    space: dict[str, Suggest]  # config field -> how to draw it
+    warmup_steps: int  # the pruner judges no trial before this step
+    load_config: Callable[[Path | None, list[str] | None], BaseModel]
+    score: Callable[[Dataset, Any, Report | None], float]  # (ds, cfg, report) -> validation
+
+
+def _two_tower_spec() -> ModelSpec:
+    from training.two_tower.config import load_two_tower_config
+    from training.two_tower.train import prepare, train
+
+    # fields ``prepare`` reads: trials that agree on them share the prepared examples
+    prepare_fields = ("as_of", "window_days", "n_cutoffs", "catalog_weeks", "history_len",
+                      "history_half_life_days", "new_items_only")
+    prepared: dict[tuple, Any] = {}
+
+    def score(ds: Dataset, cfg: Any, report: Report | None = None) -> float:
+        """Best validation recall@20 over at most TWO_TOWER_TRIAL_EPOCHS epochs (early
+        stopping as configured; validation recall usually peaks within a few epochs)."""
+        cfg = _with(cfg, {"epochs": min(cfg.epochs, TWO_TOWER_TRIAL_EPOCHS)})
+        key = tuple(getattr(cfg, f) for f in prepare_fields)
+        if key not in prepared:
+            prepared[key] = prepare(ds, cfg)
+
+        def on_epoch(record: dict) -> None:
+            if report is not None:
+                report(record["epoch"], record["val_recall_at_20"])
+
+        return train(prepared[key], cfg, on_epoch=on_epoch).best_val_recall
+
+    # run.py's MODEL_NAME and GATE_METRIC, not imported: run.py loads FAISS and the bundle,
+    # seconds of start-up in every worker
+    return ModelSpec("two_tower", "val_recall_at_20", TWO_TOWER_SPACE, warmup_steps=2,
+                     load_config=load_two_tower_config, score=score)
+
+
+def _propensity_spec(kind: str) -> ModelSpec:
+    """churn / coupon: ``training.propensity.<kind>.validation_score`` fits LightGBM and
+    returns the validation-fold metric, reporting every ``report_every`` rounds."""
+    module_name = f"training.propensity.{kind}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise GrowthError(f"tuning {kind} needs {module_name}.validation_score, and that "
+                          "module is missing") from exc
+    from training.propensity import config
+
+    return ModelSpec(kind, getattr(module, "GATE_METRIC", "validation_score"), LIGHTGBM_SPACE,
+                     warmup_steps=30, load_config=getattr(config, f"load_{kind}_config"),
+                     score=module.validation_score)
+
+
+SPECS: dict[str, Callable[[], ModelSpec]] = {
+    "two-tower": _two_tower_spec,
+    "churn": lambda: _propensity_spec("churn"),
+    "coupon": lambda: _propensity_spec("coupon"),
+}
+
+
+def model_spec(model: str) -> ModelSpec:
+    if model not in SPECS:
+        raise GrowthError(f"cannot tune {model!r}; choose one of {', '.join(SPECS)}")
+    return SPECS[model]()
+
+
+# --- the study ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TuneRequest:
+    """One ``growth tune`` session; picklable, so spawned workers receive it whole."""
+
+    model: str  # a key of SPECS
+    trials: int  # run by this session, over all its workers
+    storage: str | None = None  # Optuna RDB URL; None: see ``storage_url``
+    study: str | None = None  # None: <model>-<UTC time>
+    workers: int = 1
+    timeout: float | None = None  # seconds per worker before it starts no new trial
+    data: Path | None = None
+    data_config: Path | None = None
+    config: Path | None = None
+    overrides: tuple[str, ...] = ()
+    out: Path | None = None  # tuned config file; None: configs/tuned/<model>.yaml
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str | None  # shown without password
+    best_trial: int
+    best_value: float
+    best_params: dict[str, Any]
+    config_path: Path
+    parent_run_id: str
+    session_states: dict[str, int] = field(default_factory=dict)  # this session's trials
+    study_trials: int = 0  # all trials in the study (other sessions and machines too)
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage several processes can share. SQLite gets a long lock timeout (writes
+    from the other workers would otherwise fail with "database is locked"); a heartbeat lets
+    any process mark the trials of a worker that died as FAIL instead of RUNNING forever."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    with warnings.catch_warnings():  # the heartbeat is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                          heartbeat_interval=60, grace_period=180)
+
+
+def storage_url(request: TuneRequest, study: str) -> str | None:
+    """The request's storage; a SQLite file under ``artifacts/tuning/`` when several workers
+    must share a study and none was given; None (in memory) for one worker."""
+    if request.storage:
+        return request.storage
+    if request.workers > 1:
+        return f"sqlite:///{(TUNING_DIR / f'{study}.db').resolve()}"
+    return None
+
+
+def _sampler_seed(request: TuneRequest, seed: int, worker: int) -> int | None:
+    """Each worker its own seed, or parallel workers would draw the same startup trials.
+    With a storage given, other sessions or machines may join the study with the same
+    config seed: draw from fresh entropy then (their trials interleave anyway, so the
+    order is not reproducible)."""
+    return None if request.storage else seed + worker
+
+
+def _pruner(spec: ModelSpec) -> optuna.pruners.MedianPruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=spec.warmup_steps)
+
+
+def _searched(spec: ModelSpec, cfg: BaseModel, overrides: tuple[str, ...]) -> list[str]:
+    """Space fields the config has and ``--set`` does not fix."""
+    fixed = set(parse_overrides(list(overrides)))
+    names = [n for n in spec.space if n in type(cfg).model_fields and n not in fixed]
+    if not names:
+        raise GrowthError(f"nothing to tune for {spec.name}: every searched field "
+                          f"({', '.join(spec.space)}) is fixed with --set or not in its config")
+    return names
+
+
+def _with(cfg: BaseModel, values: dict[str, Any]) -> BaseModel:
+    """A validated copy of ``cfg`` with ``values`` (``model_copy`` would not validate)."""
+    return type(cfg).model_validate({**cfg.model_dump(), **values})
+
+
+def _share_threads(cfg: BaseModel, workers: int) -> BaseModel:
+    """Split the configured threads between workers on one machine."""
+    for name in ("threads", "num_threads"):
+        if name in type(cfg).model_fields and workers > 1:
+            return _with(cfg, {name: max(1, getattr(cfg, name) // workers)})
+    return cfg
+
+
+def _objective(spec: ModelSpec, ds: Dataset, cfg: BaseModel, searched: list[str],
+               parent_run_id: str, worker: int) -> Callable[[optuna.Trial], float]:
+    experiment = f"{spec.name}_tuning"
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {name: spec.space[name](trial, name) for name in searched}
+        trial_cfg = _with(cfg, params)
+        for key, value in {"pid": os.getpid(), "host": socket.gethostname(), "worker": worker,
+                           "mlflow_parent_run_id": parent_run_id}.items():
+            trial.set_user_attr(key, value)
+        tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, "optuna.study": trial.study.study_name,
+                "optuna.trial": str(trial.number)}
+        # in-process the parent run is active: nest under it; a spawned worker has none
+        with registry.tracked_run(experiment, f"trial-{trial.number}", params=params,
+                                  tags=tags, nested=mlflow.active_run() is not None) as run:
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+
+            def report(step: int, value: float) -> None:
+                trial.report(value, step)
+                mlflow.log_metric(spec.metric, value, step=step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"{spec.metric} {value:.4g} at step {step}")
+
+            pruned: optuna.TrialPruned | None = None
+            try:
+                value = float(spec.score(ds, trial_cfg, report))
+            except optuna.TrialPruned as exc:
+                pruned = exc
+                mlflow.set_tag(STATE_TAG, TrialState.PRUNED.name)
+            else:
+                mlflow.log_metric("value", value)
+                mlflow.set_tag(STATE_TAG, TrialState.COMPLETE.name)
+        if pruned is not None:
+            raise pruned
+        return value
+
+    return objective
+
+
+@dataclass(frozen=True)
+class _WorkerJob:
+    request: TuneRequest
+    study: str
+    storage: str
+    worker: int
+    trials: int
+    sampler_seed: int | None
+    parent_run_id: str
+
+
+def _optimize(spec: ModelSpec, study: optuna.Study, ds: Dataset, cfg: BaseModel,
+              job: _WorkerJob) -> None:
+    searched = _searched(spec, cfg, job.request.overrides)
+    study.optimize(_objective(spec, ds, cfg, searched, job.parent_run_id, job.worker),
+                   n_trials=job.trials, timeout=job.request.timeout)
+
+
+def _load(request: TuneRequest, quarantine_dir: Path | None = None) -> Dataset:
+    return load_dataset(request.data, load_data_config(request.data_config), quarantine_dir)
+
+
+def _worker(job: _WorkerJob) -> None:
+    """Entry point of a spawned worker: its own data, study handle and MLflow client."""
+    request = job.request
+    spec = model_spec(request.model)
+    cfg = _share_threads(spec.load_config(request.config, list(request.overrides)),
+                         request.workers)
+    with tempfile.TemporaryDirectory() as quarantine:  # the parent wrote the real one
+        ds = _load(request, Path(quarantine))
+    study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage),
+                              sampler=optuna.samplers.TPESampler(seed=job.sampler_seed),
+                              pruner=_pruner(spec))
+    _optimize(spec, study, ds, cfg, job)
+
+
+def _quotas(trials: int, workers: int) -> list[int]:
+    """``trials`` split as evenly as possible over at most ``workers`` workers."""
+    n = min(trials, workers)
+    return [trials // n + (1 if i < trials % n else 0) for i in range(n)]
+
+
+def _run_workers(jobs: list[_WorkerJob]) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(job,), name=f"tune-worker-{job.worker}")
+             for job in jobs]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    finally:  # Ctrl-C or an error here: leave no worker behind
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    failed = [f"{p.name} (exit code {p.exitcode})" for p in procs if p.exitcode != 0]
+    if failed:
+        raise GrowthError(f"tuning workers failed: {', '.join(failed)}; see their output above")
+
+
+def write_tuned_config(cfg: BaseModel, path: Path, header: list[str]) -> Path:
+    """Write the full config (every field) as YAML, with ``header`` as comment lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    path.write_text("".join(f"# {line}\n" for line in header) + body)
+    return path
+
+
+def tune(request: TuneRequest) -> TuneResult:
+    """Run one tuning session (see the module docstring); returns the study's best trial
+    and where its config was written."""
+    if request.trials < 1 or request.workers < 1:
+        raise GrowthError("--trials and --workers must be at least 1")
+    spec = model_spec(request.model)
+    base = spec.load_config(request.config, list(request.overrides))
+    searched = _searched(spec, base, request.overrides)
+    study_name = request.study or f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    url = storage_url(request, study_name)
+    shown_url = make_url(url).render_as_string(hide_password=True) if url else None
+    quotas = _quotas(request.trials, request.workers)
+    seeds = [_sampler_seed(request, getattr(base, "seed", 0), i) for i in range(len(quotas))]
+    storage = open_storage(url) if url else None
+    study = optuna.create_study(storage=storage,
+                                sampler=optuna.samplers.TPESampler(seed=seeds[0]),
+                                pruner=_pruner(spec), study_name=study_name,
+                                direction="maximize", load_if_exists=True)
+    ds = _load(request)  # in the parent too: bad data fails here, before any worker starts
+    params = {"model": spec.name, "metric": spec.metric, "study": study_name,
+              "storage": shown_url or "in-memory", "trials": request.trials,
+              "workers": len(quotas), "timeout_s": request.timeout, "searched": ",".join(searched),
+              "sampler": f"TPE(seeds={seeds})",
+              "pruner": f"Median(startup=5, warmup_steps={spec.warmup_steps})",
+              "config": str(request.config or "default"), "overrides": " ".join(request.overrides)}
+    with registry.tracked_run(f"{spec.name}_tuning", study_name, params=params) as parent:
+        mlflow.log_dict(base.model_dump(mode="json"), "base_config.yaml")
+        jobs = [_WorkerJob(request, study_name, url or "", i, n, seeds[i], parent.info.run_id)
+                for i, n in enumerate(quotas)]
+        if len(jobs) == 1:
+            _optimize(spec, study, ds, base, jobs[0])
+        else:
+            _run_workers(jobs)
+            study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+        trials = study.get_trials(deepcopy=False)
+        if not any(t.state == TrialState.COMPLETE for t in trials):
+            raise GrowthError(f"no trial of study {study_name} completed (all pruned or "
+                              "failed, or --timeout too short): no config written")
+        best = study.best_trial
+        tuned = _with(base, best.params)
+        path = request.out or TUNED_DIR / f"{spec.name}.yaml"
+        write_tuned_config(tuned, path, [
+            f"{spec.name} tuned by `growth tune {request.model}`: study {study_name}, "
+            f"trial {best.number} of {len(trials)}, {spec.metric} {best.value:.6g}",
+            f"storage: {shown_url or 'in-memory'}; written {datetime.now(UTC):%Y-%m-%d %H:%M} "
+            "UTC"])
+        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
+        mlflow.log_metrics({"best_value": best.value, "best_trial": best.number})
+        mlflow.log_artifact(str(path))
+        mine = [t for t in trials
+                if t.user_attrs.get("mlflow_parent_run_id") == parent.info.run_id]
+        states = {s.name: sum(t.state == s for t in mine) for s in TrialState
+                  if any(t.state == s for t in mine)}
+        mlflow.set_tags({f"trials.{k.lower()}": str(v) for k, v in states.items()})
+    return TuneResult(study_name, shown_url, best.number, float(best.value), dict(best.params),
+                      path, parent.info.run_id, states, len(trials))
+
