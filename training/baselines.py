@@ -14,7 +14,7 @@ learned state ends in ``_``; ``recommend`` returns household -> ranked distinct 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 import numpy as np
@@ -60,6 +60,21 @@ def _top_k(households: list[int], scores: np.ndarray, items: np.ndarray, k: int,
         s.PRODUCT_ID: items[top.ravel()[keep]],
         f"{name}_score": top_scores.ravel()[keep],
         f"{name}_rank": np.tile(np.arange(1, kk + 1), len(households))[keep]})
+
+
+def _stack(parts: list[pd.DataFrame], name: str) -> pd.DataFrame:
+    columns = [s.HOUSEHOLD_ID, s.PRODUCT_ID, f"{name}_score", f"{name}_rank"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def _filled_lists(scored: pd.DataFrame, household_ids: Iterable[int], fallback: np.ndarray,
+                  k: int, bought: Callable[[int], np.ndarray]) -> dict[int, list[int]]:
+    """Each household's scored products in order, filled to ``k`` from ``fallback`` without
+    the products ``bought(household)`` returns."""
+    lists = scored.groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].apply(list)
+    return {int(h): _fill([int(p) for p in lists.get(int(h), [])], fallback, k,
+                          exclude=bought(int(h)))
+            for h in household_ids}
 
 
 class Popularity:
@@ -173,20 +188,16 @@ class ItemCooccurrence:
             if self.exclude_history:
                 scores[hist.nonzero()] = -np.inf
             parts.append(_top_k(batch, scores, self.items_, k, "cooc"))
-        columns = [s.HOUSEHOLD_ID, s.PRODUCT_ID, "cooc_score", "cooc_rank"]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        return _stack(parts, "cooc")
 
     def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        def bought(h: int) -> np.ndarray:
+            if not self.exclude_history or h not in self.households_.index:
+                return np.empty(0, dtype=self.items_.dtype)
+            return self.items_[self.history_[self.households_.loc[h]].indices]
+
         ids = [int(h) for h in household_ids]
-        lists = self.scored(ids, k).groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].apply(list)
-        out = {}
-        for h in ids:
-            bought = ()
-            if self.exclude_history and h in self.households_.index:
-                bought = self.items_[self.history_[self.households_.loc[h]].indices]
-            out[h] = _fill([int(p) for p in lists.get(h, [])], self.popularity_.ranking_, k,
-                           exclude=bought)
-        return out
+        return _filled_lists(self.scored(ids, k), ids, self.popularity_.ranking_, k, bought)
 
 
 class HouseholdNeighbours:
@@ -241,17 +252,13 @@ class HouseholdNeighbours:
             scores = np.ascontiguousarray((self.votes_t_ @ sim.T).T)
             scores[self.bought_[rows].nonzero()] = -np.inf
             parts.append(_top_k(batch, scores, self.items_[self.recent_items_], k, "knn"))
-        columns = [s.HOUSEHOLD_ID, s.PRODUCT_ID, "knn_score", "knn_rank"]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        return _stack(parts, "knn")
 
     def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        def bought(h: int) -> np.ndarray:
+            if h not in self.households_.index:
+                return np.empty(0, dtype=self.items_.dtype)
+            return self.items_[self.vectors_[self.households_.loc[h]].indices]
+
         ids = [int(h) for h in household_ids]
-        lists = self.scored(ids, k).groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].apply(list)
-        out = {}
-        for h in ids:
-            bought = ()
-            if h in self.households_.index:
-                bought = self.items_[self.vectors_[self.households_.loc[h]].indices]
-            out[h] = _fill([int(p) for p in lists.get(h, [])], self.popularity_.ranking_, k,
-                           exclude=bought)
-        return out
+        return _filled_lists(self.scored(ids, k), ids, self.popularity_.ranking_, k, bought)
