@@ -2,7 +2,7 @@
 process on the same machine, loopback only, bounded in time and count.
 
     .venv/bin/python benchmarks/bench_serve.py [--bundle growthloop:latest] [--rate 150]
-        [--duration 60] [--peak-seconds 20] [--concurrency 16] [--workers 1]
+        [--duration 60] [--peak-seconds 90] [--rounds 9] [--concurrency 16] [--workers 1]
 
 1. ``/recommend`` at a fixed arrival rate (open loop) for ``--duration`` s: p50/p99, errors.
 2. ``/propensity`` with batches of 1,000 households, one request at a time: p50/p99.
@@ -171,9 +171,10 @@ def main() -> None:
     ap.add_argument("--bundle", default=None, help="bundle tag [default: growthloop:latest]")
     ap.add_argument("--rate", type=float, default=150.0)
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--peak-seconds", type=float, default=30.0,
+    # 10-second rounds: 3-second rounds gave round ratios from 0.39 to 1.12 on 2 cores
+    ap.add_argument("--peak-seconds", type=float, default=90.0,
                     help="per server, split into --rounds alternating rounds")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--propensity-requests", type=int, default=200)

@@ -165,8 +165,9 @@ def campaign_features(ds: Dataset, as_of: date, pairs: pd.DataFrame) -> pd.DataF
                          WHERE {s.START_DATE} < {d} AND {s.END_DATE} >= {d}),
         received AS (SELECT DISTINCT {h}, {c} FROM {s.CAMPAIGNS} JOIN running USING ({c})),
         covered AS (SELECT DISTINCT {c}, {p} FROM {s.COUPONS} JOIN running USING ({c})),
-        hp AS (SELECT {h}, {p}, count(DISTINCT {c}) AS n
-               FROM received JOIN covered USING ({c}) GROUP BY 1, 2),
+        hp AS (SELECT x.{h}, x.{p}, count(DISTINCT r.{c}) AS n
+               FROM pairs x JOIN received r ON r.{h} = x.{h}
+               JOIN covered v ON v.{c} = r.{c} AND v.{p} = x.{p} GROUP BY 1, 2),
         ip AS (SELECT {p}, count(DISTINCT {c}) AS n FROM covered GROUP BY 1)
         SELECT x.{h}, x.{p}, coalesce(hp.n, 0) AS hh_active_coupon_campaigns,
                coalesce(ip.n, 0) AS item_active_campaigns
