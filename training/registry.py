@@ -415,3 +415,23 @@ def version_artifact_uri(model_name: str, version: int) -> str:
     ``mlflow.<flavor>.load_model``; checked to exist so a wrong version fails here."""
     _client().get_model_version(model_name, str(version))
     return f"models:/{model_name}/{version}"
+
+
+def download_for_date(model_name: str, as_of: date, dest: Path,
+                      train_command: str) -> tuple[Path, int]:
+    """Download the version :func:`version_for_date` picks into ``dest``; returns (folder,
+    version). No fitting version, or no registered model at all, is a :class:`GrowthError`
+    that tells people to run ``train_command``."""
+    from features.sources import GrowthError
+
+    setup(model_name)
+    try:
+        version = version_for_date(model_name, as_of)
+    except LookupError as exc:
+        raise GrowthError(f"{exc}; train one with `{train_command}`") from exc
+    except MlflowException as exc:  # no registered model at all
+        raise GrowthError(f"no {model_name} model is registered yet; run "
+                          f"`{train_command}` first ({exc})") from exc
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=version_artifact_uri(model_name, version), dst_path=str(dest))
+    return Path(local), version

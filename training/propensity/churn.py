@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from features import schema as s
 from features.config import DataConfig
@@ -31,7 +30,7 @@ from features.sources import GrowthError
 from training.propensity.baselines import churn_baselines
 from training.propensity.bgnbd import bgnbd_probabilities, fit_bgnbd
 from training.propensity.config import ChurnConfig, load_churn_config
-from training.propensity.gbdt import FeatureSpec, Report, fit_gbdt
+from training.propensity.gbdt import FeatureSpec, Report, validation_pr_auc
 from training.propensity.task import GATE_METRIC, TrainingSet
 
 MODEL_NAME = "churn"
@@ -192,10 +191,7 @@ def validation_score(ds: Dataset, cfg: ChurnConfig, report: Report | None = None
     the promotion gate uses. No MLflow logging; ``report(step, value)`` gets the validation
     PR-AUC every ``cfg.report_every`` rounds, and whatever it raises propagates."""
     data = churn_data(ds, cfg, data_cfg)
-    fit = fit_gbdt(data.train, data.train[CHURNED].to_numpy(), data.spec, cfg,
-                   data.valid, data.valid[CHURNED].to_numpy(), report=report)
-    raw = fit.booster.predict(data.spec.matrix(data.valid), raw_score=True)
-    return float(average_precision_score(data.valid[CHURNED].to_numpy(), raw))
+    return validation_pr_auc(data.train, data.valid, CHURNED, data.spec, cfg, report)
 
 
 def training_set(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from features import schema as s
 from features.config import DataConfig
@@ -24,7 +23,7 @@ from features.labels import IS_TEST, REDEEMED, coupon_pairs, features_at_campaig
 from features.sources import GrowthError
 from training.propensity.baselines import coupon_baselines
 from training.propensity.config import CouponConfig, load_coupon_config
-from training.propensity.gbdt import FeatureSpec, Report, fit_gbdt
+from training.propensity.gbdt import FeatureSpec, Report, validation_pr_auc
 from training.propensity.task import GATE_METRIC, TrainingSet
 
 MODEL_NAME = "coupon"
@@ -100,10 +99,7 @@ def validation_score(ds: Dataset, cfg: CouponConfig, report: Report | None = Non
     the promotion gate uses. No MLflow logging; ``report(step, value)`` gets the validation
     PR-AUC every ``cfg.report_every`` rounds, and whatever it raises propagates."""
     data = coupon_data(ds, cfg, data_cfg)
-    fit = fit_gbdt(data.train, data.train[REDEEMED].to_numpy(), data.spec, cfg,
-                   data.valid, data.valid[REDEEMED].to_numpy(), report=report)
-    raw = fit.booster.predict(data.spec.matrix(data.valid), raw_score=True)
-    return float(average_precision_score(data.valid[REDEEMED].to_numpy(), raw))
+    return validation_pr_auc(data.train, data.valid, REDEEMED, data.spec, cfg, report)
 
 
 def training_set(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = None

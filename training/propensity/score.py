@@ -17,12 +17,10 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mlflow.exceptions import MlflowException
 
 from features import schema as s
 from features.config import DataConfig
@@ -39,17 +37,9 @@ MODELS = ("churn", "coupon")
 
 def load_for_date(model_name: str, as_of: date, dest: Path) -> tuple[PropensityModel, int]:
     """The newest registered version whose training data ends on or before ``as_of``."""
-    registry.setup(model_name)
-    try:
-        version = registry.version_for_date(model_name, as_of)
-    except LookupError as exc:
-        raise GrowthError(f"{exc}; train one with `growth train {model_name}`") from exc
-    except MlflowException as exc:  # no registered model at all
-        raise GrowthError(f"no {model_name} model is registered yet; run "
-                          f"`growth train {model_name}` first ({exc})") from exc
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=registry.version_artifact_uri(model_name, version), dst_path=str(dest))
-    return PropensityModel.load(Path(local)), version
+    folder, version = registry.download_for_date(model_name, as_of, dest,
+                                                 f"growth train {model_name}")
+    return PropensityModel.load(folder), version
 
 
 def deciles(scores: np.ndarray) -> np.ndarray:

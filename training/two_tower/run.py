@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mlflow.exceptions import MlflowException
 
 from features import schema as s
 from features.dataset import Dataset
@@ -107,18 +106,9 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
 
 def load_for_date(as_of: date, dest: Path) -> tuple[Recommender, int]:
     """The newest registered version whose training data ends on or before ``as_of``."""
-    registry.setup(EXPERIMENT)
-    try:
-        version = registry.version_for_date(MODEL_NAME, as_of)
-    except LookupError as exc:
-        raise GrowthError(f"{exc}; train one with `growth train two-tower --as-of {as_of}`"
-                          ) from exc
-    except MlflowException as exc:  # no registered model at all
-        raise GrowthError(f"no {MODEL_NAME} model is registered yet; run "
-                          f"`growth train two-tower` first ({exc})") from exc
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=registry.version_artifact_uri(MODEL_NAME, version), dst_path=str(dest))
-    return bundle.load(Path(local)), version
+    folder, version = registry.download_for_date(
+        MODEL_NAME, as_of, dest, f"growth train two-tower --as-of {as_of}")
+    return bundle.load(folder), version
 
 
 def active_households(ds: Dataset, as_of: date) -> np.ndarray:
