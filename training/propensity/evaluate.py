@@ -78,6 +78,19 @@ def _figure():
     return plt
 
 
+def _finish(plt, fig, ax, diagonal: str, xlabel: str, ylabel: str, title: str,
+            path: Path) -> None:
+    """The dotted diagonal (labelled ``diagonal``), labels, legend; saves and closes."""
+    ax.plot([0, 1], [0, 1], "k:", label=diagonal)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def gain_chart(y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, title: str) -> None:
     """Cumulative share of positives captured against share of rows targeted, per system."""
     plt = _figure()
@@ -87,14 +100,8 @@ def gain_chart(y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, titl
         order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
         gained = np.concatenate([[0.0], np.cumsum(y[order]) / y.sum()])
         ax.plot(np.linspace(0, 1, len(gained)), gained, label=name)
-    ax.plot([0, 1], [0, 1], "k:", label="random")
-    ax.set_xlabel("share of rows targeted (by score)")
-    ax.set_ylabel("share of positives captured")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(plt, fig, ax, "random", "share of rows targeted (by score)",
+            "share of positives captured", title, path)
 
 
 def calibration_plot(y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, title: str,
@@ -109,11 +116,5 @@ def calibration_plot(y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path
         used = np.unique(edges)
         ax.plot([p[edges == b].mean() for b in used], [y[edges == b].mean() for b in used],
                 marker="o", label=name)
-    ax.plot([0, 1], [0, 1], "k:", label="perfect")
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed rate")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(plt, fig, ax, "perfect", "mean predicted probability", "observed rate", title,
+            path)
