@@ -80,3 +80,28 @@ def test_new_only_targets_exclude_earlier_purchases(tiny_folder: Path, tmp_path:
     # household 3 first buys inside the window: not active before it, so not a target
     assert every[[s.HOUSEHOLD_ID, s.PRODUCT_ID]].values.tolist() == [[1, 10]]
     assert window_targets(ds, date(2017, 1, 23), 14, new_only=True).empty  # 10 is a repeat
+
+
+def test_decay_half_life_is_tuned_on_the_window_before_as_of(tmp_path: Path) -> None:
+    """The half-life maximises validation recall@k and never reads the test window."""
+    import pandas as pd
+
+    from features import schema as s
+    from training.two_tower.job import tune_decay_half_life
+
+    generate(tmp_path / "data", households=200, products=300, weeks=24, seed=4)
+    cfg = CFG.model_copy(update={"decay_half_lives": (3.0, 30.0, 3000.0)})
+    ds = load_dataset(tmp_path / "data", quarantine_dir=tmp_path / "q")
+    best, tried = tune_decay_half_life(ds, cfg)
+    assert set(tried) == {3.0, 30.0, 3000.0}
+    assert tried[best] == max(tried.values()) and len(set(tried.values())) > 1
+
+    # scramble every line on or after as_of: the choice and the recalls stay the same
+    lines = pd.read_parquet(tmp_path / "data" / f"{s.TRANSACTIONS}.parquet")
+    after = lines[s.TRANSACTION_TIMESTAMP] >= pd.Timestamp(cfg.as_of)
+    assert after.any()
+    lines.loc[after, s.PRODUCT_ID] = lines.loc[after, s.PRODUCT_ID].to_numpy()[::-1]
+    lines.to_parquet(tmp_path / "data" / f"{s.TRANSACTIONS}.parquet", index=False)
+    again = tune_decay_half_life(load_dataset(tmp_path / "data", quarantine_dir=tmp_path / "q2"),
+                                 cfg)
+    assert again == (best, tried)

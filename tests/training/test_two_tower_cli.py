@@ -47,7 +47,10 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     assert "two_tower v1" in res.stdout and "promoted" in res.stdout
     report = pd.read_json(tmp_path / "reports" / "two_tower" / "metrics.json", typ="series")
-    assert {"two_tower_blend", "buy_again", "popularity"} <= set(report["metrics"])
+    assert {"two_tower_blend", "buy_again", "buy_again_decay_120d", "buy_again_decay_tuned",
+            "popularity", "item_cooccurrence"} <= set(report["metrics"])
+    tuned = report["metrics"]["buy_again_decay_tuned"]
+    assert tuned["half_life_days"] in (30.0, 60.0, 90.0, 120.0, 180.0, 365.0)
     assert report["index_recall_vs_exact_at_20"] == 1.0  # exact index for a small catalogue
 
     out = tmp_path / "recs.parquet"

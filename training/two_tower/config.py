@@ -46,6 +46,9 @@ class TwoTowerConfig(Strict):
     new_rerank_leaves: int = 15
     new_rerank_min_data_in_leaf: int = 200
     k: int = 20
+    # time-decayed buy-again baseline: the half-life (days) with the best recall@20 on the
+    # validation window (the window before as_of) is the one evaluated on the test window
+    decay_half_lives: tuple[float, ...] = (30.0, 60.0, 90.0, 120.0, 180.0, 365.0)
     index_exact_max_items: int = 200_000  # FAISS exact index at or below this catalogue size
 
 
