@@ -9,7 +9,9 @@ dictionary lookups, shorter than a thread-pool hop. After loading, ``gc.freeze()
 bundle's objects out of the collector's reach, which removes the p99 spikes of full
 collections over a large heap (shared/notes/serving-performance.md); FAISS searches on one
 thread; the access log and the (unsampled) OpenTelemetry spans are off unless
-configs/serving.yaml turns them on. A part of the bundle without a champion answers 503.
+configs/serving.yaml turns them on. Each endpoint is bound to the instance once
+(``bind_endpoints``): BentoML's API descriptor otherwise rebuilds its wrapper, with an
+``inspect.signature``, on every request (40-50 us of a ~400 us request, benchmarks/). A part of the bundle without a champion answers 503.
 Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (401, 413, 415).
 """
 
@@ -19,6 +21,7 @@ import gc
 import os
 
 import bentoml
+from _bentoml_sdk.method import APIMethod
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
@@ -58,6 +61,21 @@ def ok(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
+def bind_endpoints(instance: object) -> None:
+    """Cache each ``@bentoml.api`` method on ``instance``.
+
+    ``APIMethod`` is a non-data descriptor whose ``__get__`` builds a new wrapper (an
+    ``inspect.signature``, ``functools.wraps``) on every access, and BentoML's endpoint reads
+    ``getattr(instance, name).local`` once per request. An instance attribute takes
+    precedence over a non-data descriptor, so storing what ``__get__`` returns now gives
+    every request the same callable without rebuilding it. (It is the local caller: this
+    service never calls its own endpoints through BentoML's self-proxy.)"""
+    cls = type(instance)
+    for name, attr in vars(cls).items():
+        if isinstance(attr, APIMethod):
+            instance.__dict__[name] = attr.__get__(instance, cls)
+
+
 def unavailable(message: str) -> JSONResponse:
     return JSONResponse(error_body(None, message), status_code=503)
 
@@ -84,6 +102,7 @@ class GrowthService:
         self.scorers = {name: PropensityStore(name, self.bundle.path / name,
                                               self.versions[name])
                         for name in PROPENSITY_MODELS if self.bundle.has(name)}
+        bind_endpoints(self)
         gc.collect()
         gc.freeze()
         self.ready = True

@@ -216,3 +216,16 @@ def test_models_without_champion_answer_503(world, service_app,
     r = asyncio.run(service.recommend(RecommendRequest(k=3)))
     out = json.loads(r.body)
     assert len(out["items"]) == 3 and out["strategy"] == "popular"
+
+
+def test_endpoints_are_bound_once_and_still_answer(client) -> None:
+    """``bind_endpoints``: every request reuses one callable per endpoint instead of BentoML
+    rebuilding it (and its signature) on each attribute access."""
+    from _bentoml_sdk.service import get_current_service
+
+    service = get_current_service()
+    for name in ("recommend", "similar_items", "propensity", "audience"):
+        assert getattr(service, name) is getattr(service, name), name
+        assert getattr(service, name).local is getattr(service, name), name
+    r = client.post("/recommend", json={"k": 3})
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
