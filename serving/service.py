@@ -11,7 +11,8 @@ collections over a large heap (shared/notes/serving-performance.md); FAISS searc
 thread; the access log and the (unsampled) OpenTelemetry spans are off unless
 configs/serving.yaml turns them on. Each endpoint is bound to the instance once
 (``bind_endpoints``): BentoML's API descriptor otherwise rebuilds its wrapper, with an
-``inspect.signature``, on every request (40-50 us of a ~400 us request, benchmarks/). A part of the bundle without a champion answers 503.
+``inspect.signature``, on every request (12-26 us of a ~450 us request in process,
+``benchmarks/asgi_cost.py``). A part of the bundle without a champion answers 503.
 Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (401, 413, 415).
 """
 
