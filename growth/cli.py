@@ -147,7 +147,7 @@ def train_two_tower_cmd(
 ) -> None:
     """Train the two-tower recommender; log to MLflow; register and gate the version."""
     from training.two_tower.config import load_two_tower_config
-    from training.two_tower.run import train_two_tower
+    from training.two_tower.run import describe_seconds, train_two_tower
 
     sets = list(overrides or []) + ([f"as_of={_date(as_of)}"] if as_of else [])
     cfg = load_two_tower_config(config, sets)
@@ -162,7 +162,7 @@ def train_two_tower_cmd(
                       f"{m['ndcg_all_at_20']:.4f}", f"{m['hit_rate_all_at_20']:.4f}",
                       f"{m['catalog_coverage_at_20']:.3f}")
     console.print(table)
-    console.print(f"training {summary['train_seconds']:.0f} s, best epoch "
+    console.print(f"{describe_seconds(summary['seconds'])}; best epoch "
                   f"{summary['best_epoch']}; metrics in {reports / 'two_tower' / 'metrics.json'}")
 
 

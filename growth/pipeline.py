@@ -82,7 +82,7 @@ def _train_two_tower(ds, cfg: DataConfig, out: Path, console: Console) -> dict |
     """The two-tower at the standard settings (configs/two_tower.yaml, as of the
     recommender date), registered so that ``growth recommend`` works right after."""
     from training.two_tower.config import load_two_tower_config
-    from training.two_tower.run import train_two_tower
+    from training.two_tower.run import describe_seconds, train_two_tower
 
     tt_cfg = load_two_tower_config(overrides=[f"as_of={cfg.recommender_as_of}"])
     first, last = ds.time_range()
@@ -99,5 +99,6 @@ def _train_two_tower(ds, cfg: DataConfig, out: Path, console: Console) -> dict |
     console.print(f"two_tower v{summary['version']} ({summary['promotion']}): recall@20 "
                   f"{blend['recall_all_at_20']:.4f} all, "
                   f"{blend['recall_new_at_20_exclude_purchased']:.4f} new (exclude purchased); "
+                  f"{describe_seconds(summary['seconds'])}; "
                   f"try `growth recommend --as-of {tt_cfg.as_of} --out recs.parquet`")
     return summary

@@ -70,7 +70,7 @@ def recommendations(rec: Recommender, ds: Dataset, as_of: date, list_length: int
 def item_embeddings(rec: Recommender, ds: Dataset, index: ItemIndex) -> np.ndarray:
     """The item vectors the saved FAISS index holds (as of the model's own ``as_of``),
     checked against the index: each must be found in it with inner product 1."""
-    _, items = rec.embeddings(ds, rec.cfg.as_of, rec.vocab.household_ids[:1])
+    items = rec.item_embeddings(ds, rec.cfg.as_of)
     if not np.array_equal(index.product_ids, rec.vocab.product_ids):
         raise ValueError("the two-tower's FAISS index holds other products than its vocabulary")
     probe = items[np.linspace(0, len(items) - 1, min(len(items), 32)).astype(int)]

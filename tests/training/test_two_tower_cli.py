@@ -52,6 +52,9 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     tuned = report["metrics"]["buy_again_decay_tuned"]
     assert tuned["half_life_days"] in (30.0, 60.0, 90.0, 120.0, 180.0, 365.0)
     assert report["index_recall_vs_exact_at_20"] == 1.0  # exact index for a small catalogue
+    sec = report["seconds"]
+    assert sec["training"] > 0 and sec["evaluation"] > 0 and "+ evaluation" in res.stdout
+    assert sec["training"] + sec["evaluation"] == pytest.approx(sec["total"], abs=0.2)
 
     out = tmp_path / "recs.parquet"
     res = growth("recommend", "--as-of", "2017-06-05", "--data", str(data), "--k", "7",

@@ -40,8 +40,7 @@ def save(rec: Recommender, folder: Path, ds: Dataset, as_of: date,
              categorical_sizes=np.asarray(v.categorical_sizes, dtype=np.int64))
     rec.blender.save(folder / "blend.txt")
     rec.new_blender.save(folder / "blend_new.txt")
-    _, items = rec.embeddings(ds, as_of, v.household_ids[:1])
-    index = ItemIndex.build(items, v.product_ids,
+    index = ItemIndex.build(rec.item_embeddings(ds, as_of), v.product_ids,
                             IndexConfig(exact_max_items=rec.cfg.index_exact_max_items,
                                         seed=rec.cfg.seed),
                             model_version=model_version)

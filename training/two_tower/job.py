@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -45,6 +45,9 @@ class Recommender:
     cfg: TwoTowerConfig
     blender: Blender | None = None  # ranks every candidate
     new_blender: Blender | None = None  # ranks products new to the household
+    # item embeddings of the last (dataset, date) asked for: evaluation, the bundle and the
+    # index check all embed the catalogue as of the same date (the model is fixed by then)
+    _items: tuple = field(default=(None, None, None), repr=False, compare=False)
 
     @staticmethod
     def blenders(cfg: TwoTowerConfig) -> tuple[Blender, Blender]:
@@ -68,10 +71,17 @@ class Recommender:
         ``as_of`` (history and item features read only rows before it)."""
         state = user_state(ds, self.vocab, as_of, households, self.cfg.history_len,
                            self.cfg.history_half_life_days)
-        users = embed_users(self.model, self.vocab, state)
-        items = embed_items(self.model, self.vocab,
-                            torch.from_numpy(item_numeric(ds, self.vocab, as_of)))
-        return users, items
+        return embed_users(self.model, self.vocab, state), self.item_embeddings(ds, as_of)
+
+    def item_embeddings(self, ds: Dataset, as_of: date) -> np.ndarray:
+        """[n_items, dim] as of ``as_of``; the last result is kept for the same ``ds`` and
+        date."""
+        cached_ds, cached_date, items = self._items
+        if cached_ds is not ds or cached_date != as_of:
+            items = embed_items(self.model, self.vocab,
+                                torch.from_numpy(item_numeric(ds, self.vocab, as_of)))
+            self._items = (ds, as_of, items)
+        return items
 
     def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
         users, items = self.embeddings(ds, as_of, households)

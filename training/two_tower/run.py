@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
@@ -53,6 +54,24 @@ def _recall_plot(metrics: dict[str, dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def phase_seconds(clock: list[float]) -> dict[str, float]:
+    """Wall seconds per phase from the clock readings taken between them; ``training`` is
+    everything but the evaluation (the model, its blends and its bundle)."""
+    names = ("prepare_and_epochs", "blends", "evaluation", "bundle_and_logging")
+    out = {n: round(b - a, 1) for n, a, b in zip(names, clock[:-1], clock[1:], strict=True)}
+    out["training"] = round(out["prepare_and_epochs"] + out["blends"]
+                            + out["bundle_and_logging"], 1)
+    out["total"] = round(clock[-1] - clock[0], 1)
+    return out
+
+
+def describe_seconds(seconds: dict[str, float]) -> str:
+    return (f"training {seconds['training']:.0f} s (examples and epochs "
+            f"{seconds['prepare_and_epochs']:.0f} s, blends {seconds['blends']:.0f} s, bundle "
+            f"and logging {seconds['bundle_and_logging']:.0f} s) + evaluation "
+            f"{seconds['evaluation']:.0f} s = {seconds['total']:.0f} s")
+
+
 def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
                     reports_dir: Path, resume: bool = False) -> dict:
     """Train, evaluate, log, register and gate one version; returns a summary."""
@@ -64,6 +83,7 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
     with registry.tracked_run(EXPERIMENT, f"two_tower_{cfg.as_of}", params=params,
                               tags={registry.DATA_END_TAG: cfg.as_of.isoformat(),
                                     "source": ds.source}) as run:
+        clock = [time.perf_counter()]
         prep = prepare(ds, cfg)
 
         def log_epoch(record: dict) -> None:
@@ -72,8 +92,11 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
                                 "epoch_seconds": record["seconds"]}, step=record["epoch"])
 
         result = train(prep, cfg, checkpoint_dir, resume=resume, on_epoch=log_epoch)
+        clock.append(time.perf_counter())
         rec = Recommender(result.model, prep.vocab, cfg).fit_blend(ds, prep)
+        clock.append(time.perf_counter())
         metrics = evaluate(ds, rec, cfg)
+        clock.append(time.perf_counter())
         flat = {f"{system}.{name}": value for system, m in metrics.items()
                 for name, value in m.items()}
         flat.update({f"best_{GATE_METRIC}": result.best_val_recall,
@@ -89,6 +112,9 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
             mlflow.log_artifacts(str(folder), artifact_path="model")
             _recall_plot(metrics, Path(tmp) / "recall_at_k.png")
             mlflow.log_artifact(str(Path(tmp) / "recall_at_k.png"))
+        clock.append(time.perf_counter())
+        seconds = phase_seconds(clock)
+        mlflow.log_metrics({f"seconds_{name}": value for name, value in seconds.items()})
         version = registry.register_version(
             MODEL_NAME, run.info.run_id, "model", cfg.as_of,
             metrics={GATE_METRIC: result.best_val_recall,
@@ -97,6 +123,7 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
     summary = {"model": MODEL_NAME, "version": version, "run_id": run.info.run_id,
                "as_of": cfg.as_of.isoformat(), "promoted": promoted, "promotion": reason,
                "best_epoch": result.best_epoch, "train_seconds": result.seconds,
+               "seconds": seconds,
                "index_kind": index.kind, "index_recall_vs_exact_at_20": index_recall,
                "epochs": result.history, "metrics": metrics}
     reports_dir.mkdir(parents=True, exist_ok=True)
