@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from serving.bundle import TWO_TOWER, open_bundle
 from serving.config import load_serving_config, use_bentoml_home
 from serving.guard import error_body
 from serving.recommend import RecommendationStore, RequestError, limit_faiss_threads
-from serving.schemas import RecommendRequest, RecommendResponse
+from serving.schemas import RecommendRequest, RecommendResponse, ok
 
 state: dict = {}
 
@@ -45,12 +45,13 @@ async def readyz() -> dict:
 
 
 @app.post("/recommend", response_model=RecommendResponse)
-async def recommend(request: RecommendRequest) -> RecommendResponse | JSONResponse:
+async def recommend(request: RecommendRequest) -> Response:
     bundle = state["bundle"]
     try:
         strategy, items = state["recs"].recommend(request)
     except RequestError as exc:
         return JSONResponse(error_body(exc.field, exc.message), status_code=exc.status)
-    return RecommendResponse(household_id=request.household_id, strategy=strategy, items=items,
-                             model_versions={TWO_TOWER: bundle.versions[TWO_TOWER]},
-                             as_of=bundle.as_of)
+    return ok(RecommendResponse(household_id=request.household_id, strategy=strategy,
+                                items=items,
+                                model_versions={TWO_TOWER: bundle.versions[TWO_TOWER]},
+                                as_of=bundle.as_of))

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette import responses
 
 MAX_ID = 2**63 - 1  # ids are int64 in the data
 Id = Annotated[int, Field(ge=0, le=MAX_ID)]
@@ -157,3 +158,10 @@ class AudienceResponse(Response):
     control: int
     expected_responders: float = Field(description="Sum of the probabilities of the treated.")
     households: list[AudienceMember]
+
+
+def ok(body: BaseModel) -> responses.Response:
+    """``body`` serialised once, by pydantic, as a 200 JSON response. Both the service and
+    the bare reference app return this: given a model instead, BentoML and FastAPI would
+    each validate it again before serialising it (about a tenth of the per-request work)."""
+    return responses.Response(body.model_dump_json(), media_type="application/json")

@@ -229,3 +229,26 @@ def test_endpoints_are_bound_once_and_still_answer(client) -> None:
         assert getattr(service, name).local is getattr(service, name), name
     r = client.post("/recommend", json={"k": 3})
     assert r.status_code == 200 and len(r.json()["items"]) == 3
+
+
+def test_benchmark_reference_app_gives_the_same_answers(client, bought, world) -> None:
+    """``make bench-serve`` holds the service against ``serving/reference_app.py``: the
+    yardstick must do the same work, so it must give the same answers and reject what the
+    service rejects (FastAPI answers 422 where the service answers 400)."""
+    from starlette.testclient import TestClient
+
+    from serving.reference_app import app
+
+    household = int(bought[s.HOUSEHOLD_ID].iloc[0])
+    bodies = [{"household_id": household, "k": 12},
+              {"household_id": household, "k": 20, "exclude_purchased": True,
+               "departments": ["produce"]},
+              {"household_id": 10**12, "recent_product_ids": world.indexed_products(2), "k": 8},
+              {"k": 5}]
+    with TestClient(app) as reference:
+        for body in bodies:
+            ours, theirs = client.post("/recommend", json=body), reference.post("/recommend",
+                                                                                 json=body)
+            assert ours.status_code == theirs.status_code == 200, body
+            assert ours.json() == theirs.json(), body
+        assert reference.post("/recommend", json={"k": 0}).status_code == 422
