@@ -25,6 +25,9 @@ class ServingConfig(Strict):
     # its middleware still builds five unsampled spans per request: off skips it entirely.
     trace_requests: bool = False
     faiss_threads: int = Field(1, ge=1)  # one query per request: more threads only spin
+    # BentoML's own Prometheus traffic middleware (about 60 us per request) instead of
+    # serving/metrics.py's (one histogram update per request); /metrics is served either way
+    bentoml_metrics: bool = False
 
 
 def load_serving_config(path: Path | None = None,

@@ -12,7 +12,10 @@ thread; the access log and the (unsampled) OpenTelemetry spans are off unless
 configs/serving.yaml turns them on. Each endpoint is bound to the instance once
 (``bind_endpoints``): BentoML's API descriptor otherwise rebuilds its wrapper, with an
 ``inspect.signature``, on every request (12-26 us of a ~450 us request in process,
-``benchmarks/asgi_cost.py``). A part of the bundle without a champion answers 503.
+``benchmarks/asgi_cost.py``). ``/metrics`` and the per-request Prometheus histogram come from
+``serving/metrics.py`` (one update per request) instead of BentoML's traffic middleware (about
+60 us per request), unless configs/serving.yaml sets ``bentoml_metrics: true``. A part of the
+bundle without a champion answers 503.
 Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (401, 413, 415).
 """
 
@@ -27,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from serving.config import load_serving_config, use_bentoml_home
 from serving.guard import RequestGuard, error_body, quiet_client_errors
+from serving.metrics import RequestMetrics
 from serving.schemas import (
     AudienceRequest,
     AudienceResponse,
@@ -81,6 +85,7 @@ def unavailable(message: str) -> JSONResponse:
     workers=WORKERS,
     traffic={"timeout": 60},
     logging={"access": {"enabled": CONFIG.access_log}},
+    metrics={"enabled": CONFIG.bentoml_metrics},
     tracing={} if CONFIG.trace_requests else {"excluded_urls": [f"{r}$" for r in ROUTES]},
 )
 class GrowthService:
@@ -164,6 +169,8 @@ class GrowthService:
         return ok(audience)
 
 
+if not CONFIG.bentoml_metrics:  # outside the guard: its 4xx answers are counted too
+    GrowthService.add_asgi_middleware(RequestMetrics, routes=ROUTES)
 GrowthService.add_asgi_middleware(RequestGuard, max_body_bytes=CONFIG.max_request_bytes,
                                   keyed_paths=("/audience",))
 quiet_client_errors()

@@ -252,3 +252,37 @@ def test_benchmark_reference_app_gives_the_same_answers(client, bought, world) -
             assert ours.status_code == theirs.status_code == 200, body
             assert ours.json() == theirs.json(), body
         assert reference.post("/recommend", json={"k": 0}).status_code == 422
+
+
+def request_counts(client) -> dict[tuple[str, str], float]:
+    """``{(endpoint, status): requests}`` from the service's ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return {(x.labels["endpoint"], x.labels["status"]): x.value
+            for family in text_string_to_metric_families(r.text)
+            if family.name == "growthloop_request_duration_seconds"
+            for x in family.samples if x.name.endswith("_count")}
+
+
+def test_metrics_count_every_request_by_endpoint_and_status(client) -> None:
+    """``serving/metrics.py`` replaces BentoML's traffic middleware: each API request, good,
+    rejected by pydantic (400) or by the guard (415), is one observation under its route
+    and status; unknown paths share one label; health checks are not recorded."""
+    from serving.service import CONFIG
+
+    assert not CONFIG.bentoml_metrics
+    before = request_counts(client)
+    for _ in range(3):
+        assert client.post("/recommend", json={"k": 2}).status_code == 200
+    assert client.post("/recommend", json={"k": 0}).status_code == 400
+    assert client.post("/similar_items", content=b"x", headers={"content-type": "text/plain"}
+                       ).status_code == 415
+    assert client.get("/no/such/path-123").status_code == 404
+    assert client.get("/readyz").status_code == 200
+    after = request_counts(client)
+    delta = {key: after[key] - before.get(key, 0.0) for key in after
+             if after[key] != before.get(key, 0.0)}
+    assert delta == {("/recommend", "200"): 3.0, ("/recommend", "400"): 1.0,
+                     ("/similar_items", "415"): 1.0, ("other", "404"): 1.0}
