@@ -44,6 +44,19 @@ LOADGEN = str(ROOT / "benchmarks" / "loadgen.py")
 READY_TIMEOUT_S = 240
 
 
+def http_stack() -> str:
+    """What uvicorn runs on (both servers): with uvloop and httptools installed it uses them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = [f"uvicorn {version('uvicorn')}"]
+    for package in ("uvloop", "httptools"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"no {package} (asyncio / h11)")
+    return ", ".join(parts)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -192,8 +205,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     rec_bodies = recommend_bodies(bundle.path / TWO_TOWER, 5000, seed=0)
     rec_file = write_jsonl(work / "recommend.jsonl", rec_bodies)
-    result: dict = {"machine": machine(), "bundle": bundle.tag, "as_of": str(bundle.as_of),
-                    "versions": bundle.versions, "workers": args.workers}
+    result: dict = {"machine": machine(), "http_stack": http_stack(), "bundle": bundle.tag,
+                    "as_of": str(bundle.as_of), "versions": bundle.versions,
+                    "workers": args.workers}
     port = free_port()
     ref_url = f"http://127.0.0.1:{port}"
     bento = Server(cmd.argv, cmd.env, cmd.url, work / "bentoml.log")
@@ -249,7 +263,7 @@ def print_table(r: dict, args: argparse.Namespace) -> None:
                 f"{m['p99_ms']:.1f} | {m['errors']} |")
 
     print(f"\nmachine: {r['machine']}; bundle {r['bundle']} as of {r['as_of']} "
-          f"{r['versions']}; BentoML workers {r['workers']}\n")
+          f"{r['versions']}; BentoML workers {r['workers']}; {r['http_stack']}\n")
     print("| run | requests | req/s | p50 ms | p99 ms | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print(row(f"/recommend open loop {args.rate:.0f} req/s, {args.duration:.0f} s",

@@ -14,7 +14,8 @@ with this middleware instead:
 - ``GET /metrics``: the Prometheus text exposition, summed over all worker processes when
   ``PROMETHEUS_MULTIPROC_DIR`` is set (``bentoml serve`` sets it for every worker).
 
-Health, readiness and ``/metrics`` itself are not recorded, as in BentoML.
+Health, readiness and ``/metrics`` itself are not recorded, as in BentoML. Every API route
+is exported from the start with status 200 at zero, so that ``rate()`` has a first point.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class RequestMetrics:
         self.routes = frozenset(routes)
         self.histogram = request_histogram()
         self.children: dict[tuple[str, int], object] = {}  # labels() once per pair
+        for route in self.routes:  # every route shows from the start, at 0 (for rate())
+            self._child(route, 200)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -15,7 +15,8 @@ configs/serving.yaml turns them on. Each endpoint is bound to the instance once
 ``benchmarks/asgi_cost.py``). ``/metrics`` and the per-request Prometheus histogram come from
 ``serving/metrics.py`` (one update per request) instead of BentoML's traffic middleware (about
 60 us per request), unless configs/serving.yaml sets ``bentoml_metrics: true``. A part of the
-bundle without a champion answers 503.
+bundle without a champion answers 503. uvicorn runs on uvloop and httptools (dependencies of
+the project), which it picks by itself.
 Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (401, 413, 415).
 """
 

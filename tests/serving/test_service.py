@@ -286,3 +286,4 @@ def test_metrics_count_every_request_by_endpoint_and_status(client) -> None:
              if after[key] != before.get(key, 0.0)}
     assert delta == {("/recommend", "200"): 3.0, ("/recommend", "400"): 1.0,
                      ("/similar_items", "415"): 1.0, ("other", "404"): 1.0}
+    assert {("/audience", "200"), ("/propensity", "200"), ("/similar_items", "200")} <= set(after)
