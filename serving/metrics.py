@@ -3,7 +3,8 @@
 BentoML's own traffic middleware costs about 60 us of a ~430 us ``/recommend`` in process
 (five ``labels()`` look-ups, an in-progress gauge up and down, a last-request timestamp, a
 counter and a histogram: each a write to a memory-mapped file in ``bentoml serve``'s
-multiprocess mode), about a sixth of the request; ``benchmarks/asgi_cost.py`` measures it.
+multiprocess mode), about a sixth of the request (the in-process ablation in BENCHMARKS.md,
+Serving, fifth session).
 The service switches it off (configs/serving.yaml ``bentoml_metrics: false``) and records
 with this middleware instead:
 
