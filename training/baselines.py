@@ -10,6 +10,9 @@ learned state ends in ``_``; ``recommend`` returns household -> ranked distinct 
   household's time-decayed history (optionally excluding it), filled with popularity.
 - ``HouseholdNeighbours``: user-based k-nearest-neighbour votes for recently bought
   products new to the household, filled with popularity.
+- ``EASE``: a linear item-to-item autoencoder learned in closed form (Steck, 2019) on
+  which products each household bought; products new to the household, filled with
+  popularity.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from features import schema as s
 
@@ -200,7 +204,27 @@ class ItemCooccurrence:
         return _filled_lists(self.scored(ids, k), ids, self.popularity_.ranking_, k, bought)
 
 
-class HouseholdNeighbours:
+class _NewItemLists:
+    """``recommend`` for models whose ``scored`` lists only products new to the household:
+    filled with popularity, without the products the household bought (the non-zero
+    columns of its row of ``_bought()``, over ``items_``)."""
+
+    def _bought(self) -> sp.csr_matrix:
+        raise NotImplementedError
+
+    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
+        matrix = self._bought()
+
+        def bought(h: int) -> np.ndarray:
+            if h not in self.households_.index:
+                return np.empty(0, dtype=self.items_.dtype)
+            return self.items_[matrix[self.households_.loc[h]].indices]
+
+        ids = [int(h) for h in household_ids]
+        return _filled_lists(self.scored(ids, k), ids, self.popularity_.ranking_, k, bought)
+
+
+class HouseholdNeighbours(_NewItemLists):
     """User-based collaborative filtering for discovery: the household's ``neighbours``
     most similar households (cosine over idf-weighted, time-decayed purchase vectors) vote
     for the products they bought in the last ``recent_days``; products the household has
@@ -254,11 +278,98 @@ class HouseholdNeighbours:
             parts.append(_top_k(batch, scores, self.items_[self.recent_items_], k, "knn"))
         return _stack(parts, "knn")
 
-    def recommend(self, household_ids: Iterable[int], k: int) -> dict[int, list[int]]:
-        def bought(h: int) -> np.ndarray:
-            if h not in self.households_.index:
-                return np.empty(0, dtype=self.items_.dtype)
-            return self.items_[self.vectors_[self.households_.loc[h]].indices]
+    def _bought(self) -> sp.csr_matrix:
+        return self.vectors_
 
-        ids = [int(h) for h in household_ids]
-        return _filled_lists(self.scored(ids, k), ids, self.popularity_.ranking_, k, bought)
+
+class EASE(_NewItemLists):
+    """Embarrassingly shallow autoencoder (Steck, "Embarrassingly Shallow Autoencoders for
+    Sparse Data", WWW 2019). X is household x product, log(1 + baskets) in which the
+    household bought the product before ``as_of`` (chosen over 0/1 on the validation
+    window); the item-to-item weights B minimise ||X - XB||^2 + l2 ||B||^2
+    with a zero diagonal, in closed form: P = (X'X + l2 I)^-1, B = -P / diag(P), diag(B) = 0.
+    A household's scores are its row of XB; products it bought are excluded (discovery).
+    Only products at least ``min_households`` households bought are modelled: the cost is
+    cubic in their number."""
+
+    def __init__(self, l2: float = 1000.0, min_households: int = 30,
+                 popularity_window_days: int = 28, batch_size: int = 512) -> None:
+        self.l2 = l2
+        self.min_households = min_households
+        self.popularity_window_days = popularity_window_days
+        self.batch_size = batch_size
+
+    def fit(self, lines: pd.DataFrame, as_of: date) -> EASE:
+        self.popularity_ = Popularity(self.popularity_window_days).fit(lines, as_of)
+        buyers = lines.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()
+        self.items_ = np.sort(buyers[buyers >= self.min_households].index.to_numpy())
+        kept = lines[lines[s.PRODUCT_ID].isin(self.items_)]
+        baskets = (kept.groupby([s.HOUSEHOLD_ID, s.PRODUCT_ID])[s.BASKET_ID].nunique()
+                   .reset_index())
+        hh, row = np.unique(baskets[s.HOUSEHOLD_ID].to_numpy(), return_inverse=True)
+        col = np.searchsorted(self.items_, baskets[s.PRODUCT_ID].to_numpy())
+        x = sp.csr_matrix((np.log1p(baskets[s.BASKET_ID].to_numpy()).astype(np.float32),
+                           (row, col)), shape=(len(hh), len(self.items_)))
+        self.history_ = x
+        self.households_ = pd.Series(np.arange(len(hh)), index=hh)
+        if len(self.items_) == 0:  # no product has enough buyers: nothing to learn
+            self.weights_ = np.zeros((0, 0), dtype=np.float32)
+            return self
+        gram = (x.T @ x).toarray()
+        gram[np.diag_indices_from(gram)] += self.l2
+        # Cholesky inverse of the symmetric positive definite Gram matrix (3x faster than a
+        # general inverse); LAPACK fills the lower triangle only
+        factor, info = lapack.spotrf(gram, lower=1, overwrite_a=1)
+        if info != 0:
+            raise ValueError(f"EASE: Gram matrix not positive definite (info {info}); "
+                             "raise l2")
+        inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
+        inverse = np.tril(inverse) + np.tril(inverse, -1).T
+        weights = inverse / -np.diag(inverse)
+        np.fill_diagonal(weights, 0.0)
+        self.weights_ = weights
+        return self
+
+    def _scores(self, rows: np.ndarray, exclude_history: bool = True) -> np.ndarray:
+        """[len(rows), n_items] scores; with ``exclude_history`` the products each household
+        bought are -inf."""
+        hist = self.history_[rows]
+        scores = np.asarray(hist @ self.weights_)
+        if exclude_history:
+            scores[hist.nonzero()] = -np.inf
+        return scores
+
+    def scored(self, household_ids: Iterable[int], k: int) -> pd.DataFrame:
+        """Top ``k`` new products per known household (fewer when fewer score above 0):
+        household_id, product_id, ease_score, ease_rank."""
+        known = [int(h) for h in household_ids if int(h) in self.households_.index]
+        parts = []
+        for start in range(0, len(known) if len(self.items_) and k > 0 else 0,
+                           self.batch_size):
+            batch = known[start:start + self.batch_size]
+            scores = self._scores(self.households_.loc[batch].to_numpy())
+            parts.append(_top_k(batch, scores, self.items_, k, "ease"))
+        return _stack(parts, "ease")
+
+    def pair_scores(self, household_ids: np.ndarray, product_ids: np.ndarray) -> np.ndarray:
+        """The score of each (household, product) pair, products the household bought
+        included (the diagonal of B is zero, so the product does not predict itself): NaN for
+        a household or product the model does not know."""
+        out = np.full(len(household_ids), np.nan, dtype=np.float32)
+        if len(self.items_) == 0:
+            return out
+        rows = self.households_.reindex(household_ids).to_numpy()
+        cols = np.searchsorted(self.items_, product_ids).clip(max=len(self.items_) - 1)
+        known = ~np.isnan(rows) & (self.items_[cols] == product_ids)
+        idx = np.flatnonzero(known)
+        rows = rows[idx].astype(np.int64)
+        unique_rows, local = np.unique(rows, return_inverse=True)
+        for start in range(0, len(unique_rows), self.batch_size):
+            scores = self._scores(unique_rows[start:start + self.batch_size],
+                                  exclude_history=False)
+            sel = (local >= start) & (local < start + self.batch_size)
+            out[idx[sel]] = scores[local[sel] - start, cols[idx[sel]]]
+        return out
+
+    def _bought(self) -> sp.csr_matrix:
+        return self.history_

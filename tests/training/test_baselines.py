@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from features import schema as s
-from training.baselines import BuyAgain, HouseholdNeighbours, ItemCooccurrence, Popularity
+from training.baselines import EASE, BuyAgain, HouseholdNeighbours, ItemCooccurrence, Popularity
 
 AS_OF = date(2017, 3, 1)
 
@@ -67,3 +68,42 @@ def test_household_neighbours_vote_for_what_similar_households_bought_recently()
     recs = model.recommend([5, 42], k=3)
     assert recs[5][0] == 15 and len(set(recs[5])) == 3 and 12 not in recs[5]
     assert recs[42][0] == 12  # unknown household: popularity
+
+
+def test_ease_weights_are_the_closed_form_least_squares_solution() -> None:
+    """Each column of B solves min ||x_j - X b||^2 + l2 ||b||^2 with b_j = 0, i.e. a ridge
+    regression of product j on the other products: check against numpy's solver."""
+    rng = np.random.default_rng(0)
+    rows = [(h, h * 100 + b, p, "2017-02-01") for h in range(1, 41) for b in range(3)
+            for p in rng.choice(6, size=2, replace=False) + 10]
+    model = EASE(l2=5.0, min_households=1).fit(lines(rows), AS_OF)
+    x = model.history_.toarray().astype(np.float64)
+    assert x.max() > np.log(2)  # log(1 + baskets): repeat purchases weigh more
+    for j in range(x.shape[1]):
+        others = [i for i in range(x.shape[1]) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + 5.0 * np.eye(len(others)), a.T @ x[:, j])
+        assert model.weights_[j, j] == 0.0
+        np.testing.assert_allclose(model.weights_[others, j], expected, rtol=1e-3, atol=1e-5)
+
+
+def test_ease_recommends_new_products_and_scores_any_pair() -> None:
+    model = EASE(l2=0.5, min_households=1).fit(TRAIN, AS_OF)
+    scored = model.scored([4], k=5)
+    assert scored[s.PRODUCT_ID].iloc[0] == 13  # 12 predicts 13 across households 2 and 3
+    assert not {12, 14} & set(scored[s.PRODUCT_ID])  # history excluded
+    assert list(scored["ease_rank"]) == list(range(1, len(scored) + 1))
+    pairs = model.pair_scores(np.array([4, 4, 4, 42]), np.array([13, 12, 999, 13]))
+    assert pairs[0] == np.float32(scored["ease_score"].iloc[0])
+    assert np.isfinite(pairs[1])  # a bought product still gets a score (from the others)
+    assert np.isnan(pairs[2]) and np.isnan(pairs[3])  # unknown product, unknown household
+    recs = model.recommend([4, 42], k=3)
+    assert recs[4][0] == 13 and 12 not in recs[4] and len(set(recs[4])) == 3
+    assert recs[42][0] == 12  # unknown household: popularity
+
+
+def test_ease_with_too_few_buyers_models_nothing() -> None:
+    model = EASE(min_households=100).fit(TRAIN, AS_OF)
+    assert model.scored([1, 4], k=5).empty
+    assert np.isnan(model.pair_scores(np.array([1]), np.array([10]))).all()
+    assert len(model.recommend([1], k=2)[1]) == 2  # popularity fills

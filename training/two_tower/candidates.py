@@ -1,9 +1,9 @@
 """Candidates for the blend, and the features that describe each (household, product).
 
 Per household: its most-weighted past products (frequency, recency, replenishment
-interval), the two-tower's nearest new items, new items from co-occurrence with its history,
-recent popularity, and the popular items of the product types it buys most. Every query
-reads only lines before ``as_of``.
+interval), the two-tower's nearest new items, new items from co-occurrence with its history
+and from an EASE item-to-item model, recent popularity, and the popular items of the product
+types it buys most. Every query reads only lines before ``as_of``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from features import schema as s
 from features.dataset import Dataset
 from features.household import sql_date, transactions_before
 from features.product import catalog_sql
-from training.baselines import ItemCooccurrence
+from training.baselines import EASE, ItemCooccurrence
+from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab, purchased_before
 
 HISTORY_CAP = 200
@@ -52,13 +53,20 @@ def history_candidates(ds: Dataset, as_of: date, households: np.ndarray) -> pd.D
     return frame
 
 
-def new_item_candidates(ds: Dataset, as_of: date, households: np.ndarray,
+def lines_before(ds: Dataset, as_of: date) -> pd.DataFrame:
+    """household_id, basket_id, product_id, transaction_timestamp of every line before
+    ``as_of``."""
+    h, p, ts = s.HOUSEHOLD_ID, s.PRODUCT_ID, s.TRANSACTION_TIMESTAMP
+    return ds.df(f"SELECT {h}, {s.BASKET_ID}, {p}, {ts} FROM {s.TRANSACTIONS} "
+                 f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
+
+
+def new_item_candidates(lines: pd.DataFrame, as_of: date, households: np.ndarray,
                         n: int) -> pd.DataFrame:
     """Products new to each household from item co-occurrence with its history and from
-    recent popularity: household_id, product_id, cooc_score, cooc_rank, pop_rank."""
-    h, p, ts = s.HOUSEHOLD_ID, s.PRODUCT_ID, s.TRANSACTION_TIMESTAMP
-    lines = ds.df(f"SELECT {h}, {s.BASKET_ID}, {p}, {ts} FROM {s.TRANSACTIONS} "
-                  f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
+    recent popularity (``lines``: those before ``as_of``): household_id, product_id,
+    cooc_score, cooc_rank, pop_rank."""
+    h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
     cooc = ItemCooccurrence(exclude_history=True).fit(lines, as_of)
     scored = cooc.scored(households, n)
     popular = cooc.popularity_.ranking_[:n]
@@ -176,28 +184,35 @@ def campaign_features(ds: Dataset, as_of: date, pairs: pd.DataFrame) -> pd.DataF
 
 
 def candidate_frame(ds: Dataset, vocab: Vocab, as_of: date, households: np.ndarray,
-                    user_emb: np.ndarray, item_emb: np.ndarray, n_candidates: int,
-                    category_types: int, category_items: int,
+                    user_emb: np.ndarray, item_emb: np.ndarray, cfg: TwoTowerConfig,
                     item_stats: pd.DataFrame, household_stats: pd.DataFrame) -> pd.DataFrame:
-    """History candidates plus new items from the two-tower, co-occurrence, popularity and
-    the household's favourite product types, with every blend feature.
+    """History candidates plus new items from the two-tower, co-occurrence, EASE,
+    popularity and the household's favourite product types, with every blend feature.
 
     ``user_emb`` rows follow ``households``; ``item_emb`` rows follow ``vocab.product_ids``.
     """
     from training.two_tower.train import top_items
 
     h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
+    n_candidates = cfg.candidates
     hist = history_candidates(ds, as_of, households)
     top, scores = top_items(user_emb, item_emb, n_candidates,
                             purchased_before(ds, vocab, as_of, households))
     tt = pd.DataFrame({h: np.repeat(households, n_candidates),
                        p: vocab.product_ids[top.ravel()],
                        "tt_rank": np.tile(np.arange(1, n_candidates + 1), len(households))})
-    others = new_item_candidates(ds, as_of, households, n_candidates // 2)
-    cats = category_candidates(ds, as_of, households, category_types, category_items)
+    lines = lines_before(ds, as_of)
+    others = new_item_candidates(lines, as_of, households, n_candidates // 2)
+    ease = EASE(cfg.ease_l2, cfg.ease_min_households).fit(lines, as_of)
+    del lines
+    learned = ease.scored(households, cfg.ease_candidates).drop(columns="ease_score")
+    cats = category_candidates(ds, as_of, households, cfg.category_types, cfg.category_items)
     frame = (hist.merge(tt, on=[h, p], how="outer").merge(others, on=[h, p], how="outer")
-             .merge(cats, on=[h, p], how="outer"))
+             .merge(learned, on=[h, p], how="outer").merge(cats, on=[h, p], how="outer"))
     frame["cooc_rank"] = frame["cooc_rank"].fillna(n_candidates + 1)
+    frame["ease_rank"] = frame["ease_rank"].fillna(cfg.ease_candidates + 1)
+    # EASE's score of every candidate, history items included
+    frame["ease_score"] = ease.pair_scores(frame[h].to_numpy(), frame[p].to_numpy())
     frame["pop_rank"] = frame["pop_rank"].fillna(n_candidates + 1)
     frame["in_history"] = frame["in_history"].fillna(0)
     # the two-tower score of every candidate, history items included

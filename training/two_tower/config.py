@@ -35,6 +35,12 @@ class TwoTowerConfig(Strict):
     weight_decay: float = 1e-6
     threads: int = 2  # torch intra-op threads
     candidates: int = 150  # two-tower candidates per household for the re-ranker
+    # EASE item-to-item model (training/baselines.py): new-item candidates per household,
+    # its L2 penalty, and the fewest buyers a product needs to be modelled (cost is cubic in
+    # the number of products kept); l2 chosen on the validation window
+    ease_candidates: int = Field(100, ge=0)
+    ease_l2: float = Field(1000.0, gt=0)
+    ease_min_households: int = Field(30, ge=1)
     neighbours: int = Field(50, ge=1)  # household-neighbours baseline: households voting
     category_types: int = Field(20, ge=0)  # new-item candidates from the household's top
     category_items: int = Field(5, ge=0)  # product types: this many popular items of each

@@ -18,7 +18,13 @@ from features.dataset import Dataset
 from features.household import household_features, sql_date
 from features.labels import IS_NEW, recommender_split
 from features.product import product_features
-from training.baselines import BuyAgain, HouseholdNeighbours, ItemCooccurrence, Popularity
+from training.baselines import (
+    EASE,
+    BuyAgain,
+    HouseholdNeighbours,
+    ItemCooccurrence,
+    Popularity,
+)
 from training.metrics import (
     catalog_coverage,
     mean_popularity,
@@ -86,9 +92,8 @@ class Recommender:
     def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
         users, items = self.embeddings(ds, as_of, households)
         item_stats, hh_stats = self._stats(ds, as_of)
-        return candidate_frame(ds, self.vocab, as_of, households, users, items,
-                               self.cfg.candidates, self.cfg.category_types,
-                               self.cfg.category_items, item_stats, hh_stats)
+        return candidate_frame(ds, self.vocab, as_of, households, users, items, self.cfg,
+                               item_stats, hh_stats)
 
     def fit_blend(self, ds: Dataset, prep: Prepared) -> Recommender:
         """Learn both blends on the ``blend_windows`` labelled windows just before ``as_of``
@@ -183,7 +188,8 @@ def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig) -> dict[str, di
                  "buy_again_decay_120d": BuyAgain(half_life_days=120),  # the issue's reference
                  "buy_again_decay_tuned": BuyAgain(half_life_days=half_life),
                  "item_cooccurrence": ItemCooccurrence(),
-                 "household_neighbours": HouseholdNeighbours(cfg.neighbours)}
+                 "household_neighbours": HouseholdNeighbours(cfg.neighbours),
+                 "ease": EASE(cfg.ease_l2, cfg.ease_min_households)}
     for name, model in baselines.items():
         systems[name] = model.fit(lines, cfg.as_of).recommend(households, k)
     out = {}

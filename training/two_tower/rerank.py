@@ -1,4 +1,4 @@
-"""Blend the two-tower with repeat-purchase signals, co-occurrence, popularity and the
+"""Blend the two-tower with repeat-purchase signals, co-occurrence, EASE, popularity and the
 household's affinity to each product's type, brand and department.
 
 Two LightGBM models learn on labelled windows before ``as_of`` (never the test window):
@@ -27,7 +27,8 @@ ITEM_FEATURES = (
     "item_days_since_first_sale", "item_discount_share_1w", "item_discount_share_4w",
 )
 FEATURES = (
-    ("tt_score", "tt_rank", "cooc_score", "cooc_rank", "pop_rank") + HISTORY_FEATURES
+    ("tt_score", "tt_rank", "cooc_score", "cooc_rank", "ease_score", "ease_rank", "pop_rank")
+    + HISTORY_FEATURES
     + ITEM_FEATURES + ("household_baskets_52w", "household_items") + AFFINITY_FEATURES
     + CAMPAIGN_FEATURES
 )
