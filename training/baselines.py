@@ -342,10 +342,11 @@ class EASE(_NewItemLists):
     def scored(self, household_ids: Iterable[int], k: int) -> pd.DataFrame:
         """Top ``k`` new products per known household (fewer when fewer score above 0):
         household_id, product_id, ease_score, ease_rank."""
+        if len(self.items_) == 0 or k <= 0:
+            return _stack([], "ease")
         known = [int(h) for h in household_ids if int(h) in self.households_.index]
         parts = []
-        for start in range(0, len(known) if len(self.items_) and k > 0 else 0,
-                           self.batch_size):
+        for start in range(0, len(known), self.batch_size):
             batch = known[start:start + self.batch_size]
             scores = self._scores(self.households_.loc[batch].to_numpy())
             parts.append(_top_k(batch, scores, self.items_, k, "ease"))

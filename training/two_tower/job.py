@@ -15,7 +15,7 @@ import torch
 
 from features import schema as s
 from features.dataset import Dataset
-from features.household import household_features, sql_date
+from features.household import household_features
 from features.labels import IS_NEW, recommender_split
 from features.product import product_features
 from training.baselines import (
@@ -32,7 +32,7 @@ from training.metrics import (
     recall_at_k,
     targets_from_frame,
 )
-from training.two_tower.candidates import candidate_frame
+from training.two_tower.candidates import candidate_frame, lines_before
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab, item_numeric, user_state, window_targets
 from training.two_tower.model import TwoTower
@@ -115,10 +115,7 @@ class Recommender:
                 k: int) -> pd.DataFrame:
         """Cold start: the ``k`` products most households bought in the 4 weeks before
         ``as_of``, the same list for each household; reason ``popular``."""
-        ts = s.TRANSACTION_TIMESTAMP
-        lines = ds.df(f"SELECT {s.HOUSEHOLD_ID}, {s.PRODUCT_ID}, {ts} FROM {s.TRANSACTIONS} "
-                      f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
-        pop = Popularity().fit(lines, as_of)
+        pop = Popularity().fit(lines_before(ds, as_of), as_of)
         n = min(k, len(pop.ranking_))
         return pd.DataFrame({s.HOUSEHOLD_ID: np.repeat(households, n),
                              "rank": np.tile(np.arange(1, n + 1), len(households)),
