@@ -6,6 +6,8 @@ import math
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ from features.dataset import load_dataset
 from features.synth import generate
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.model import in_batch_softmax_loss
+from training.two_tower.rerank import Blender
 from training.two_tower.train import prepare, train
 
 # all items (repeats included): a signal strong enough to show the machinery learns
@@ -105,3 +108,16 @@ def test_decay_half_life_is_tuned_on_the_window_before_as_of(tmp_path: Path) -> 
     again = tune_decay_half_life(load_dataset(tmp_path / "data", quarantine_dir=tmp_path / "q2"),
                                  cfg)
     assert again == (best, tried)
+
+
+def test_new_item_blend_gives_each_household_window_the_same_positive_weight() -> None:
+    frame = pd.DataFrame({"household_id": [1, 1, 1, 2, 2, 1, 1],
+                          "in_history": [0, 0, 1, 0, 0, 0, 0]})
+    label = np.array([1, 1, 1, 1, 0, 1, 0])
+    window = np.array([0, 0, 0, 0, 0, 1, 1])
+    blender = Blender(10, 4, 1, new_items_only=True, positive_weight=6.0)
+    keep = frame["in_history"].to_numpy() == 0
+    w = blender.weights(frame[keep], label[keep], window[keep])
+    # household 1 has two new positives in window 0 and one in window 1; household 2 one
+    assert w.tolist() == [3.0, 3.0, 6.0, 1.0, 6.0, 1.0]
+    assert Blender(10, 4, 1).weights(frame, label, window) is None

@@ -51,6 +51,9 @@ class TwoTowerConfig(Strict):
     new_rerank_rounds: int = 200  # blend over products new to the household
     new_rerank_leaves: int = 15
     new_rerank_min_data_in_leaf: int = 200
+    # recall@k averages over households, so each household's new-item positives in a window
+    # share this total weight (0: every positive weighs 1); chosen on validation windows
+    new_rerank_positive_weight: float = Field(6.0, ge=0)
     k: int = 20
     # time-decayed buy-again baseline: the half-life (days) with the best recall@20 on the
     # validation window (the window before as_of) is the one evaluated on the test window

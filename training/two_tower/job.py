@@ -61,7 +61,8 @@ class Recommender:
                         cfg.seed, cfg.threads),
                 Blender(cfg.new_rerank_rounds, cfg.new_rerank_leaves,
                         cfg.new_rerank_min_data_in_leaf, cfg.seed, cfg.threads,
-                        new_items_only=True))
+                        new_items_only=True,
+                        positive_weight=cfg.new_rerank_positive_weight))
 
     def _stats(self, ds: Dataset, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
         items = product_features(ds, as_of)
@@ -108,7 +109,9 @@ class Recommender:
                                       how="left")["y"].fillna(0).to_numpy())
             frames.append(frame)
         frame, label = pd.concat(frames, ignore_index=True), np.concatenate(labels)
-        self.blender, self.new_blender = (b.fit(frame, label) for b in self.blenders(self.cfg))
+        window = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+        self.blender, self.new_blender = (b.fit(frame, label, window)
+                                          for b in self.blenders(self.cfg))
         return self
 
     def popular(self, ds: Dataset, as_of: date, households: np.ndarray,
