@@ -22,7 +22,7 @@ from training.two_tower.train import prepare, train
 CFG = TwoTowerConfig(as_of=date(2017, 6, 5), window_days=14, n_cutoffs=3, history_len=30,
                      new_items_only=False,
                      dim=16, id_dim=16, attr_dim=4, hidden=32, batch_size=256, epochs=3,
-                     patience=5, candidates=30, rerank_rounds=20)
+                     lr=3e-3, patience=5, candidates=30, rerank_rounds=20)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from features.synth import generate
 
 SMALL = ["as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", "dim=16",
          "id_dim=16", "attr_dim=4", "hidden=32", "batch_size=256", "epochs=2",
-         "candidates=30", "rerank_rounds=20"]
+         "lr=0.003", "candidates=30", "rerank_rounds=20"]
 
 
 def growth(*args: str, cwd: Path, **kw) -> subprocess.Popen | subprocess.CompletedProcess:

@@ -28,10 +28,10 @@ class TwoTowerConfig(Strict):
     temperature: float = 0.05  # initial softmax temperature (learned)
     logq_correction: bool = True  # subtract log sampling probability from in-batch logits
     random_negatives: int = 0  # extra uniformly drawn negatives per batch
-    batch_size: int = 1024
+    batch_size: int = 2048
     epochs: int = 8
     patience: int = 2  # early stopping on validation recall@20
-    lr: float = 3e-3
+    lr: float = 5e-4
     weight_decay: float = 1e-6
     threads: int = 2  # torch intra-op threads
     candidates: int = 150  # two-tower candidates per household for the re-ranker
