@@ -117,7 +117,7 @@ def test_new_item_blend_gives_each_household_window_the_same_positive_weight() -
     window = np.array([0, 0, 0, 0, 0, 1, 1])
     blender = Blender(10, 4, 1, new_items_only=True, positive_weight=6.0)
     keep = frame["in_history"].to_numpy() == 0
-    w = blender.weights(frame[keep], label[keep], window[keep])
+    w = blender.weights(frame["household_id"].to_numpy()[keep], label[keep], window[keep])
     # household 1 has two new positives in window 0 and one in window 1; household 2 one
     assert w.tolist() == [3.0, 3.0, 6.0, 1.0, 6.0, 1.0]
-    assert Blender(10, 4, 1).weights(frame, label, window) is None
+    assert Blender(10, 4, 1).weights(frame["household_id"].to_numpy(), label, window) is None

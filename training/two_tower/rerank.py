@@ -54,7 +54,7 @@ class Blender:
     def _rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame["in_history"] == 0] if self.new_items_only else frame
 
-    def weights(self, frame: pd.DataFrame, label: np.ndarray,
+    def weights(self, households: np.ndarray, label: np.ndarray,
                 window: np.ndarray) -> np.ndarray | None:
         """Row weights: with ``positive_weight`` > 0 the positives of each household in
         each labelled ``window`` share that total weight (the metric, recall@k, is a mean
@@ -63,7 +63,7 @@ class Blender:
         if not self.positive_weight:
             return None
         label = np.asarray(label, dtype=float)
-        key = pd.DataFrame({"w": window, "h": frame[s.HOUSEHOLD_ID].to_numpy(), "y": label})
+        key = pd.DataFrame({"w": window, "h": households, "y": label})
         positives = key.groupby(["w", "h"])["y"].transform("sum").to_numpy()
         return np.where(label > 0, self.positive_weight / np.maximum(positives, 1), 1.0)
 
@@ -72,15 +72,16 @@ class Blender:
         """Learn on ``frame`` with 0/1 ``label``; ``window`` tells which labelled window
         each row comes from (default: all from one)."""
         keep = (frame["in_history"] == 0).to_numpy() if self.new_items_only else slice(None)
-        frame, label = frame.loc[keep], np.asarray(label)[keep]
-        window = np.zeros(len(frame), dtype=int) if window is None else np.asarray(window)[keep]
+        label = np.asarray(label)[keep]
+        window = np.zeros(len(label), dtype=int) if window is None else np.asarray(window)[keep]
         params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": self.leaves,
                   "min_data_in_leaf": self.min_data_in_leaf, "feature_fraction": 0.9,
                   "bagging_fraction": 0.8, "bagging_freq": 1, "seed": self.seed,
                   "deterministic": True, "force_row_wise": True, "num_threads": self.threads,
                   "verbose": -1}
-        data = lgb.Dataset(frame[self.features].astype("float32"), label=label,
-                           weight=self.weights(frame, label, window))
+        data = lgb.Dataset(frame.loc[keep, self.features].astype("float32"), label=label,
+                           weight=self.weights(frame.loc[keep, s.HOUSEHOLD_ID].to_numpy(),
+                                               label, window))
         self.booster_ = lgb.train(params, data, num_boost_round=self.rounds)
         return self
 
