@@ -42,7 +42,7 @@ from training.propensity import churn, coupon
 from training.propensity.baselines import RFMLogistic
 from training.propensity.calibrate import fit_calibrator
 from training.propensity.evaluate import expected_calibration_error
-from training.propensity.gbdt import FeatureSpec, fit_gbdt, lgb_params
+from training.propensity.gbdt import FeatureSpec, GBDTFit, fit_gbdt, lgb_params
 
 
 def figures(y: np.ndarray, score: np.ndarray) -> str:
@@ -57,9 +57,8 @@ def in_period(base: pd.DataFrame, test: pd.DataFrame, label: str, spec: FeatureS
     xb, xt = spec.matrix(base), spec.matrix(test)
     categorical = [c for c in spec.names if c in spec.categories]
     out = np.zeros(len(test))
-    folds = GroupKFold(n_splits=5).split(xt, y, test[s.HOUSEHOLD_ID])
-    for seen, unseen in folds:
-        rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)
+    for seen, unseen in GroupKFold(n_splits=5).split(xt, y, test[s.HOUSEHOLD_ID]):
         seen = rng.permutation(seen)
         stop, fit_rows = seen[: len(seen) // 5], seen[len(seen) // 5:]
         x = pd.concat([xb, xt.iloc[fit_rows]], ignore_index=True)
@@ -80,7 +79,8 @@ def in_period(base: pd.DataFrame, test: pd.DataFrame, label: str, spec: FeatureS
 
 
 def report(name: str, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-           label: str, spec: FeatureSpec, cfg, seeds: int, weights: list[float]):
+           label: str, spec: FeatureSpec, cfg, seeds: int, weights: list[float]) -> GBDTFit:
+    """Print the shipped booster's test figures and the in-period ones; return that booster."""
     fit = fit_gbdt(train, train[label].to_numpy(), spec, cfg, valid, valid[label].to_numpy())
     raw = fit.booster.predict(spec.matrix(test), raw_score=True)
     y = test[label].to_numpy()
@@ -92,13 +92,15 @@ def report(name: str, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFra
         print(f"in period, test rows weighted {w:g}, {seeds} seeds:  {figures(y, oof)}")
     oof = in_period(base.iloc[:0], test, label, spec, cfg, seeds, 1.0)
     print(f"in period, test rows only, {seeds} seeds:  {figures(y, oof)}")
-    calibrator = fit_calibrator(fit.booster.predict(spec.matrix(valid), raw_score=True),
-                                valid[label].to_numpy(), cfg.calibration)
-    return raw, calibrator
+    return fit
 
 
-def coupon_campaigns(test: pd.DataFrame, raw: np.ndarray, calibrator, data_end: date) -> None:
+def coupon_campaigns(data: coupon.CouponData, fit: GBDTFit, cfg, data_end: date) -> None:
+    test, spec = data.test, data.spec
     y = test[REDEEMED].to_numpy()
+    raw = fit.booster.predict(spec.matrix(test), raw_score=True)
+    calibrator = fit_calibrator(fit.booster.predict(spec.matrix(data.valid), raw_score=True),
+                                data.valid[REDEEMED].to_numpy(), cfg.calibration)
     p = calibrator.predict(raw)
     full = (test[s.END_DATE] <= pd.Timestamp(data_end)).to_numpy()
     print(f"campaigns ending by {data_end} ({full.sum()} rows):  {figures(y[full], raw[full])}")
@@ -115,7 +117,7 @@ def coupon_campaigns(test: pd.DataFrame, raw: np.ndarray, calibrator, data_end: 
     for key, what in ((s.CAMPAIGN_ID, "campaign's"), (s.CAMPAIGN_TYPE, "campaign type's")):
         moved = logit.copy()
         for rows in test.groupby(key).indices.values():
-            rate = y[rows].mean()
+            rate = np.clip(y[rows].mean(), 1e-6, 1 - 1e-6)  # a root exists for every group
             shift = brentq(lambda d, r=rows, t=rate: expit(logit[r] + d).mean() - t, -20, 20)
             moved[rows] = logit[rows] + shift
         print(f"each {what} mean score moved to its own rate:  {figures(y, moved)}")
@@ -147,10 +149,9 @@ def main() -> None:
 
     cfg = coupon.load_coupon_config()
     data = coupon.coupon_data(ds, cfg)
-    raw, calibrator = report(f"coupon, campaigns starting on or after {cfg.split_date}",
-                             data.train, data.valid, data.test, REDEEMED, data.spec, cfg,
-                             args.seeds, args.weight)
-    coupon_campaigns(data.test, raw, calibrator, ds.time_range()[1].date())
+    fit = report(f"coupon, campaigns starting on or after {cfg.split_date}", data.train,
+                 data.valid, data.test, REDEEMED, data.spec, cfg, args.seeds, args.weight)
+    coupon_campaigns(data, fit, cfg, ds.time_range()[1].date())
     rfm_in_sample(data.train, data.test)
 
 
