@@ -69,6 +69,44 @@ def binary_report(y: np.ndarray, p: np.ndarray, bins: int = 10,
     }
 
 
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None = None,
+                        resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                        targets: Mapping[str, float] | None = None) -> dict[str, dict]:
+    """Percentile bootstrap intervals of ROC-AUC, PR-AUC and ECE.
+
+    Resamples ``groups`` (e.g. household ids, so a household's rows across campaigns stay
+    together; each row its own group when None) with replacement, ``resamples`` times with a
+    generator seeded by ``seed``; a resample with one class only is drawn again. Per metric:
+    the point estimate, the ``level`` interval and, for a metric named in ``targets``, the
+    share of resamples on the target's good side (at least it; at most it for ``ece``).
+    """
+    y, p = _check(y, p)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    _, member = np.unique(groups, return_inverse=True)
+    n_groups = member.max() + 1
+    rng = np.random.default_rng(seed)
+    metrics = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score,
+               "ece": expected_calibration_error}
+    draws: dict[str, list[float]] = {name: [] for name in metrics}
+    while len(draws["ece"]) < resamples:
+        counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        rows = np.repeat(np.arange(len(y)), counts[member])
+        if y[rows].min() == y[rows].max():
+            continue
+        for name, metric in metrics.items():
+            draws[name].append(float(metric(y[rows], p[rows])))
+    tail = (1 - level) / 2 * 100
+    out: dict[str, dict] = {}
+    for name, metric in metrics.items():
+        values = np.asarray(draws[name])
+        lo, hi = np.percentile(values, [tail, 100 - tail])
+        out[name] = {"estimate": float(metric(y, p)), "low": float(lo), "high": float(hi)}
+        if targets and name in targets:
+            good = values <= targets[name] if name == "ece" else values >= targets[name]
+            out[name]["share_meeting_target"] = float(good.mean())
+    return out
+
+
 def _figure():
     import matplotlib
 

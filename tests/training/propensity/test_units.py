@@ -12,6 +12,7 @@ import pytest
 from training.propensity.calibrate import Calibrator, fit_calibrator
 from training.propensity.evaluate import (
     binary_report,
+    bootstrap_intervals,
     capture_at,
     expected_calibration_error,
     lift_at,
@@ -36,6 +37,44 @@ def test_lift_and_capture_at_top_fraction() -> None:
     report = binary_report(y, p)
     assert report["roc_auc"] == pytest.approx(15 / 16)
     assert set(report) >= {"pr_auc", "brier", "ece", "lift_at_10pct", "capture_at_10pct"}
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_repeat_with_the_seed() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(600) < 0.2).astype(float)
+    p = np.clip(0.2 + 0.3 * (y - 0.2) + rng.normal(0, 0.15, 600), 0.01, 0.99)
+    first = bootstrap_intervals(y, p, resamples=200, seed=1,
+                                targets={"roc_auc": 0.5, "pr_auc": 0.99, "ece": 0.5})
+    assert first == bootstrap_intervals(y, p, resamples=200, seed=1,
+                                        targets={"roc_auc": 0.5, "pr_auc": 0.99, "ece": 0.5})
+    assert first != bootstrap_intervals(y, p, resamples=200, seed=2)
+    for name, values in first.items():
+        assert values["low"] <= values["estimate"] <= values["high"], name
+        assert values["low"] < values["high"], name
+    assert first["roc_auc"]["estimate"] == pytest.approx(binary_report(y, p)["roc_auc"])
+    assert first["roc_auc"]["share_meeting_target"] == 1.0  # far above chance
+    assert first["pr_auc"]["share_meeting_target"] == 0.0
+    assert first["ece"]["share_meeting_target"] == 1.0  # ECE is good when at most the target
+    perfect = bootstrap_intervals(y, y * 0.8 + 0.1, resamples=50)
+    assert perfect["roc_auc"]["low"] == perfect["roc_auc"]["high"] == 1.0
+
+
+def test_bootstrap_resamples_whole_groups() -> None:
+    """Twenty copies of each row are not twenty independent rows: resampling the groups
+    gives the width of the original rows' interval, resampling rows a far narrower one."""
+    rng = np.random.default_rng(4)
+    y = (rng.random(300) < 0.3).astype(float)
+    p = np.clip(0.3 + 0.2 * (y - 0.3) + rng.normal(0, 0.2, 300), 0.01, 0.99)
+    copies = np.repeat(np.arange(300), 20)
+
+    def width(intervals: dict) -> float:
+        return intervals["roc_auc"]["high"] - intervals["roc_auc"]["low"]
+
+    original = width(bootstrap_intervals(y, p, resamples=300))
+    grouped = width(bootstrap_intervals(y[copies], p[copies], copies, resamples=300))
+    by_row = width(bootstrap_intervals(y[copies], p[copies], resamples=300))
+    assert grouped == pytest.approx(original, rel=0.25)
+    assert by_row < grouped / 2.5
 
 
 def test_metrics_need_both_classes() -> None:
