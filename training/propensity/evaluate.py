@@ -79,6 +79,8 @@ def bootstrap_intervals(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None 
     generator seeded by ``seed``; a resample with one class only is drawn again. Per metric:
     the point estimate, the ``level`` interval and, for a metric named in ``targets``, the
     share of resamples on the target's good side (at least it; at most it for ``ece``).
+    ECE's resamples lean high (repeated rows add noise to every bin's gap, and gaps only
+    add), so its interval can sit above a small estimate and its share is a cautious one.
     """
     y, p = _check(y, p)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)

@@ -49,8 +49,10 @@ def test_bootstrap_intervals_bracket_the_estimate_and_repeat_with_the_seed() -> 
                                         targets={"roc_auc": 0.5, "pr_auc": 0.99, "ece": 0.5})
     assert first != bootstrap_intervals(y, p, resamples=200, seed=2)
     for name, values in first.items():
-        assert values["low"] <= values["estimate"] <= values["high"], name
         assert values["low"] < values["high"], name
+        assert values["estimate"] <= values["high"], name
+    for name in ("roc_auc", "pr_auc"):  # ECE's resamples lean high (see the docstring)
+        assert first[name]["low"] <= first[name]["estimate"], name
     assert first["roc_auc"]["estimate"] == pytest.approx(binary_report(y, p)["roc_auc"])
     assert first["roc_auc"]["share_meeting_target"] == 1.0  # far above chance
     assert first["pr_auc"]["share_meeting_target"] == 0.0
