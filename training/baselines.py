@@ -18,6 +18,7 @@ learned state ends in ``_``; ``recommend`` returns household -> ranked distinct 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -224,18 +225,17 @@ class _NewItemLists:
         return _filled_lists(self.scored(ids, k), ids, self.popularity_.ranking_, k, bought)
 
 
+@dataclass(eq=False)
 class HouseholdNeighbours(_NewItemLists):
     """User-based collaborative filtering for discovery: the household's ``neighbours``
     most similar households (cosine over idf-weighted, time-decayed purchase vectors) vote
     for the products they bought in the last ``recent_days``; products the household has
     already bought are excluded. Filled with popularity."""
 
-    def __init__(self, neighbours: int = 50, half_life_days: float = 120.0,
-                 recent_days: int = 28, batch_size: int = 256) -> None:
-        self.neighbours = neighbours
-        self.half_life_days = half_life_days
-        self.recent_days = recent_days
-        self.batch_size = batch_size
+    neighbours: int = 50
+    half_life_days: float = 120.0
+    recent_days: int = 28
+    batch_size: int = 256
 
     def fit(self, lines: pd.DataFrame, as_of: date) -> HouseholdNeighbours:
         self.popularity_ = Popularity(self.recent_days).fit(lines, as_of)
@@ -282,6 +282,7 @@ class HouseholdNeighbours(_NewItemLists):
         return self.vectors_
 
 
+@dataclass(eq=False)
 class EASE(_NewItemLists):
     """Embarrassingly shallow autoencoder (Steck, "Embarrassingly Shallow Autoencoders for
     Sparse Data", WWW 2019). X is household x product, log(1 + baskets) in which the
@@ -292,12 +293,10 @@ class EASE(_NewItemLists):
     Only products at least ``min_households`` households bought are modelled: the cost is
     cubic in their number."""
 
-    def __init__(self, l2: float = 1000.0, min_households: int = 30,
-                 popularity_window_days: int = 28, batch_size: int = 512) -> None:
-        self.l2 = l2
-        self.min_households = min_households
-        self.popularity_window_days = popularity_window_days
-        self.batch_size = batch_size
+    l2: float = 1000.0
+    min_households: int = 30
+    popularity_window_days: int = 28
+    batch_size: int = 512
 
     def fit(self, lines: pd.DataFrame, as_of: date) -> EASE:
         self.popularity_ = Popularity(self.popularity_window_days).fit(lines, as_of)
