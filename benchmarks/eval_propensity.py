@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from features import schema as s
 from features.dataset import load_dataset
 from features.labels import CHURNED, IS_TEST, REDEEMED, churn_labels, coupon_pairs
-from training.propensity.evaluate import binary_report, bootstrap_intervals
+from training.propensity.evaluate import INTERVAL_METRICS, binary_report, bootstrap_intervals
 
 
 def evaluate_file(ds, path: Path, bootstrap: int = 0, seed: int = 0,
@@ -60,9 +60,9 @@ def evaluate_file(ds, path: Path, bootstrap: int = 0, seed: int = 0,
 
 def target(text: str) -> tuple[str, float]:
     metric, _, value = text.partition("=")
-    if metric not in ("roc_auc", "pr_auc", "ece") or not value:
-        raise argparse.ArgumentTypeError(
-            f"--target {text!r}: expected METRIC=VALUE with METRIC roc_auc, pr_auc or ece")
+    if metric not in INTERVAL_METRICS or not value:
+        raise argparse.ArgumentTypeError(f"--target {text!r}: expected METRIC=VALUE with "
+                                         f"METRIC one of {', '.join(INTERVAL_METRICS)}")
     try:
         return metric, float(value)
     except ValueError:

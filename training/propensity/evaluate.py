@@ -69,6 +69,10 @@ def binary_report(y: np.ndarray, p: np.ndarray, bins: int = 10,
     }
 
 
+INTERVAL_METRICS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score,
+                    "ece": expected_calibration_error}
+
+
 def bootstrap_intervals(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None = None,
                         resamples: int = 1000, seed: int = 0, level: float = 0.95,
                         targets: Mapping[str, float] | None = None) -> dict[str, dict]:
@@ -84,22 +88,26 @@ def bootstrap_intervals(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None 
     """
     y, p = _check(y, p)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ValueError(f"groups {groups.shape} must have one entry per label {y.shape}")
+    unknown = set(targets or ()) - set(INTERVAL_METRICS)
+    if unknown:
+        raise ValueError(f"targets {sorted(unknown)}: intervals exist for "
+                         f"{', '.join(INTERVAL_METRICS)} only")
     _, member = np.unique(groups, return_inverse=True)
     n_groups = member.max() + 1
     rng = np.random.default_rng(seed)
-    metrics = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score,
-               "ece": expected_calibration_error}
-    draws: dict[str, list[float]] = {name: [] for name in metrics}
+    draws: dict[str, list[float]] = {name: [] for name in INTERVAL_METRICS}
     while len(draws["ece"]) < resamples:
         counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
         rows = np.repeat(np.arange(len(y)), counts[member])
         if y[rows].min() == y[rows].max():
             continue
-        for name, metric in metrics.items():
+        for name, metric in INTERVAL_METRICS.items():
             draws[name].append(float(metric(y[rows], p[rows])))
     tail = (1 - level) / 2 * 100
     out: dict[str, dict] = {}
-    for name, metric in metrics.items():
+    for name, metric in INTERVAL_METRICS.items():
         values = np.asarray(draws[name])
         lo, hi = np.percentile(values, [tail, 100 - tail])
         out[name] = {"estimate": float(metric(y, p)), "low": float(lo), "high": float(hi)}

@@ -57,6 +57,10 @@ def test_bootstrap_intervals_bracket_the_estimate_and_repeat_with_the_seed() -> 
     assert first["roc_auc"]["share_meeting_target"] == 1.0  # far above chance
     assert first["pr_auc"]["share_meeting_target"] == 0.0
     assert first["ece"]["share_meeting_target"] == 1.0  # ECE is good when at most the target
+    with pytest.raises(ValueError, match="brier"):
+        bootstrap_intervals(y, p, resamples=10, targets={"brier": 0.1})
+    with pytest.raises(ValueError, match="one entry per label"):
+        bootstrap_intervals(y, p, groups=np.arange(10), resamples=10)
     perfect = bootstrap_intervals(y, y * 0.8 + 0.1, resamples=50)
     assert perfect["roc_auc"]["low"] == perfect["roc_auc"]["high"] == 1.0
 
