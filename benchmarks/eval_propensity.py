@@ -7,8 +7,10 @@
 
 churn: label = no purchase in [as_of, as_of + horizon) (horizon from the file's metadata);
 coupon: label = redeemed any coupon of the campaign (campaigns starting on or after as_of,
-all their redemptions). Prints rows, positive rate, ROC-AUC, PR-AUC, Brier, ECE (10 equal-
-width bins), lift and capture at the top 10%, and the model version the file records.
+all their redemptions), for the rows the file marks ``received`` (the recipients; the other
+households scored for a campaign have no label). Prints rows, positive rate, ROC-AUC,
+PR-AUC, Brier, ECE (10 equal-width bins), lift and capture at the top 10%, and the model
+version the file records.
 With ``--bootstrap N``: 95% percentile intervals of ROC-AUC, PR-AUC and ECE over N resamples
 of households (a household's rows across campaigns stay together), and for each
 ``--target`` the share of resamples that meet it (ECE: at most the value).
@@ -28,6 +30,7 @@ from features import schema as s
 from features.dataset import load_dataset
 from features.labels import CHURNED, IS_TEST, REDEEMED, churn_labels, coupon_pairs
 from training.propensity.evaluate import INTERVAL_METRICS, binary_report, bootstrap_intervals
+from training.propensity.score import RECEIVED
 
 
 def evaluate_file(ds, path: Path, bootstrap: int = 0, seed: int = 0,
@@ -40,7 +43,10 @@ def evaluate_file(ds, path: Path, bootstrap: int = 0, seed: int = 0,
     if meta["model_name"] == "churn":
         labels = churn_labels(ds, as_of, int(meta["horizon_days"]))
         joined, label = scores.merge(labels, on=s.HOUSEHOLD_ID, how="left"), CHURNED
-    else:
+    else:  # only the campaign's recipients have a label
+        if RECEIVED not in scores.columns:
+            raise SystemExit(f"{path}: no {RECEIVED!r} column; score it again with growth score")
+        scores = scores[scores[RECEIVED] == 1]
         pairs = coupon_pairs(ds, as_of)
         pairs = pairs[pairs[IS_TEST] == 1][[s.HOUSEHOLD_ID, s.CAMPAIGN_ID, REDEEMED]]
         joined = scores.merge(pairs, on=[s.HOUSEHOLD_ID, s.CAMPAIGN_ID], how="left")

@@ -243,7 +243,9 @@ def score_cmd(
                         "config); coupon without --campaign-id scores every campaign starting "
                         "on or after it.")] = None,
     campaign_id: Annotated[int | None, typer.Option(
-        "--campaign-id", help="Coupon: score this campaign's recipients as of its start.")] = None,
+        "--campaign-id", help="Coupon: score this campaign as of its start, for every "
+                              "household with a purchase before it and its recipients "
+                              "(column received).")] = None,
     data: DataOpt = None, data_config: ConfigOpt = None,
 ) -> None:
     """Batch propensity scores, deciles and reason codes with the point-in-time version."""

@@ -32,7 +32,7 @@ from features.sources import GrowthError
 from serving.config import ServingConfig
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: propensity rows carry their reason codes; coupon rows every household
 TWO_TOWER = "two_tower"
 PROPENSITY_MODELS = ("churn", "coupon")
 

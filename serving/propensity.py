@@ -3,10 +3,12 @@ scores the service answers from.
 
 The bundle keeps each champion's booster, calibrator and feature spec (LightGBM text and
 JSON, from the registry) and the feature rows ``growth score`` would build as of the
-snapshot date: churn for every household active before it, coupon for every (recipient,
-campaign) as of the campaign's start. The service scores every row once at start-up with
-the training code's own ``PropensityModel`` (probabilities, reason codes) and ``deciles``
-(within the population: all households for churn, a campaign's recipients for coupon), so
+snapshot date: churn for every household active before it, coupon for every campaign's
+audience as of its start (every household with a purchase before it, and its recipients),
+with each row's reason codes (TreeSHAP, computed once here: about 10 s for the 57k coupon
+rows of the embedded data, too slow for every worker's start). The service scores every
+row once at start-up with the training code's own ``PropensityModel`` and ``deciles``
+(within the population: all households for churn, a campaign's audience for coupon), so
 a request is a lookup and its answer equals ``growth score``'s for the same version.
 """
 
@@ -32,7 +34,8 @@ FEATURES = "features.parquet"
 
 def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, Any],
                       model_dir: Path, folder: Path) -> dict[str, Any]:
-    """Write the feature rows ``name``'s champion (files in ``model_dir``) scores."""
+    """Write the feature rows ``name``'s champion (files in ``model_dir``) scores, with
+    their reason codes."""
     from training.propensity.churn import churn_features
     from training.propensity.coupon import coupon_examples
     from training.propensity.score import campaigns_to_score
@@ -46,7 +49,8 @@ def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, A
         pairs = campaigns_to_score(ds, date.min, None)  # every campaign, as of its start
         frame, keys = coupon_examples(ds, pairs), [s.HOUSEHOLD_ID, s.CAMPAIGN_ID]
         extra = {"campaigns": int(frame[s.CAMPAIGN_ID].nunique())}
-    frame[keys + list(model.spec.names)].to_parquet(folder / FEATURES, index=False)
+    rows = frame[keys + list(model.spec.names)].reset_index(drop=True)
+    rows.join(model.reasons(rows)).to_parquet(folder / FEATURES, index=False)
     return {"rows": len(frame), **extra}
 
 
@@ -84,7 +88,7 @@ class PropensityStore:
         self.model = PropensityModel.load(folder / "model")
         frame = pd.read_parquet(folder / FEATURES)
         probability = self.model.predict(frame)
-        reasons = self.model.reasons(frame).reset_index(drop=True)
+        reasons = frame[list(REASON_COLUMNS)]
         households = frame[s.HOUSEHOLD_ID].to_numpy(np.int64)
         if name == "churn":
             self._populations = {None: _population(households, probability, reasons)}
@@ -96,7 +100,7 @@ class PropensityStore:
                 for c in np.unique(campaign) for rows in [np.flatnonzero(campaign == c)]}
 
     def population(self, campaign_id: int | None) -> Population:
-        """Churn: every household; coupon: campaign ``campaign_id``'s recipients."""
+        """Churn: every household; coupon: campaign ``campaign_id``'s audience."""
         if self.name == "churn":
             if campaign_id is not None:
                 raise RequestError("campaign_id", "only applies to model coupon; leave it out "

@@ -151,12 +151,16 @@ def test_propensity_coupon_matches_growth_score(client, ds, registry_store,
 
     campaign = 11  # starts after the coupon model's data ends, as the PIT rule needs
     batch, _, _ = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
+    assert {0, 1} <= set(batch["received"])  # recipients and households still to target
     ids = batch[s.HOUSEHOLD_ID].tolist()
     out = post(client, "/propensity", {"model": "coupon", "campaign_id": campaign,
                                        "household_ids": ids})
+    assert out["unknown_household_ids"] == []
     got = pd.DataFrame(out["scores"])
     np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
     assert got["decile"].tolist() == batch["decile"].tolist()
+    reasons = batch[["reason_1", "reason_2", "reason_3"]].to_numpy().tolist()
+    assert got["reasons"].tolist() == reasons  # computed at bundle time, the same codes
 
 
 def test_audience_selection_control_and_csv(client) -> None:

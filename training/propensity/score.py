@@ -2,9 +2,11 @@
 
 - churn: every household with a purchase before ``as_of`` (default: the standard churn date
   of the data config), features as of ``as_of``.
-- coupon: the households that received campaign C, features as of C's start; without C,
-  every campaign starting on or after ``as_of`` (default: the standard split date), each
-  as of its own start. Deciles are computed within each campaign.
+- coupon: every household with a purchase before campaign C's start, and C's recipients,
+  features as of C's start; without C, the same for every campaign starting on or after
+  ``as_of`` (default: the standard split date), each as of its own start. ``received``
+  marks C's recipients, the only rows with a label (the test set is theirs); the others are
+  the households a marketer could still target. Deciles are computed within each campaign.
 
 The version is the newest whose training data ends on or before ``as_of`` (for one campaign:
 its start), so a score never comes from a model that saw the period it is judged on. The
@@ -33,6 +35,7 @@ from training.propensity.churn import churn_features
 from training.propensity.coupon import coupon_examples
 
 MODELS = ("churn", "coupon")
+RECEIVED = "received"  # coupon rows: the household received the campaign
 
 
 def load_for_date(model_name: str, as_of: date, dest: Path) -> tuple[PropensityModel, int]:
@@ -68,17 +71,25 @@ def churn_scores(ds: Dataset, model: PropensityModel, as_of: date,
 
 
 def campaigns_to_score(ds: Dataset, as_of: date, campaign_id: int | None) -> pd.DataFrame:
-    """(household, campaign) rows with campaign attributes, for one campaign or for every
-    campaign starting on or after ``as_of``."""
+    """(household, campaign) rows with campaign attributes and ``received``, for one campaign
+    or for every campaign starting on or after ``as_of``: every household with a purchase
+    before the campaign's start, and the campaign's recipients."""
     for table in (s.CAMPAIGNS, s.CAMPAIGN_DESCRIPTIONS):
         ds.require(table, "coupon scoring")
-    c = s.CAMPAIGN_ID
+    h, c, start = s.HOUSEHOLD_ID, s.CAMPAIGN_ID, s.START_DATE
     where = (f"d.{c} = {int(campaign_id)}" if campaign_id is not None else
-             f"d.{s.START_DATE} >= CAST({sql_date(as_of)} AS TIMESTAMP)")
+             f"d.{start} >= CAST({sql_date(as_of)} AS TIMESTAMP)")
     return ds.df(f"""
-        SELECT p.{s.HOUSEHOLD_ID}, p.{c}, d.{s.CAMPAIGN_TYPE}, d.{s.START_DATE}, d.{s.END_DATE}
-        FROM {s.CAMPAIGNS} p JOIN {s.CAMPAIGN_DESCRIPTIONS} d USING ({c})
-        WHERE {where} ORDER BY d.{s.START_DATE}, p.{c}, p.{s.HOUSEHOLD_ID}""")
+        WITH chosen AS (SELECT * FROM {s.CAMPAIGN_DESCRIPTIONS} d WHERE {where}),
+        first AS (SELECT {h}, min({s.TRANSACTION_TIMESTAMP}) AS first_ts
+                  FROM {s.TRANSACTIONS} GROUP BY {h}),
+        audience AS (SELECT f.{h}, d.{c} FROM first f JOIN chosen d ON f.first_ts < d.{start}
+                     UNION SELECT p.{h}, p.{c} FROM {s.CAMPAIGNS} p JOIN chosen d USING ({c}))
+        SELECT a.{h}, a.{c}, d.{s.CAMPAIGN_TYPE}, d.{start}, d.{s.END_DATE},
+               CAST(p.{h} IS NOT NULL AS INTEGER) AS {RECEIVED}
+        FROM audience a JOIN chosen d USING ({c})
+        LEFT JOIN {s.CAMPAIGNS} p ON p.{h} = a.{h} AND p.{c} = a.{c}
+        ORDER BY d.{start}, a.{c}, a.{h}""")
 
 
 def campaign_start(ds: Dataset, campaign_id: int) -> date:
@@ -93,8 +104,8 @@ def campaign_start(ds: Dataset, campaign_id: int) -> date:
 def coupon_scores(ds: Dataset, model: PropensityModel, pairs: pd.DataFrame,
                   data_cfg: DataConfig | None = None) -> pd.DataFrame:
     frame = coupon_examples(ds, pairs, data_cfg)
-    out = _scored(model, frame, [s.HOUSEHOLD_ID, s.CAMPAIGN_ID])
-    out.insert(3, "decile", 0)
+    out = _scored(model, frame, [s.HOUSEHOLD_ID, s.CAMPAIGN_ID, RECEIVED])
+    out.insert(out.columns.get_loc("score") + 1, "decile", 0)
     for _, idx in out.groupby(s.CAMPAIGN_ID, sort=False).groups.items():
         out.loc[idx, "decile"] = deciles(out.loc[idx, "score"].to_numpy())
     return out
@@ -125,7 +136,8 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
         if pairs.empty:
             raise GrowthError(f"no campaign starts on or after {as_of} in {ds.source}"
                               if campaign_id is None else
-                              f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS}")
+                              f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS} and no "
+                              f"household has a purchase before its start")
     with tempfile.TemporaryDirectory() as tmp:
         model, version = load_for_date(model_name, as_of, Path(tmp))
     rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"

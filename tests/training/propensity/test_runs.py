@@ -29,7 +29,7 @@ from training.propensity.run import (
     train_coupon,
     train_standard_models,
 )
-from training.propensity.score import score_to_file
+from training.propensity.score import RECEIVED, score_to_file
 
 ROOT = Path(__file__).resolve().parents[3]
 CHURN = ["as_of=2017-08-28", "horizon_days=28", "n_cutoffs=6", "step_days=14",
@@ -116,8 +116,17 @@ def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None
                  str(one), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     scored = pd.read_parquet(one)
-    recipients = ds.df(f"SELECT {s.HOUSEHOLD_ID} FROM {s.CAMPAIGNS} WHERE {s.CAMPAIGN_ID} = 14")
-    assert sorted(scored[s.HOUSEHOLD_ID]) == sorted(recipients[s.HOUSEHOLD_ID])
+    # The campaign's audience: every household with a purchase before its start (2017-07-16)
+    # and its recipients, which `received` marks.
+    recipients = set(ds.df(f"SELECT {s.HOUSEHOLD_ID} FROM {s.CAMPAIGNS} "
+                           f"WHERE {s.CAMPAIGN_ID} = 14")[s.HOUSEHOLD_ID])
+    active = set(ds.df(f"SELECT DISTINCT {s.HOUSEHOLD_ID} FROM {s.TRANSACTIONS} WHERE "
+                       f"{s.TRANSACTION_TIMESTAMP} < TIMESTAMP '2017-07-16'")[s.HOUSEHOLD_ID])
+    assert len(active - recipients) > 0  # households that could still be targeted
+    assert scored[s.HOUSEHOLD_ID].is_unique
+    assert set(scored[s.HOUSEHOLD_ID]) == active | recipients
+    assert set(scored.loc[scored[RECEIVED] == 1, s.HOUSEHOLD_ID]) == recipients
+    assert sorted(scored["decile"].unique()) == list(range(1, 11))
     assert pq.read_schema(one).metadata[b"as_of"] == b"2017-07-16"  # the campaign's start
 
     every = tmp_path / "test_campaigns.parquet"
@@ -130,7 +139,8 @@ def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0, res.stderr[-3000:]
     printed = json.loads(res.stdout.split(" ", 1)[1])
-    assert printed["rows"] == summary["data"]["test_rows"]
+    assert len(pd.read_parquet(every)) > summary["data"]["test_rows"]  # non-recipients too
+    assert printed["rows"] == summary["data"]["test_rows"]  # judged on the recipients only
     assert printed["roc_auc"] == pytest.approx(summary["metrics"]["lightgbm"]["roc_auc"],
                                                abs=1e-4)
 
