@@ -131,6 +131,7 @@ def test_recommend_matches_growth_recommend(client, ds, world, bought, registry_
 
 def test_propensity_churn_matches_growth_score(client, ds, world, registry_store,
                                                tmp_path: Path) -> None:
+    from training.propensity.reasons import REASON_COLUMNS
     from training.propensity.score import score_to_file
 
     batch, version, _ = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
@@ -141,17 +142,18 @@ def test_propensity_churn_matches_growth_score(client, ds, world, registry_store
     assert got[s.HOUSEHOLD_ID].tolist() == ids
     np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
     assert got["decile"].tolist() == batch["decile"].tolist()
-    reasons = batch[["reason_1", "reason_2", "reason_3"]].to_numpy().tolist()
+    reasons = batch[list(REASON_COLUMNS)].to_numpy().tolist()
     assert got["reasons"].tolist() == reasons
 
 
 def test_propensity_coupon_matches_growth_score(client, ds, registry_store,
                                                 tmp_path: Path) -> None:
-    from training.propensity.score import score_to_file
+    from training.propensity.reasons import REASON_COLUMNS
+    from training.propensity.score import RECEIVED, score_to_file
 
     campaign = 11  # starts after the coupon model's data ends, as the PIT rule needs
     batch, _, _ = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
-    assert {0, 1} <= set(batch["received"])  # recipients and households still to target
+    assert {0, 1} <= set(batch[RECEIVED])  # recipients and households still to target
     ids = batch[s.HOUSEHOLD_ID].tolist()
     out = post(client, "/propensity", {"model": "coupon", "campaign_id": campaign,
                                        "household_ids": ids})
@@ -159,7 +161,7 @@ def test_propensity_coupon_matches_growth_score(client, ds, registry_store,
     got = pd.DataFrame(out["scores"])
     np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
     assert got["decile"].tolist() == batch["decile"].tolist()
-    reasons = batch[["reason_1", "reason_2", "reason_3"]].to_numpy().tolist()
+    reasons = batch[list(REASON_COLUMNS)].to_numpy().tolist()
     assert got["reasons"].tolist() == reasons  # computed at bundle time, the same codes
 
 
