@@ -36,7 +36,8 @@ class Columns:
 
 
 _PROPENSITY = Columns(
-    params=("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction"),
+    params=("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction",
+            "linear_weight"),
     run_metrics=("train_seconds",),
     metrics=("roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct"),
     ours=("lightgbm",),

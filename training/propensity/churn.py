@@ -29,8 +29,9 @@ from features.labels import CHURNED, churn_cutoffs, churn_labels
 from features.sources import GrowthError
 from training.propensity.baselines import churn_baselines
 from training.propensity.bgnbd import bgnbd_probabilities, fit_bgnbd
+from training.propensity.bundle import validation_pr_auc
 from training.propensity.config import ChurnConfig, load_churn_config
-from training.propensity.gbdt import FeatureSpec, Report, validation_pr_auc
+from training.propensity.gbdt import FeatureSpec, Report
 from training.propensity.task import GATE_METRIC, TrainingSet
 
 MODEL_NAME = "churn"

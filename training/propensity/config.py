@@ -30,6 +30,11 @@ class PropensityConfig(Strict):
     max_rounds: int = Field(2000, ge=1)  # boosting rounds at most
     early_stopping_rounds: int = Field(100, ge=1)  # on the validation fold's log-loss
     num_threads: int = Field(2, ge=1)  # fixed, so runs are reproducible
+    # Blend with an L2 logistic regression on the same features (training/propensity/
+    # linear.py): raw = (1 - linear_weight) * booster + linear_weight * linear, in log-odds.
+    linear_weight: float = Field(0.0, ge=0, le=1)  # 0: the booster alone
+    linear_c: float = Field(0.01, gt=0)  # inverse L2 strength of the linear part
+    linear_exclude: list[str] = []  # features left out of the linear part, by name prefix
     calibration: Literal["isotonic", "platt"] = "platt"  # fitted on the validation fold
     ece_bins: int = Field(10, ge=2)  # equal-width probability bins for the ECE
     top_fraction: float = Field(0.1, gt=0, lt=1)  # lift and capture at this share of rows

@@ -22,8 +22,9 @@ from features.dataset import Dataset
 from features.labels import IS_TEST, REDEEMED, coupon_pairs, features_at_campaign_starts
 from features.sources import GrowthError
 from training.propensity.baselines import coupon_baselines
+from training.propensity.bundle import validation_pr_auc
 from training.propensity.config import CouponConfig, load_coupon_config
-from training.propensity.gbdt import FeatureSpec, Report, validation_pr_auc
+from training.propensity.gbdt import FeatureSpec, Report
 from training.propensity.task import GATE_METRIC, TrainingSet
 
 MODEL_NAME = "coupon"

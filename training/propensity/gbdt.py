@@ -17,7 +17,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from training.propensity.config import PropensityConfig
 
@@ -176,13 +175,3 @@ def _best_round(booster: lgb.Booster, x: pd.DataFrame, y: np.ndarray, patience: 
             break
     return best
 
-
-def validation_pr_auc(train: pd.DataFrame, valid: pd.DataFrame, label: str, spec: FeatureSpec,
-                      cfg: PropensityConfig, report: Report | None = None) -> float:
-    """Validation-fold PR-AUC (higher is better) of a booster fitted with ``cfg`` on
-    ``train``, from its raw scores: the metric the promotion gate and the tuner use. No
-    MLflow logging; ``report`` as in :func:`fit_gbdt`."""
-    fit = fit_gbdt(train, train[label].to_numpy(), spec, cfg, valid, valid[label].to_numpy(),
-                   report=report)
-    raw = fit.booster.predict(spec.matrix(valid), raw_score=True)
-    return float(average_precision_score(valid[label].to_numpy(), raw))

@@ -1,8 +1,10 @@
 """Why a row scored high: per-row reason codes and global importance from LightGBM.
 
-Reason codes are the three features with the largest contributions to the row's raw score
-(SHAP values from ``pred_contrib``): the features that push this household's propensity up
-the most. Global importance is total split gain per feature.
+Reason codes are the three features with the largest contributions to the row's raw score:
+the booster's SHAP values (``pred_contrib``), blended with the linear part's exact
+contributions when the model has one (``linear.LinearScorer``), so they are the features that
+push this household's propensity up the most. Global importance is the booster's total split
+gain per feature.
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ N_REASONS = 3
 REASON_COLUMNS = tuple(f"reason_{i + 1}" for i in range(N_REASONS))
 
 
-def reason_codes(booster: lgb.Booster, matrix: pd.DataFrame, k: int = N_REASONS) -> pd.DataFrame:
-    """``reason_1..k``: feature names by contribution, largest first, one row per input row."""
-    contrib = booster.predict(matrix, pred_contrib=True)[:, :-1]  # last column: the bias
-    names = np.asarray(booster.feature_name())
+def booster_contributions(booster: lgb.Booster, matrix: pd.DataFrame) -> np.ndarray:
+    """Rows × features SHAP values of the raw score (the bias column left out)."""
+    return booster.predict(matrix, pred_contrib=True)[:, :-1]
+
+
+def top_reasons(contrib: np.ndarray, names: list[str] | tuple[str, ...], index: pd.Index,
+                k: int = N_REASONS) -> pd.DataFrame:
+    """``reason_1..k``: feature names by contribution, largest first, one row per row."""
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-    return pd.DataFrame({f"reason_{i + 1}": names[order[:, i]] for i in range(k)},
-                        index=matrix.index)
+    names = np.asarray(names)
+    return pd.DataFrame({f"reason_{i + 1}": names[order[:, i]] for i in range(k)}, index=index)
+
+
+def reason_codes(booster: lgb.Booster, matrix: pd.DataFrame, k: int = N_REASONS) -> pd.DataFrame:
+    """Reason codes of a booster alone."""
+    return top_reasons(booster_contributions(booster, matrix), booster.feature_name(),
+                       matrix.index, k)
 
 
 def global_importance(booster: lgb.Booster) -> pd.DataFrame:

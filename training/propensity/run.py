@@ -1,6 +1,7 @@
 """Tracked runs: ``growth train churn`` and ``growth train coupon``.
 
-One run fits the booster (early stopping on the time-based validation fold), fits the
+One run fits the booster (early stopping on the time-based validation fold) and, when the
+config's ``linear_weight`` is above 0, the linear part it is blended with, fits the
 calibrator on that fold, fits the baselines on the same training rows, evaluates all of them
 on the validation fold and the test set, logs params, metrics (``<system>.<metric>`` for the
 test set, ``<system>.val_<metric>`` for the validation fold), plots, global importance and
@@ -23,18 +24,15 @@ from typing import Any
 import mlflow
 import numpy as np
 from rich.console import Console
-from sklearn.metrics import average_precision_score
 
 from features.config import DataConfig
 from features.dataset import Dataset
 from features.sources import GrowthError
 from training import registry
 from training.propensity import churn, coupon
-from training.propensity.bundle import PropensityModel
-from training.propensity.calibrate import fit_calibrator
+from training.propensity.bundle import PropensityModel, fit_propensity
 from training.propensity.config import ChurnConfig, CouponConfig, PropensityConfig
 from training.propensity.evaluate import binary_report, calibration_plot, gain_chart
-from training.propensity.gbdt import fit_gbdt
 from training.propensity.reasons import global_importance
 from training.propensity.task import GATE_METRIC, TrainingSet
 
@@ -94,16 +92,13 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, reports_dir: Path
                    "trainer": "lightgbm.dask" if scheduler_address else "lightgbm"})
     with registry.tracked_run(name, f"{name}_{task.data_end}", params=params,
                               tags={registry.DATA_END_TAG: task.data_end.isoformat()}) as run:
-        y_train, y_valid = task.train[task.label].to_numpy(), task.valid[task.label].to_numpy()
-        fit = fit_gbdt(task.train, y_train, task.spec, cfg, task.valid, y_valid,
-                       scheduler_address=scheduler_address)
-        raw_valid = fit.booster.predict(task.spec.matrix(task.valid), raw_score=True)
-        gate_value = float(average_precision_score(y_valid, raw_valid))
-        model = PropensityModel(
-            fit.booster, fit_calibrator(raw_valid, y_valid, cfg.calibration), task.spec,
-            {"model_name": name, "data_end": task.data_end.isoformat(),
-             "best_iteration": fit.best_iteration, "config": cfg.model_dump(mode="json"),
-             "keys": list(task.keys), "run_id": run.info.run_id})
+        model, fit, gate_value = fit_propensity(
+            task.train, task.valid, task.label, task.spec, cfg,
+            meta={"model_name": name, "data_end": task.data_end.isoformat(),
+                  "config": cfg.model_dump(mode="json"), "keys": list(task.keys),
+                  "run_id": run.info.run_id},
+            scheduler_address=scheduler_address)
+        model.meta["best_iteration"] = fit.best_iteration
         metrics, scores = _evaluate(task, model, cfg)
         train_seconds = time.perf_counter() - started
         flat = {f"{system}.{k}": v for system, m in metrics.items() for k, v in m.items()}
