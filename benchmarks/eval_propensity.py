@@ -54,12 +54,12 @@ def evaluate_file(ds, path: Path, bootstrap: int = 0, seed: int = 0,
     if joined[label].isna().any():
         raise SystemExit(f"{path}: {int(joined[label].isna().sum())} scored rows have no label")
     y, p = joined[label].to_numpy(), joined["score"].to_numpy()
-    out = {**meta, **{k: round(v, 4) for k, v in binary_report(y, p).items()}}
+    out = {**meta, **{k: round(v, 5) for k, v in binary_report(y, p).items()}}
     if bootstrap:
         intervals = bootstrap_intervals(y, p, joined[s.HOUSEHOLD_ID].to_numpy(), bootstrap,
                                         seed, targets=targets)
         out["bootstrap"] = {"resamples": bootstrap, "unit": s.HOUSEHOLD_ID, **{
-            metric: {k: round(v, 4) for k, v in values.items()}
+            metric: {k: round(v, 5) for k, v in values.items()}
             for metric, values in intervals.items()}}
     return out
 
