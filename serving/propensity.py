@@ -1,11 +1,12 @@
 """Churn and coupon propensity in the bundle: export (``growth bundle``) and the in-memory
 scores the service answers from.
 
-The bundle keeps each champion's booster, calibrator and feature spec (LightGBM text and
-JSON, from the registry) and the feature rows ``growth score`` would build as of the
-snapshot date: churn for every household active before it, coupon for every campaign's
-audience as of its start (every household with a purchase before it, and its recipients),
-with each row's reason codes (TreeSHAP, computed once here: about 10 s for the 57k coupon
+The bundle keeps each champion's booster, calibrator, feature spec and, for a blended
+model, its linear part (LightGBM text and JSON, from the registry) and the feature rows
+``growth score`` would build as of the snapshot date: churn for every household active
+before it, coupon for every campaign's audience as of its start (every household with a
+purchase before it, and its recipients), with each row's reason codes (TreeSHAP, blended
+with the linear part's contributions, computed once here: about 10 s for the 57k coupon
 rows of the embedded data, too slow for every worker's start). The service scores every
 row once at start-up with the training code's own ``PropensityModel`` and ``deciles``
 (within the population: all households for churn, a campaign's audience for coupon), so
