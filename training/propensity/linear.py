@@ -4,11 +4,10 @@ own features, stored as JSON (never pickled).
 The linear part reads the model's features except those the config's ``linear_exclude``
 names (by prefix: demographic codes, for instance, which the booster can use but which add
 noise to a linear fit). Design columns from ``FeatureSpec.matrix``: each numeric feature
-enters as
-sign(x)·log1p(|x|) (missing: 0) plus a missing indicator; each categorical feature as one
-indicator per level the spec knows (unknown or missing: all zero). Columns are standardised
-on the training rows and scikit-learn's ``LogisticRegression`` (lbfgs, deterministic) fits
-them with inverse regularisation ``c``.
+enters as sign(x)·log1p(|x|) (missing: 0) plus a missing indicator; each categorical feature
+as one indicator per level the spec knows (unknown or missing: all zero). Columns are
+standardised on the training rows and scikit-learn's ``LogisticRegression`` (lbfgs,
+deterministic) fits them with inverse regularisation ``c``.
 
 The blend is in log-odds: ``raw = (1 - weight) · booster + weight · linear``; the calibrator
 is fitted on that raw score. The linear margin is its intercept plus one contribution per

@@ -30,12 +30,6 @@ def top_reasons(contrib: np.ndarray, names: list[str] | tuple[str, ...], index: 
     return pd.DataFrame({f"reason_{i + 1}": names[order[:, i]] for i in range(k)}, index=index)
 
 
-def reason_codes(booster: lgb.Booster, matrix: pd.DataFrame, k: int = N_REASONS) -> pd.DataFrame:
-    """Reason codes of a booster alone."""
-    return top_reasons(booster_contributions(booster, matrix), booster.feature_name(),
-                       matrix.index, k)
-
-
 def global_importance(booster: lgb.Booster) -> pd.DataFrame:
     """``feature, gain, gain_share, splits`` sorted by gain."""
     gain = booster.feature_importance("gain")

@@ -18,7 +18,7 @@ from training.propensity.evaluate import (
     lift_at,
 )
 from training.propensity.gbdt import FeatureSpec
-from training.propensity.reasons import global_importance, reason_codes
+from training.propensity.reasons import booster_contributions, global_importance, top_reasons
 from training.propensity.score import deciles
 
 
@@ -126,7 +126,8 @@ def test_reason_codes_name_the_features_that_raise_the_score() -> None:
     y = (x["signal"] > 0).astype(int)
     booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1},
                         lgb.Dataset(x, y), num_boost_round=20)
-    reasons = reason_codes(booster, x[x["signal"] > 1])
+    high = x[x["signal"] > 1]
+    reasons = top_reasons(booster_contributions(booster, high), booster.feature_name(), high.index)
     assert list(reasons.columns) == ["reason_1", "reason_2", "reason_3"]
     assert (reasons["reason_1"] == "signal").all()
     assert global_importance(booster)["feature"].iloc[0] == "signal"
