@@ -119,6 +119,8 @@ class LinearScorer:
         bad = [k for k, v in arrays.items() if v.shape != (len(columns),)]
         if bad:
             raise ValueError(f"linear part: {', '.join(bad)} must hold {len(columns)} numbers")
+        if not all(np.isfinite(v).all() for v in arrays.values()) or (arrays["scale"] <= 0).any():
+            raise ValueError("linear part: mean, scale and coef must be finite, scale positive")
         weight = float(data["weight"])
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"linear part: weight {weight} is not in [0, 1]")

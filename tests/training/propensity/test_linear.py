@@ -94,10 +94,14 @@ def test_blended_model_round_trips_and_its_reasons_blend_both_parts(data, tmp_pa
     np.testing.assert_array_equal(loaded.predict(valid), model.predict(valid))
     pd.testing.assert_frame_equal(loaded.reasons(valid), model.reasons(valid))
 
-    stored = json.loads((folder / LINEAR_FILE).read_text())
-    stored["coef"] = stored["coef"][:-1]
+    good = json.loads((folder / LINEAR_FILE).read_text())
+    stored = {**good, "coef": good["coef"][:-1]}
     (folder / LINEAR_FILE).write_text(json.dumps(stored))
     with pytest.raises(ValueError, match=r"linear\.json.*coef must hold"):
+        PropensityModel.load(folder)
+    stored = {**good, "scale": [0.0] * len(good["scale"])}
+    (folder / LINEAR_FILE).write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"linear\.json.*scale positive"):
         PropensityModel.load(folder)
 
 
