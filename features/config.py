@@ -6,38 +6,84 @@ any field (dotted keys reach nested models). The resolved config is logged whole
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from features.sources import GrowthError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 M = TypeVar("M", bound=BaseModel)
+
+# DuckDB's memory units: KB..TB are powers of 1000, KiB..TiB powers of 1024.
+MEMORY_UNITS: dict[str, int] = {
+    "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+}
+MEMORY_LIMIT = re.compile(r"(\d+(?:\.\d+)?) ?([KMGT]i?B)", re.IGNORECASE)
+MIN_MEMORY_LIMIT = "64MB"  # DuckDB cannot run validation in a few MB
+# Feature windows household_features always reads (trends 4w/26w, 52-week aggregates).
+REQUIRED_WINDOWS = (4, 26, 52)
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _memory_bytes(value: str) -> float:
+    """Bytes in a memory size such as ``4GB`` or ``512 MiB``; ValueError when it is not one."""
+    match = MEMORY_LIMIT.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"expected a number and a unit such as 4GB or 512MiB (units: "
+                         f"{', '.join(MEMORY_UNITS)})")
+    number, unit = match.groups()
+    factor = {u.lower(): f for u, f in MEMORY_UNITS.items()}[unit.lower()]
+    return float(number) * factor
+
+
+def _memory_limit(value: str) -> str:
+    """A DuckDB memory limit checked strictly, since it reaches DuckDB's settings."""
+    if _memory_bytes(value) < _memory_bytes(MIN_MEMORY_LIMIT):
+        raise ValueError(f"must be at least {MIN_MEMORY_LIMIT}")
+    return value.strip()
+
+
+def _windows(value: tuple[int, ...]) -> tuple[int, ...]:
+    missing = sorted(set(REQUIRED_WINDOWS) - set(value))
+    if missing:
+        raise ValueError(f"must include {', '.join(map(str, REQUIRED_WINDOWS))} (the household "
+                         f"features use them); missing {', '.join(map(str, missing))}")
+    return value
+
+
+Dollars = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class TierThresholds(Strict):
     """Member tier from trailing 52-week spend (dollars): below silver is bronze."""
 
-    silver: float = 500.0
-    gold: float = 1500.0
-    platinum: float = 3500.0
+    silver: Dollars = 500.0
+    gold: Dollars = 1500.0
+    platinum: Dollars = 3500.0
 
 
 class DataConfig(Strict):
-    seed: int = 0  # seed for anything random in data handling (synthetic data, sampling)
+    seed: int = Field(0, ge=0)  # seed for anything random in data handling (synthetic data)
     quarantine_dir: Path = Path("quarantine")  # rejected rows go to <dir>/<table>.parquet
-    quantity_outlier: float = 1000.0  # quantities above this are flagged (fuel lines)
-    windows_weeks: tuple[int, ...] = (4, 8, 13, 26, 52)  # RFM windows for features
-    top_departments: int = 12  # department-share features for the largest departments
+    # quantities above this are flagged (fuel lines)
+    quantity_outlier: float = Field(1000.0, gt=0, allow_inf_nan=False)
+    # RFM windows for features, in weeks
+    windows_weeks: Annotated[tuple[Annotated[int, Field(gt=0)], ...],
+                             AfterValidator(_windows)] = (4, 8, 13, 26, 52)
+    top_departments: int = Field(12, ge=0)  # department-share features, largest departments
     tiers: TierThresholds = TierThresholds()
-    memory_limit: str = "4GB"  # DuckDB memory limit; spills to disk beyond it
+    # DuckDB memory limit (number + KB/MB/GB/TB or KiB/MiB/GiB/TiB); spills to disk beyond it
+    memory_limit: Annotated[str, AfterValidator(_memory_limit)] = "4GB"
     # Standard evaluation settings (shared/design.md), so numbers compare across runs.
     recommender_as_of: date = date(2017, 12, 4)
     churn_as_of: date = date(2017, 11, 6)
@@ -50,13 +96,20 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise GrowthError(f"--set expects key=value, got {pair!r}")
         key, raw = pair.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise GrowthError(f"--set {pair}: the value is not valid YAML: {exc}") from exc
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise GrowthError(f"--set {pair}: {part!r} is already set to a value, "
+                                  "not a group of settings")
+        node[parts[-1]] = value
     return result
 
 
@@ -67,20 +120,65 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The settings in a YAML file; GrowthError naming the file for anything unusable."""
+    if path.is_dir():
+        raise GrowthError(f"config file {path} is a folder; expected a YAML file")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise GrowthError(f"config file {path} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise GrowthError(f"config file {path} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise GrowthError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GrowthError(f"config file {path} is not valid YAML{where}: "
+                          f"{exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise GrowthError(f"config file {path} is not valid YAML: {exc}") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise GrowthError(f"config file {path}: expected a mapping of settings (key: value) "
+                          f"at the top level, found a {type(values).__name__}")
+    return values
+
+
+def _describe_errors(exc: ValidationError, path: Path | None,
+                     overrides: dict[str, Any]) -> str:
+    """One line naming, for each invalid field, where it came from and what was expected."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["loc"] and err["loc"][0] in overrides:
+            where = f"--set {loc}"
+        else:
+            where = f"config file {path}: {loc}" if path is not None else loc
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}{got}")
+    return "; ".join(problems)
+
+
 def load_config(cls: type[M], path: Path | None = None, overrides: list[str] | None = None,
                 default_name: str | None = None) -> M:
-    """Build ``cls`` from a YAML file (default ``configs/<default_name>.yaml``) plus overrides."""
+    """Build ``cls`` from a YAML file (default ``configs/<default_name>.yaml``) plus overrides.
+
+    Every problem (missing, unreadable or invalid file, a field of the wrong type or value)
+    raises GrowthError naming the file and the field.
+    """
     if path is None and default_name is not None:
         path = CONFIG_DIR / f"{default_name}.yaml"
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of settings at the top level")
-    return cls.model_validate(_merge(values, parse_overrides(overrides)))
+    path = None if path is None else Path(path)
+    values = {} if path is None else _read_yaml(path)
+    extra = parse_overrides(overrides)
+    try:
+        return cls.model_validate(_merge(values, extra))
+    except ValidationError as exc:
+        raise GrowthError(f"invalid {cls.__name__}: "
+                          f"{_describe_errors(exc, path, extra)}") from exc
 
 
 def load_data_config(path: Path | None = None, overrides: list[str] | None = None) -> DataConfig:

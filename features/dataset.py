@@ -7,7 +7,7 @@ them see the same clean rows and the same quarantine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,15 +15,19 @@ import pandas as pd
 
 from features import schema as s
 from features.config import DataConfig
-from features.sources import DataContractError, describe_source, resolve_source
+from features.sources import DataContractError, GrowthError, describe_source, resolve_source
 from features.validate import ValidationReport, validate_into
 
 
 def connect(memory_limit: str = "4GB") -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with deterministic settings."""
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    """An in-memory DuckDB connection with deterministic settings.
+
+    ``memory_limit`` goes to DuckDB as a setting, never as SQL text; DataConfig checks it.
+    """
+    try:
+        con = duckdb.connect(":memory:", config={"memory_limit": memory_limit})
+    except duckdb.Error as exc:
+        raise GrowthError(f"DuckDB refused memory_limit {memory_limit!r}: {exc}") from exc
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
     return con
@@ -71,6 +75,17 @@ class Dataset:
         first, last = self.con.execute(
             f"SELECT min({ts}), max({ts}) FROM {s.TRANSACTIONS}").fetchone()
         return first, last
+
+    def check_as_of(self, as_of: date) -> None:
+        """Refuse to score, recommend or build features as of a day outside the data: from
+        its first transaction day to the day after its last (which sees every line)."""
+        first, last = (ts.date() for ts in self.time_range())
+        day = as_of.date() if isinstance(as_of, datetime) else as_of
+        if not first <= day <= last + timedelta(days=1):
+            raise GrowthError(
+                f"as-of date {day} is outside the data: {self.source} runs from {first} to "
+                f"{last}, so the as-of date may be from {first} to {last + timedelta(days=1)} "
+                "(the day after its last transaction)")
 
 
 def load_dataset(data: Path | None = None, cfg: DataConfig | None = None,

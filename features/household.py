@@ -16,6 +16,7 @@ import pandas as pd
 from features import schema as s
 from features.config import DataConfig
 from features.dataset import Dataset
+from features.validate import sql_ident, sql_str
 
 DAYS_52W = 364
 
@@ -74,7 +75,7 @@ def household_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) 
     has_products = ds.has(s.PRODUCTS)
     dept_sums = "".join(
         f", coalesce(sum(t.cents) FILTER (WHERE t.age_days <= {DAYS_52W} AND "
-        f"p.{s.DEPARTMENT} = '{dept.replace(chr(39), chr(39) * 2)}'), 0) AS dept_{i}"
+        f"p.{s.DEPARTMENT} = {sql_str(dept)}), 0) AS dept_{i}"
         for i, dept in enumerate(depts)
     )
     dept_cols = "".join(
@@ -116,7 +117,7 @@ def household_features(ds: Dataset, as_of: date, cfg: DataConfig | None = None) 
     if ds.has(s.DEMOGRAPHICS):
         names = [c[0] for c in ds.con.execute(
             f"SELECT * FROM {s.DEMOGRAPHICS} LIMIT 0").description if c[0] != s.HOUSEHOLD_ID]
-        demo_cols = "".join(f', demo."{n}" AS "demo_{slug(n)}"' for n in names)
+        demo_cols = "".join(f", demo.{sql_ident(n)} AS demo_{slug(n)}" for n in names)
         demo_join = f"LEFT JOIN {s.DEMOGRAPHICS} demo USING ({s.HOUSEHOLD_ID})"
     tiers = cfg.tiers
     sql = f"""

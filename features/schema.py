@@ -2,6 +2,24 @@
 
 Every other module takes names from here. A data folder holds one file per table, named
 ``<table>.parquet`` or ``<table>.csv``; only ``transactions`` is required.
+
+Rules a file must follow (features/validate.py applies them):
+
+- Column names match the contract ignoring case and surrounding spaces (:func:`column_key`);
+  two columns of one file that match the same name (``household_id`` and ``Household_ID``)
+  make the file unusable.
+- CSV files are UTF-8 text (a byte-order mark is allowed); cells are parsed per kind, and the
+  cells in :data:`NULL_MARKERS` mean "no value". Parquet columns must have a type that
+  :data:`FILE_TYPES` allows for the column's kind (no booleans in a number column).
+- ids are whole numbers >= 0 (rows with other ids are quarantined).
+- Timestamps: canonical timestamps carry no time zone (DuckDB ``TIMESTAMP``). Values without
+  an offset are kept as written: the embedded Complete Journey's timestamps are naive local
+  store times, and so are naive parquet columns and CSV text like ``2017-02-01 09:00:00``.
+  Values that carry an offset or a zone (tz-aware parquet columns, CSV text like
+  ``2017-02-01 09:00:00+05:00``, ``...Z`` or ``... America/New_York``) are converted to
+  :data:`TIMEZONE` and the zone is then dropped, so ``09:00:00+05:00`` becomes ``04:00:00``;
+  an offset is never ignored. Text with a zone DuckDB does not know is quarantined as
+  ``bad_<column>``.
 """
 
 from __future__ import annotations
@@ -57,6 +75,41 @@ DUCKDB_TYPE: dict[str, str] = {
     "timestamp": "TIMESTAMP",
     "category": "VARCHAR",
 }
+
+# Zone that timestamps with an offset are converted to (see the module docstring).
+TIMEZONE = "UTC"
+
+# CSV cells that mean "no value" (pyarrow's default null markers); the quarantine file keeps
+# them as the original text.
+NULL_MARKERS: tuple[str, ...] = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN",
+                                 "-nan", "1.#IND", "1.#QNAN", "N/A", "NA", "NULL", "NaN",
+                                 "n/a", "nan", "null")
+
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                  "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_NUMERIC_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
+# Column types (DuckDB names without parameters, e.g. DECIMAL for DECIMAL(10,2)) a file may
+# use for each kind besides text and all-null columns (TEXT_TYPES), which every kind accepts
+# and which are parsed cell by cell. Ids may be floats: a fractional id is a bad row. Any
+# other type (BOOLEAN in a number column, a list, ...) makes the file unusable. None: any.
+TEXT_TYPES: tuple[str, ...] = ("VARCHAR", "NULL")
+FILE_TYPES: dict[str, tuple[str, ...] | None] = {
+    "id": _NUMERIC_TYPES,
+    "number": _NUMERIC_TYPES,
+    "timestamp": ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+                  "TIMESTAMP WITH TIME ZONE", "DATE"),
+    "category": None,
+}
+FILE_TYPES_IN_WORDS: dict[str, str] = {
+    "id": "an integer, float or decimal column",
+    "number": "an integer, float or decimal column",
+    "timestamp": "a timestamp or date column",
+}
+
+
+def column_key(name: str) -> str:
+    """The contract name a file's column ``name`` matches: case and outer spaces ignored."""
+    return name.strip().lower()
 
 
 @dataclass(frozen=True)

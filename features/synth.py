@@ -27,6 +27,7 @@ output is byte-identical for the same arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import schema as s
+from features.sources import GrowthError
 
 CHUNK_HOUSEHOLDS = 4096  # fixed, so output never depends on memory
 DAY_S = 86_400
@@ -110,6 +112,14 @@ class SynthModel:
 
 
 MODEL = SynthModel()
+
+# Smallest arguments generate accepts (the CLI's options use the same bounds).
+MINIMUMS: dict[str, int] = {"households": 1, "products": 2 * len(DEPARTMENTS), "weeks": 1,
+                            "seed": 0}
+MINIMUM_REASONS: dict[str, str] = {
+    "products": f"two per department, {len(DEPARTMENTS)} departments",
+    "seed": "numpy seeds are non-negative",
+}
 
 
 def _arrow_schema(table: str, extra: tuple[str, ...] = ()) -> pa.Schema:
@@ -227,6 +237,16 @@ def _sample_products(rng: np.random.Generator, p: _Products, dept_cdf: np.ndarra
     return p.by_dept[np.minimum(pos, p.dept_end[dept] - 1)]
 
 
+def _check_arguments(**values: int) -> None:
+    """GrowthError naming the first argument of :func:`generate` below its minimum."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise GrowthError(f"{name} must be a whole number, got {value!r}")
+        if value < MINIMUMS[name]:
+            why = f" ({MINIMUM_REASONS[name]})" if name in MINIMUM_REASONS else ""
+            raise GrowthError(f"{name} must be at least {MINIMUMS[name]}{why}, got {value}")
+
+
 def generate(out_dir: Path, households: int = 2000, products: int = 5000, weeks: int = 53,
              seed: int = 0, start_date: str = "2017-01-01") -> dict[str, int]:
     """Write a synthetic data folder (one parquet file per canonical table) to ``out_dir``.
@@ -234,8 +254,11 @@ def generate(out_dir: Path, households: int = 2000, products: int = 5000, weeks:
     Deterministic: the same arguments give byte-identical files. Returns row counts per
     table, keyed by table name. About 200 transaction lines per household per 52 weeks.
     """
-    if households < 1 or products < 2 * len(DEPARTMENTS) or weeks < 1:
-        raise ValueError("need households >= 1, products >= 24 and weeks >= 1")
+    _check_arguments(households=households, products=products, weeks=weeks, seed=seed)
+    try:
+        start_day = np.datetime64(date.fromisoformat(start_date), "D")
+    except (TypeError, ValueError) as exc:
+        raise GrowthError(f"start_date must be a date as YYYY-MM-DD, got {start_date!r}") from exc
     m = MODEL
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -243,7 +266,6 @@ def generate(out_dir: Path, households: int = 2000, products: int = 5000, weeks:
     n_dept = len(DEPARTMENTS)
     total_days = 7 * weeks
     span_s = total_days * DAY_S
-    start_day = np.datetime64(start_date).astype("datetime64[D]")
     start_us = start_day.astype("datetime64[us]").astype(np.int64)
     start_weekday = int((start_day.astype(np.int64) + 3) % 7)  # 1970-01-01 was a Thursday
 

@@ -1,17 +1,26 @@
 """Validation: raw files -> clean typed DuckDB tables, plus a quarantine file of rejected rows.
 
-Nothing is dropped silently. Every rejected row is written, with its original values, its
-row number in the source file and a ``reason``, to ``<quarantine_dir>/<table>.parquet``,
-and counted in the report. Problems that make a table unusable (unreadable file, missing
-required column) raise :class:`DataContractError` naming the file, the column and what was
-expected. Suspicious but valid rows (fuel quantities, zero quantities) are kept and
-counted as warnings.
+Nothing is dropped silently. Every rejected row is written, with its original values (CSV
+cells as the original text, ``NA`` included), its row number in the source file and a
+``reason``, to ``<quarantine_dir>/<table>.parquet``, and counted in the report. Reasons:
+``null_<column>`` (a required value is missing), ``bad_<column>`` (not a value of the
+column's kind), ``negative_<column>`` (ids are >= 0), ``unknown_<column>`` (points at a row
+the referenced table does not have), ``end_before_start`` and ``duplicate``.
+
+Each run first removes the quarantine files an earlier run wrote (only files named after a
+table that hold the quarantine columns; anything else under such a name is an error, never
+deleted), so the folder describes this run alone. Problems that make a table unusable
+(unreadable or non-UTF-8 file, missing required column, two columns with the same contract
+name, a column of a type its kind does not allow) raise :class:`DataContractError` naming the
+file, the column and what was expected. Suspicious but valid rows (fuel quantities, zero
+quantities) are kept and counted as warnings. The rules themselves are in features/schema.py.
 
     growth data validate [--data DIR]
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +28,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from features import schema as s
-from features.sources import DataContractError
+from features.sources import DataContractError, GrowthError
 
 ROW = "__row"
 RAW_PREFIX = "__raw_"
 # Timestamps outside this range are treated as data errors (e.g. epoch-zero defaults).
 MIN_TIMESTAMP = "1990-01-01"
 MAX_TIMESTAMP = "2100-01-01"
+UTF8_CHUNK = 1 << 20
 
 
 @dataclass
@@ -55,29 +66,79 @@ class ValidationReport:
         return sum(t.quarantined_rows for t in self.tables.values())
 
 
-def _q(name: str) -> str:
+def sql_ident(name: str) -> str:
     """Quote an identifier for SQL."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
+    """Quote a string literal for SQL."""
     return "'" + value.replace("'", "''") + "'"
 
 
-def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> str:
-    """Expose the raw file as a view with a 0-based ``__row`` column; returns the view name."""
-    view = f"raw_{table}"
+def quarantine_path(quarantine_dir: Path, table: str) -> Path:
+    """Where the rejected rows of ``table`` go."""
+    return Path(quarantine_dir) / f"{table}.parquet"
+
+
+def _require_utf8(path: Path) -> None:
+    """Raise a contract error naming the first line of ``path`` that is not UTF-8 text."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(UTF8_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        # A line break is never part of a multi-byte character, so the first line that does
+        # not decode holds the first bad byte.
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataContractError(
+                        f"{path}: line {number} is not UTF-8 text (byte "
+                        f"0x{line[exc.start]:02x} at byte {exc.start + 1} of the line); CSV "
+                        "files must be UTF-8 (a byte-order mark is allowed): save it as UTF-8"
+                    ) from None
+
+
+def _check_names(path: Path, table: str, names: list[str]) -> None:
+    """Refuse columns that match the same contract name, and names validation uses itself."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = s.column_key(name)
+        if key == ROW or key.startswith(RAW_PREFIX):
+            raise DataContractError(
+                f"{path}: column {name!r} of table {table!r} uses a name reserved for "
+                f"validation ({ROW!r}, {RAW_PREFIX}*); rename it")
+        if key in seen:
+            raise DataContractError(
+                f"{path}: columns {seen[key]!r} and {name!r} of table {table!r} are the same "
+                f"column {key!r} (names match ignoring case and surrounding spaces); keep one")
+        seen[key] = name
+
+
+def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> tuple[str, str]:
+    """Expose the file as views with a 0-based ``__row`` column: ``raw`` holds the values as
+    read (CSV cells as text, for the quarantine file), ``src`` the same with CSV null markers
+    as NULL (what typing reads). Returns (raw, src) view names."""
+    raw, src = f"raw_{table}", f"src_{table}"
     try:
         if path.suffix == ".parquet":
+            _check_names(path, table, pq.read_schema(path).names)
             con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE (file_row_number), "
-                f"file_row_number AS {ROW} FROM read_parquet({_sql_str(str(path))}, "
+                f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * EXCLUDE (file_row_number), "
+                f"file_row_number AS {ROW} FROM read_parquet({sql_str(str(path))}, "
                 "file_row_number=true)"
             )
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {raw}")
         else:
             # Read every column as text so that a bad cell becomes a quarantined row, not a
             # failed load; row numbers come from the file order.
-            with path.open(newline="") as fh:
+            _require_utf8(path)
+            with path.open(newline="", encoding="utf-8-sig") as fh:
                 header = next(csv.reader(fh), [])
             if not header:
                 raise DataContractError(f"{path}: file is empty; expected a header row")
@@ -85,24 +146,44 @@ def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> str
                 path,
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header},
-                    strings_can_be_null=True,
+                    strings_can_be_null=False,
                 ),
             )
+            _check_names(path, table, arrow.column_names)
+            markers = ", ".join(sql_str(m) for m in s.NULL_MARKERS)
+            cells = "".join(f", CASE WHEN {sql_ident(c)} IN ({markers}) THEN NULL "
+                            f"ELSE {sql_ident(c)} END AS {sql_ident(c)}"
+                            for c in arrow.column_names)
             arrow = arrow.append_column(ROW, pa.array(range(arrow.num_rows), pa.int64()))
-            con.register(f"{view}_arrow", arrow)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_arrow")
-        con.execute(f"SELECT * FROM {view} LIMIT 0").fetchall()
+            con.register(f"{raw}_arrow", arrow)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {raw}_arrow")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {src} AS SELECT {ROW}{cells} FROM {raw}")
+        con.execute(f"SELECT * FROM {src} LIMIT 0").fetchall()
     except (duckdb.Error, pa.ArrowInvalid, OSError) as exc:
         raise DataContractError(f"{path}: cannot read table {table!r}: {exc}") from exc
-    return view
+    return raw, src
 
 
-def _typed_expr(col: s.Column, raw: str | None, zero_if_null: bool) -> str:
-    """SQL for the canonical value of ``col`` from raw column ``raw`` (None: column absent)."""
+def _check_type(path: Path, table: str, col: s.Column, raw: str, found: str) -> None:
+    """Refuse a file column whose type the column's kind does not allow (e.g. BOOLEAN)."""
+    allowed = s.FILE_TYPES[col.kind]
+    base = found.split("(")[0].strip('"')
+    if allowed is None or base in s.TEXT_TYPES or base in allowed:
+        return
+    raise DataContractError(
+        f"{path}: column {raw!r} of table {table!r} has type {found}; expected {col.kind} "
+        f"values: {s.FILE_TYPES_IN_WORDS[col.kind]}, or text"
+    )
+
+
+def _typed_expr(col: s.Column, raw: str | None, raw_type: str | None,
+                zero_if_null: bool) -> str:
+    """SQL for the canonical value of ``col`` from raw column ``raw`` of DuckDB type
+    ``raw_type`` (both None: column absent)."""
     target = s.DUCKDB_TYPE[col.kind]
     if raw is None:
         return f"{'0' if zero_if_null else 'NULL'}::{target}"
-    r = _q(raw)
+    r = sql_ident(raw)
     if col.kind == "id":
         as_double = f"TRY_CAST({r} AS DOUBLE)"
         return f"CASE WHEN {as_double} = round({as_double}) THEN TRY_CAST({r} AS BIGINT) END"
@@ -111,7 +192,13 @@ def _typed_expr(col: s.Column, raw: str | None, zero_if_null: bool) -> str:
         value = f"CASE WHEN isfinite({as_double}) THEN {as_double} END"
         return f"coalesce({value}, 0::DOUBLE)" if zero_if_null else value
     if col.kind == "timestamp":
-        ts = f"TRY_CAST({r} AS TIMESTAMP)"
+        # Text goes through TIMESTAMPTZ, so that an offset converts the value to the
+        # canonical zone (a cast to TIMESTAMP would ignore it); naive text is read in the
+        # session zone, which validate_into sets to the canonical zone, so it keeps its wall
+        # clock. Typed columns cast directly (faster): tz-aware ones convert through that
+        # same session zone, naive ones keep their wall clock.
+        ts = (f"timezone({sql_str(s.TIMEZONE)}, TRY_CAST({r} AS TIMESTAMPTZ))"
+              if raw_type == "VARCHAR" else f"TRY_CAST({r} AS TIMESTAMP)")
         return (f"CASE WHEN {ts} >= TIMESTAMP '{MIN_TIMESTAMP}' AND {ts} < TIMESTAMP "
                 f"'{MAX_TIMESTAMP}' THEN {ts} END")
     return f"CAST({r} AS VARCHAR)"
@@ -124,9 +211,9 @@ def _reason_cases(table: s.Table, raw_names: dict[str, str], present: set[str]) 
         raw = raw_names.get(col.name)
         if raw is None:
             continue
-        raw_col = f"t.{_q(RAW_PREFIX + col.name)}"
+        raw_col = f"t.{sql_ident(RAW_PREFIX + col.name)}"
         raw_null = f"{raw_col} IS NULL"
-        typed_null = f"t.{_q(col.name)} IS NULL"
+        typed_null = f"t.{sql_ident(col.name)} IS NULL"
         if col.required:
             cases.append(f"WHEN {raw_null} THEN 'null_{col.name}'")
         if col.name in table.null_as_zero:
@@ -135,11 +222,13 @@ def _reason_cases(table: s.Table, raw_names: dict[str, str], present: set[str]) 
                          f"THEN 'bad_{col.name}'")
         elif col.kind != "category":
             cases.append(f"WHEN NOT {raw_null} AND {typed_null} THEN 'bad_{col.name}'")
+        if col.kind == "id":
+            cases.append(f"WHEN t.{sql_ident(col.name)} < 0 THEN 'negative_{col.name}'")
     for ref in table.references:
         if ref.column in raw_names and ref.table in present:
             cases.append(
-                f"WHEN t.{_q(ref.column)} NOT IN (SELECT {_q(ref.target_column)} FROM "
-                f"{ref.table}) THEN 'unknown_{ref.column}'"
+                f"WHEN t.{sql_ident(ref.column)} NOT IN (SELECT "
+                f"{sql_ident(ref.target_column)} FROM {ref.table}) THEN 'unknown_{ref.column}'"
             )
     if table.name == s.CAMPAIGN_DESCRIPTIONS:
         cases.append(f"WHEN t.{s.END_DATE} < t.{s.START_DATE} THEN 'end_before_start'")
@@ -153,9 +242,9 @@ def _warning_counts(con: duckdb.DuckDBPyConnection, table: str,
         return {}
     q, v = s.QUANTITY, s.SALES_VALUE
     row = con.execute(
-        f"SELECT count(*) FILTER (WHERE {q} > {quantity_outlier}), "
+        f"SELECT count(*) FILTER (WHERE {q} > ?), "
         f"count(*) FILTER (WHERE {q} = 0), count(*) FILTER (WHERE {v} = 0), "
-        f"count(*) FILTER (WHERE {q} < 0 OR {v} < 0) FROM {table}"
+        f"count(*) FILTER (WHERE {q} < 0 OR {v} < 0) FROM {table}", [quantity_outlier]
     ).fetchone()
     names = ("quantity_outlier", "zero_quantity", "zero_sales_value", "negative_value")
     return {name: int(n) for name, n in zip(names, row, strict=True) if n}
@@ -165,14 +254,16 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
                    quarantine_dir: Path, present: set[str],
                    quantity_outlier: float) -> TableReport:
     """Create the clean table ``table.name`` in ``con`` and write its quarantine file."""
-    view = _register_raw(con, table.name, path)
-    described = con.execute(f"SELECT * FROM {view} LIMIT 0").description
-    raw_cols = [d[0] for d in described if d[0] != ROW]
-    by_lower = {c.strip().lower(): c for c in raw_cols}
+    raw_view, view = _register_raw(con, table.name, path)
+    described = con.execute(f"DESCRIBE {view}").fetchall()
+    raw_types = {d[0]: d[1] for d in described if d[0] != ROW}
+    raw_cols = list(raw_types)
+    by_key = {s.column_key(c): c for c in raw_cols}
     raw_names: dict[str, str] = {}
     for col in table.columns:
-        if col.name in by_lower:
-            raw_names[col.name] = by_lower[col.name]
+        if col.name in by_key:
+            raw_names[col.name] = by_key[col.name]
+            _check_type(path, table.name, col, by_key[col.name], raw_types[by_key[col.name]])
         elif col.required:
             found = ", ".join(raw_cols) or "none"
             raise DataContractError(
@@ -181,28 +272,34 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
                 f"columns found: {found})"
             )
     canonical = {c.name for c in table.columns}
-    extra = [c for c in raw_cols if c.strip().lower() not in canonical]
-    typed = [f"{_typed_expr(c, raw_names.get(c.name), c.name in table.null_as_zero)} "
-             f"AS {_q(c.name)}" for c in table.columns]
+    extra = [c for c in raw_cols if s.column_key(c) not in canonical]
+    typed = []
+    for c in table.columns:
+        raw = raw_names.get(c.name)
+        expr = _typed_expr(c, raw, None if raw is None else raw_types[raw],
+                           c.name in table.null_as_zero)
+        typed.append(f"{expr} AS {sql_ident(c.name)}")
     if table.keep_extra_columns:
-        typed += [f"CAST(r.{_q(c)} AS VARCHAR) AS {_q(c.strip().lower())}" for c in extra]
+        typed += [f"CAST(r.{sql_ident(c)} AS VARCHAR) AS {sql_ident(s.column_key(c))}"
+                  for c in extra]
     out_cols = [c.name for c in table.columns] + (
-        [c.strip().lower() for c in extra] if table.keep_extra_columns else [])
+        [s.column_key(c) for c in extra] if table.keep_extra_columns else [])
     key = list(table.key or [c.name for c in table.columns])
     cases = _reason_cases(table, raw_names, present)
     first_reason = f"CASE {' '.join(cases)} END" if cases else "NULL::VARCHAR"
     stage = f"stage_{table.name}"
     select_typed = ", ".join(typed)
     raw_aliases = [(RAW_PREFIX + c, raw) for c, raw in raw_names.items()]
-    select_raw = "".join(f"r.{_q(raw)} AS {_q(alias)}, " for alias, raw in raw_aliases)
-    raw_excluded = ", ".join(_q(alias) for alias, _ in raw_aliases)
+    select_raw = "".join(f"r.{sql_ident(raw)} AS {sql_ident(alias)}, "
+                         for alias, raw in raw_aliases)
+    raw_excluded = ", ".join(sql_ident(alias) for alias, _ in raw_aliases)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {stage} AS
         WITH t AS (SELECT r.{ROW}, {select_raw} {select_typed} FROM {view} r),
         checked AS (SELECT t.* EXCLUDE ({raw_excluded}), {first_reason} AS {s.REASON} FROM t)
         SELECT * REPLACE (
             CASE WHEN {s.REASON} IS NULL AND row_number() OVER (
-                PARTITION BY {s.REASON} IS NULL, {', '.join(_q(k) for k in key)}
+                PARTITION BY {s.REASON} IS NULL, {', '.join(sql_ident(k) for k in key)}
                 ORDER BY {ROW}) > 1 THEN 'duplicate' ELSE {s.REASON} END AS {s.REASON})
         FROM checked ORDER BY {ROW}
     """)
@@ -211,18 +308,19 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
     ).fetchall())
     input_rows = sum(counts.values())
     quarantined = {k: int(v) for k, v in counts.items() if k}
-    qfile = quarantine_dir / f"{table.name}.parquet"
     if quarantined:
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
-        con.execute(f"""
-            COPY (SELECT r.* EXCLUDE ({ROW}), r.{ROW} AS {s.SOURCE_ROW}, g.{s.REASON}
-                  FROM {view} r JOIN {stage} g USING ({ROW})
-                  WHERE g.{s.REASON} IS NOT NULL ORDER BY r.{ROW})
-            TO {_sql_str(str(qfile))} (FORMAT parquet)
-        """)
-    elif qfile.exists():
-        qfile.unlink()  # a stale file from an earlier run would mislead
-    cols = ", ".join(_q(c) for c in out_cols)
+        qfile = quarantine_path(quarantine_dir, table.name)
+        try:
+            quarantine_dir.mkdir(parents=True, exist_ok=True)
+            con.execute(f"""
+                COPY (SELECT r.* EXCLUDE ({ROW}), r.{ROW} AS {s.SOURCE_ROW}, g.{s.REASON}
+                      FROM {raw_view} r JOIN {stage} g USING ({ROW})
+                      WHERE g.{s.REASON} IS NOT NULL ORDER BY r.{ROW})
+                TO {sql_str(str(qfile))} (FORMAT parquet)
+            """)
+        except (OSError, duckdb.IOException) as exc:
+            raise GrowthError(f"cannot write quarantine file {qfile}: {exc}") from exc
+    cols = ", ".join(sql_ident(c) for c in out_cols)
     con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT {cols} FROM {stage} "
                 f"WHERE {s.REASON} IS NULL ORDER BY {ROW}")
     con.execute(f"DROP TABLE {stage}")
@@ -238,16 +336,58 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
     )
 
 
+def _is_quarantine_file(path: Path) -> bool:
+    """Whether ``path`` is a parquet file with the columns validation adds to rejected rows."""
+    try:
+        return {s.SOURCE_ROW, s.REASON} <= set(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError):
+        return False
+
+
+def _clear_quarantine(quarantine_dir: Path, files: dict[str, Path]) -> None:
+    """Remove the quarantine files of earlier runs so the folder describes this run only.
+
+    Deletes nothing but ``<table>.parquet`` files holding the quarantine columns; refuses a
+    folder that is a data folder of this source or holds another file under such a name.
+    """
+    if quarantine_dir.exists() and not quarantine_dir.is_dir():
+        raise GrowthError(f"quarantine folder {quarantine_dir} is a file; expected a folder")
+    data_dirs = {Path(f).resolve().parent for f in files.values()}
+    if quarantine_dir.resolve() in data_dirs:
+        raise GrowthError(f"quarantine folder {quarantine_dir} is the data folder; quarantine "
+                          "files would mix with the tables: choose another folder")
+    for table in s.TABLES:
+        qfile = quarantine_path(quarantine_dir, table)
+        if not qfile.exists():
+            continue
+        if not _is_quarantine_file(qfile):
+            raise GrowthError(
+                f"{qfile} is in the way of the quarantine file of table {table!r} and is not "
+                f"one (no {s.SOURCE_ROW!r} and {s.REASON!r} columns); move it or choose "
+                "another quarantine folder")
+        try:
+            qfile.unlink()
+        except OSError as exc:
+            raise GrowthError(f"cannot remove the earlier quarantine file {qfile}: "
+                              f"{exc.strerror}") from exc
+
+
 def validate_into(con: duckdb.DuckDBPyConnection, files: dict[str, Path], quarantine_dir: Path,
                   quantity_outlier: float = 1000.0) -> ValidationReport:
-    """Validate every table in ``files`` into clean tables of ``con``; returns the report."""
+    """Validate every table in ``files`` into clean tables of ``con``; returns the report.
+
+    Sets the session time zone of ``con`` to the canonical zone (offsets convert to it).
+    """
+    quarantine_dir = Path(quarantine_dir)
+    _clear_quarantine(quarantine_dir, files)
+    con.execute(f"SET TimeZone = {sql_str(s.TIMEZONE)}")
     reports: dict[str, TableReport] = {}
     present: set[str] = set()
     for name in s.TABLE_ORDER:
         if name not in files:
             continue
         reports[name] = validate_table(con, s.TABLES[name], Path(files[name]),
-                                       Path(quarantine_dir), present, quantity_outlier)
+                                       quarantine_dir, present, quantity_outlier)
         present.add(name)
     transactions = reports.get(s.TRANSACTIONS)
     if transactions is not None and transactions.clean_rows == 0:
@@ -255,4 +395,4 @@ def validate_into(con: duckdb.DuckDBPyConnection, files: dict[str, Path], quaran
             f"{transactions.file}: table 'transactions' has no valid rows "
             f"({transactions.input_rows} read, all quarantined: {transactions.quarantined})"
         )
-    return ValidationReport(reports, Path(quarantine_dir))
+    return ValidationReport(reports, quarantine_dir)

@@ -20,6 +20,7 @@ import typer
 from pydantic import ValidationError
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from features.config import DataConfig, load_data_config
@@ -40,20 +41,42 @@ err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=Tr
 
 DataOpt = Annotated[Path | None, typer.Option(
     "--data", help="Folder of parquet/CSV files in the canonical schema "
-                   "[default: the embedded Complete Journey].")]
+                   "(default: the embedded Complete Journey).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--data-config", help="Data config YAML [default: configs/data.yaml].")]
+    "--data-config", help="Data config YAML (default: configs/data.yaml).")]
 QuarantineOpt = Annotated[Path | None, typer.Option(
-    "--quarantine-dir", help="Where rejected rows go [default: from the data config].")]
+    "--quarantine-dir", help="Where rejected rows go (default: from the data config).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config field: key=value (repeatable).")]
 
 
-def _date(value: str) -> date:
+def _date(value: str, option: str = "--as-of") -> date:
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise typer.BadParameter(f"expected a date as YYYY-MM-DD, got {value!r}") from exc
+        raise typer.BadParameter(f"expected a date as YYYY-MM-DD, got {value!r}",
+                                 param_hint=option) from exc
+
+
+MAX_ID = 2**63 - 1  # ids are int64 throughout (schema, service)
+
+
+def _household_ids(value: str | None) -> list[int] | None:
+    """``"1,2,3"`` -> [1, 2, 3]; None when not given; a clear error for anything else."""
+    if value is None:
+        return None
+    try:
+        ids = [int(x) for x in value.split(",") if x.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter("expected integers like 1,2,3",
+                                 param_hint="--household-ids") from exc
+    if not ids:
+        raise typer.BadParameter("no household id given", param_hint="--household-ids")
+    bad = [x for x in ids if not 0 <= x <= MAX_ID]
+    if bad:
+        raise typer.BadParameter(f"ids must lie in 0..{MAX_ID}, got {bad[0]}",
+                                 param_hint="--household-ids")
+    return ids
 
 
 AsOfOpt = Annotated[str, typer.Option("--as-of", help="Feature date YYYY-MM-DD: nothing on or "
@@ -97,12 +120,13 @@ def data_validate(data: DataOpt = None, data_config: ConfigOpt = None,
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
-    households: Annotated[int, typer.Option(min=1)] = 2000,
-    products: Annotated[int, typer.Option(min=10)] = 5000,
-    weeks: Annotated[int, typer.Option(min=1)] = 53,
+    households: int = 2000,
+    products: int = 5000,
+    weeks: int = 53,
     seed: int = 0,
 ) -> None:
-    """Write a deterministic synthetic data folder in the canonical schema."""
+    """Write a deterministic synthetic data folder in the canonical schema (the minimum of
+    each count is checked by ``features.synth.generate``, their one source)."""
     from features.synth import generate
 
     counts = generate(out, households=households, products=products, weeks=weeks, seed=seed)
@@ -123,8 +147,10 @@ def features_build(
     """Build point-in-time household and product features as of a date."""
     from features.build import build_features
 
+    day = _date(as_of)
     ds, cfg = _load(data, data_config, quarantine_dir)
-    result = build_features(ds, _date(as_of), out, cfg)
+    ds.check_as_of(day)
+    result = build_features(ds, day, out, cfg)
     console.print(f"households: {result.household_rows:,} rows x {result.household_columns} "
                   f"columns -> {result.households}")
     console.print(f"products:   {result.product_rows:,} rows x {result.product_columns} "
@@ -138,7 +164,7 @@ def train_two_tower_cmd(
     data: DataOpt = None,
     data_config: ConfigOpt = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="Two-tower config YAML [default: configs/two_tower.yaml].")] = None,
+        "--config", help="Two-tower config YAML (default: configs/two_tower.yaml).")] = None,
     overrides: SetOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last epoch checkpoint.")] = False,
     reports: Annotated[Path, typer.Option(help="Where metrics.json goes.")] = Path("reports"),
@@ -227,7 +253,8 @@ def train_coupon_cmd(
     from training.propensity.config import load_coupon_config
     from training.propensity.run import train_coupon
 
-    sets = list(overrides or []) + ([f"split_date={_date(split_date)}"] if split_date else [])
+    sets = list(overrides or []) + (
+        [f"split_date={_date(split_date, '--split-date')}"] if split_date else [])
     cfg = load_coupon_config(config, sets)
     ds, data_cfg = _load(data, data_config, None)
     print_propensity(train_coupon(ds, cfg, reports / "coupon", data_cfg, dask_scheduler),
@@ -251,9 +278,11 @@ def score_cmd(
     """Batch propensity scores, deciles and reason codes with the point-in-time version."""
     from training.propensity.score import score_to_file
 
+    if model not in ("churn", "coupon"):
+        raise typer.BadParameter(f"expected churn or coupon, got {model!r}", param_hint="MODEL")
+    day = _date(as_of) if as_of else None
     ds, data_cfg = _load(data, data_config, None)
-    rows, version, day = score_to_file(ds, model, out, _date(as_of) if as_of else None,
-                                       campaign_id, data_cfg)
+    rows, version, day = score_to_file(ds, model, out, day, campaign_id, data_cfg)
     console.print(f"{model} v{version} as of {day}: {len(rows):,} rows -> {out}")
 
 
@@ -265,23 +294,19 @@ def recommend_cmd(
     data: DataOpt = None,
     data_config: ConfigOpt = None,
     household_ids: Annotated[str | None, typer.Option(
-        help="Comma-separated household ids [default: every household active before "
-             "--as-of].")] = None,
+        help="Comma-separated household ids (default: every household active before "
+             "--as-of).")] = None,
     exclude_purchased: Annotated[bool, typer.Option(
         help="Only products the household has never bought.")] = False,
 ) -> None:
     """Batch recommendations as of a date, with the model version the PIT rule picks."""
-    from training.two_tower.run import recommend_to_file
+    from training.two_tower.run import describe_recommendations, recommend_to_file
 
-    ids = None
-    if household_ids:
-        try:
-            ids = [int(x) for x in household_ids.split(",") if x.strip()]
-        except ValueError as exc:
-            raise typer.BadParameter("--household-ids expects integers like 1,2,3") from exc
+    ids = _household_ids(household_ids)
+    day = _date(as_of)
     ds, _ = _load(data, data_config, None)
-    frame = recommend_to_file(ds, _date(as_of), k, out, ids, exclude_purchased)
-    console.print(f"{frame['household_id'].nunique():,} households x {k} -> {out}")
+    frame = recommend_to_file(ds, day, k, out, ids, exclude_purchased)
+    console.print(describe_recommendations(frame, k, day, out), highlight=False)
 
 
 @app.command("bundle")
@@ -300,14 +325,14 @@ def bundle_cmd(data: DataOpt = None, data_config: ConfigOpt = None) -> None:
 
 @app.command("serve")
 def serve_cmd(
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="[default: from "
-                                             "configs/serving.yaml, 3000]")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="(default: from "
+                                             "configs/serving.yaml, 3000)")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="BentoML worker processes "
-                                                "[default: 1]")] = None,
-    host: Annotated[str | None, typer.Option(help="Interface to bind [default: "
-                                             "127.0.0.1]")] = None,
-    bundle: Annotated[str | None, typer.Option(help="Bundle tag [default: "
-                                               "growthloop:latest]")] = None,
+                                                "(default: 1)")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: "
+                                             "127.0.0.1)")] = None,
+    bundle: Annotated[str | None, typer.Option(help="Bundle tag (default: "
+                                               "growthloop:latest)")] = None,
 ) -> None:
     """Verify the bundle (exit 2 when missing or corrupt), then serve it with BentoML."""
     import os
@@ -349,21 +374,21 @@ def tune_cmd(
                                                      "workers.")],
     storage: Annotated[str | None, typer.Option(
         help="Optuna RDB storage URL (sqlite:///F.db, postgresql://...) shared by workers and "
-             "machines [default: in memory; with --workers > 1 a SQLite file under "
-             "artifacts/tuning/].")] = None,
+             "machines (default: in memory; with --workers > 1 a SQLite file under "
+             "artifacts/tuning/).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
     study: Annotated[str | None, typer.Option(
         help="Study name: the same --storage and --study on several machines share one "
-             "study [default: <model>-<UTC time>].")] = None,
+             "study (default: <model>-<UTC time>).")] = None,
     timeout: Annotated[float | None, typer.Option(
-        help="Seconds after which a worker starts no new trial.")] = None,
+        min=1, help="Seconds after which a worker starts no new trial.")] = None,
     data: DataOpt = None,
     data_config: ConfigOpt = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="Base config YAML [default: configs/<model>.yaml].")] = None,
+        "--config", help="Base config YAML (default: configs/<model>.yaml).")] = None,
     overrides: SetOpt = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Tuned config file [default: configs/tuned/<model>.yaml].")] = None,
+        "--out", help="Tuned config file (default: configs/tuned/<model>.yaml).")] = None,
 ) -> None:
     """Search hyper-parameters with Optuna on the validation window; write the best config."""
     from training.tuning import TuneRequest, tune
@@ -399,7 +424,7 @@ def _versions(name: str) -> list[dict]:
 
 @models_app.command("list")
 def models_list(name: Annotated[str | None, typer.Argument(
-        help="A registered model [default: all].")] = None) -> None:
+        help="A registered model (default: all).")] = None) -> None:
     """Versions: where their training data ends, metrics, the promotion decision."""
     from training import registry
 
@@ -408,13 +433,15 @@ def models_list(name: Annotated[str | None, typer.Argument(
         console.print("no registered models yet")
         return
     table = Table(title="registered models (* = @champion)")
-    for col in ("model", "version", "data ends", "metrics", "promotion", "created", "run"):
+    for col in ("model", "version", "data ends", "data source", "metrics", "promotion",
+                "created", "run"):
         table.add_column(col)
     for model in names:
         for v in _versions(model):
             metrics = ", ".join(f"{k}={x:.4g}" for k, x in sorted(v["metrics"].items()))
             table.add_row(model, f"v{v['version']}{' *' if v['champion'] else ''}",
-                          v[registry.DATA_END_TAG] or "-", metrics or "-",
+                          v[registry.DATA_END_TAG] or "-",
+                          v[registry.DATA_SOURCE_TAG] or "-", metrics or "-",
                           v[registry.PROMOTION_TAG] or "-", f"{v['created']:%Y-%m-%d %H:%M}",
                           v["run_id"][:8])
         table.add_section()
@@ -495,7 +522,7 @@ def print_comparison(model: str, frame, cols) -> None:
 @app.command("compare")
 def compare_cmd(
     model: Annotated[str | None, typer.Argument(
-        help="An experiment: two_tower, churn, coupon [default: every model with runs].")] = None,
+        help="An experiment: two_tower, churn, coupon (default: every model with runs).")] = None,
     last: Annotated[int, typer.Option(min=1, help="Newest finished runs per model.")] = 10,
     fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
 ) -> None:
@@ -523,6 +550,14 @@ def main() -> None:
     """Console entry point: user errors print one clear line and exit 2, not a traceback."""
     try:
         app()
-    except (GrowthError, ValidationError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+    except (GrowthError, ValidationError, OSError) as exc:
+        err_console.print(f"[bold red]error:[/bold red] {escape(_message(exc))}",
+                          highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+def _message(exc: Exception) -> str:
+    """One line for the user; an OSError names the path it could not use and why."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"cannot use {exc.filename}: {exc.strerror}"
+    return str(exc)

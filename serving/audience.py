@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
 
 import numpy as np
 
@@ -22,8 +21,8 @@ from training.propensity.reasons import REASON_COLUMNS
 CSV_COLUMNS = ("household_id", "rank", "score", "decile", *REASON_COLUMNS, "control")
 
 
-def build_audience(population: Population, req: AudienceRequest, version: int,
-                   as_of: date) -> AudienceResponse:
+def build_audience(population: Population, req: AudienceRequest, version: int
+                   ) -> AudienceResponse:
     keep = np.ones(len(population.household_ids), dtype=bool)
     if req.exclude_household_ids:
         keep &= ~np.isin(population.household_ids,
@@ -43,7 +42,7 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
                    population.deciles[rows].tolist(), rows.tolist(), control.tolist(),
                    strict=True))]
     return AudienceResponse(model=req.model, model_version=version, campaign_id=req.campaign_id,
-                            as_of=as_of, size=size, treated=int(size - control.sum()),
+                            as_of=population.as_of, size=size, treated=int(size - control.sum()),
                             control=int(control.sum()),
                             expected_responders=float(probabilities[~control].sum()),
                             households=members)

@@ -11,8 +11,9 @@ Layout of the BentoML model folder (every file in a safe format, listed with its
     two_tower/*       the online snapshot (serving/snapshot.py)
     churn/, coupon/   the propensity boosters, calibrators and feature rows (serving/propensity.py)
 
-A model without ``@champion`` is left out and named in the manifest; its endpoints answer
-503. ``open_bundle`` verifies every checksum before anything is loaded.
+A model without ``@champion``, or whose champion was trained on other data than the data
+being bundled (its ``data_source`` tag), is left out and named in the manifest; its
+endpoints answer 503. ``open_bundle`` verifies every checksum before anything is loaded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from features.sources import GrowthError
 from serving.config import ServingConfig
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 2  # 2: propensity rows carry their reason codes; coupon rows every household
+FORMAT_VERSION = 3  # 2: propensity rows carry their reason codes; coupon rows every
+# household; 3: and the date their scores are as of (a coupon campaign's start)
 TWO_TOWER = "two_tower"
 PROPENSITY_MODELS = ("churn", "coupon")
 
@@ -85,7 +87,22 @@ def _champion(name: str) -> dict[str, Any] | None:
         return None
     row = next(r for r in registry.list_versions(name) if r["version"] == version)
     return {"version": version, "run_id": row["run_id"],
-            registry.DATA_END_TAG: row[registry.DATA_END_TAG]}
+            registry.DATA_END_TAG: row[registry.DATA_END_TAG],
+            registry.DATA_SOURCE_TAG: row[registry.DATA_SOURCE_TAG]}
+
+
+def _not_bundled(name: str, champion: dict[str, Any] | None, source: str) -> str | None:
+    """Why ``name``'s champion cannot go into a bundle of the data ``source``; None if it can.
+    A champion registered before sources were recorded is taken (the snapshot still checks
+    that the data gives the item embeddings its index holds)."""
+    from training import registry
+
+    if champion is None:
+        return f"{name} has no @champion in the registry at bundle time"
+    trained_on = champion[registry.DATA_SOURCE_TAG]
+    if trained_on not in (None, source):
+        return f"{name} @champion v{champion['version']} was trained on {trained_on}"
+    return None
 
 
 def _download(name: str, version: int, dest: Path) -> Path:
@@ -118,22 +135,26 @@ def _export_two_tower(ds: Dataset, as_of: date, champion: dict[str, Any], folder
 
 def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     """Write the champions and the snapshot as of the latest date to the BentoML store;
-    returns the manifest plus ``tag``. Raises BundleError when no model has a champion."""
-    import bentoml
+    returns the manifest plus ``tag``. Raises BundleError when no model has a champion
+    trained on this data."""
+    from training import registry
 
     as_of = snapshot_date(ds)
+    source = registry.data_source(ds)
     champions = {name: _champion(name) for name in (TWO_TOWER, *PROPENSITY_MODELS)}
-    if not any(champions.values()):
-        raise BundleError("no model has a @champion yet: train one first (`growth run`, "
-                          "`growth train two-tower`)")
+    whys = {name: why for name, champion in champions.items()
+            if (why := _not_bundled(name, champion, source)) is not None}
+    if len(whys) == len(champions):
+        raise BundleError(f"no model has a @champion trained on this data ({source}): "
+                          + "; ".join(whys.values()) + "; train them on this data, then run "
+                          "`growth bundle` again")
+    missing = {name: f"{why}; train {name} on this data ({source}) and make it the champion, "
+                     "then run `growth bundle` again" for name, why in whys.items()}
     models: dict[str, Any] = {}
-    missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
         for name, champion in champions.items():
-            if champion is None:
-                missing[name] = (f"{name} has no @champion in the registry at bundle time; "
-                                 f"train it, then run `growth bundle` again")
+            if name in missing:
                 continue
             folder = staging / name
             if name == TWO_TOWER:
@@ -147,13 +168,15 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
             models[name] = {**champion, **summary}
         manifest = {
             "format_version": FORMAT_VERSION, "as_of": as_of.isoformat(),
-            "data_source": ds.source, "created": datetime.now(UTC).isoformat(),
+            "data_source": source, "created": datetime.now(UTC).isoformat(),
             "list_length": cfg.list_length, "models": models, "missing": missing,
             "files": {p.relative_to(staging).as_posix(): sha256(p)
                       for p in sorted(staging.rglob("*")) if p.is_file()},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         labels = {name: f"v{m['version']}" for name, m in models.items()}
+        import bentoml  # only now: everything above may refuse without touching the store
+
         with bentoml.models.create(cfg.bundle_name, labels=labels,
                                    metadata={"as_of": manifest["as_of"],
                                              "versions": {n: m["version"]
@@ -222,8 +245,8 @@ def describe(manifest: dict[str, Any], cfg: ServingConfig) -> list[str]:
         lines.append(f"  {name} v{m['version']}: {details}")
     for name, why in manifest["missing"].items():
         lines.append(f"  {name}: not bundled: {why}")
-    lines.append(f"serve it: growth serve --port {cfg.port}  (OpenAPI page at "
-                 f"http://{cfg.host}:{cfg.port}/; e.g. curl -X POST "
+    lines.append(f"serve it: growth serve --port {cfg.port}  (audience page at "
+                 f"http://{cfg.host}:{cfg.port}/, API docs at /docs; e.g. curl -X POST "
                  f"http://{cfg.host}:{cfg.port}/recommend -H 'Content-Type: application/json' "
                  "-d '{\"k\": 5}')")
     return lines

@@ -1,5 +1,5 @@
 """ASGI middleware in front of the endpoints: the API key where one is needed, JSON bodies
-only, of bounded size, and one error shape that names the field.
+only, not empty, of bounded size, and one error shape that names the field.
 
 When ``GROWTH_API_KEY`` is set, the keyed paths (``/audience``) need it in the ``X-API-Key``
 header (compared in constant time), checked before the body is read: 401 otherwise.
@@ -7,10 +7,17 @@ header (compared in constant time), checked before the body is read: 401 otherwi
 BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder
 from Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON
 (415 otherwise) and at most ``max_body_bytes`` (413): the declared Content-Length is
-checked before anything is read, a chunked body is counted while it streams in.
-BentoML answers pydantic errors with 400 ``{"error": "1 validation error for X", "detail":
-[...]}``; the ``error`` text is rewritten to say which field and what was expected, e.g.
-``k: Input should be less than or equal to 200``.
+checked before anything is read, a chunked body is counted while it streams in. An empty
+body on an endpoint that takes one is a 400 with an example body (BentoML would read it as
+``{}``, yet ``null`` is a 400).
+
+Every error answer of the app behind, whatever the method, leaves in the shape of
+``error_body``: BentoML answers pydantic errors with 400 ``{"error": "1 validation error for
+X", "detail": [...]}``, whose ``error`` text is rewritten to say which field and what was
+expected, e.g. ``k: Input should be less than or equal to 200``; Starlette's plain-text 404
+and 405 and BentoML's ``{"error": ...}`` answers get the ``detail`` list, the method and path.
+Answers made outside this middleware keep their own shape: the 504 of BentoML's timeout
+middleware (``{"error": ...}``) and uvicorn's plain-text 400 for malformed HTTP.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from http.client import responses as STATUS_PHRASES
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,7 +45,7 @@ MAX_LISTED_ERRORS = 5
 
 
 def error_body(field: str | None, message: str) -> dict[str, Any]:
-    """The error shape every 4xx of the service uses."""
+    """The shape of every error answer of the service."""
     text = f"{field}: {message}" if field else message
     return {"error": text, "detail": [{"loc": [field] if field else [], "msg": message}]}
 
@@ -71,15 +79,18 @@ def api_key_ok(given: bytes | None, env: str = API_KEY_ENV) -> bool:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int,
-                 keyed_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, keyed_paths: tuple[str, ...] = (),
+                 examples: Mapping[str, str] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.keyed_paths = keyed_paths  # need the API key when one is configured
+        self.examples = examples or {}  # path -> an example of the JSON body it takes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, _ShapeErrors(scope, send))
         headers = dict(scope["headers"])
         if scope["path"] in self.keyed_paths and not api_key_ok(headers.get(API_KEY_HEADER)):
             return await _respond(send, 401, error_body(
@@ -93,23 +104,31 @@ class RequestGuard:
         if declared is not None:  # the server delivers exactly that many bytes: check it
             if not declared.isdigit() or int(declared) > self.max_body_bytes:
                 return await self._too_big(send)
+            size = int(declared)
         else:  # chunked: count while the body streams in
-            receive = await self._buffered(receive)
-            if receive is None:
+            buffered = await self._buffered(receive)
+            if buffered is None:
                 return await self._too_big(send)
-        await self.app(scope, receive, _RewriteValidationErrors(send))
+            receive, size = buffered
+        example = self.examples.get(scope["path"])
+        if size == 0 and example is not None:
+            return await _respond(send, 400, error_body(
+                None, f"the request body is empty: POST {scope['path']} takes a JSON object, "
+                      f"e.g. {example}"))
+        await self.app(scope, receive, _ShapeErrors(scope, send))
 
     async def _too_big(self, send: Send) -> None:
         await _respond(send, 413, error_body(
             None, f"request body exceeds {self.max_body_bytes:,} bytes"))
 
-    async def _buffered(self, receive: Receive) -> Receive | None:
-        """The whole body read into memory, replayed as one message; None past the limit."""
+    async def _buffered(self, receive: Receive) -> tuple[Receive, int] | None:
+        """The whole body read into memory, replayed as one message, and its size; None past
+        the limit. (A client gone mid-body: ``receive`` itself, which reports it.)"""
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return receive
+                return receive, size
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -126,19 +145,44 @@ class RequestGuard:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return replay
+        return replay, size
 
 
-class _RewriteValidationErrors:
-    """Passes responses through, except 400 bodies, whose ``error`` text it rewrites."""
+def shaped_error(status: int, body: bytes, method: str, path: str,
+                 allow: bytes | None) -> dict[str, Any]:
+    """An error answer's body in the shape of ``error_body``: a ``detail`` list (pydantic's
+    or ours) rewritten into the ``error`` text; else the message of BentoML's ``{"error":
+    ...}`` or of a plain-text body, with the method and path of a routing error (404, 405)
+    and the methods allowed (405)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = body.decode("utf-8", "replace").strip()
+    if isinstance(data, dict) and isinstance(data.get("detail"), list):
+        return {**data, "error": describe(data["detail"])}
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        message = data["error"]
+    else:
+        message = data if isinstance(data, str) and data else STATUS_PHRASES.get(status, "Error")
+    if status in (404, 405):
+        message = f"{message}: {method} {path}"
+    if allow:
+        message = f"{message}; allowed: {allow.decode('latin-1')}"
+    return error_body(None, message)
 
-    def __init__(self, send: Send) -> None:
+
+class _ShapeErrors:
+    """Passes responses below 400 through; buffers an error answer and sends it as
+    ``shaped_error`` says."""
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self.scope = scope
         self.send = send
         self.start: Message | None = None
         self.chunks: list[bytes] = []
 
     async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 400:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
             self.start = message
             return
         if self.start is None or message["type"] != "http.response.body":
@@ -146,17 +190,14 @@ class _RewriteValidationErrors:
         self.chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return None
-        body = b"".join(self.chunks)
-        try:
-            data = json.loads(body)
-            if isinstance(data, dict) and isinstance(data.get("detail"), list):
-                data["error"] = describe(data["detail"])
-                body = json.dumps(data).encode()
-        except ValueError:
-            pass
-        headers = [(k, v) for k, v in self.start["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await self.send({**self.start, "headers": headers})
+        headers = dict(self.start["headers"])  # lower-case names in ASGI
+        body = json.dumps(shaped_error(self.start["status"], b"".join(self.chunks),
+                                       self.scope["method"], self.scope["path"],
+                                       headers.get(b"allow"))).encode()
+        kept = [(k, v) for k, v in self.start["headers"]
+                if k.lower() not in (b"content-length", b"content-type")]
+        await self.send({**self.start, "headers": [
+            *kept, (b"content-type", JSON), (b"content-length", str(len(body)).encode())]})
         await self.send({"type": "http.response.body", "body": body})
 
 

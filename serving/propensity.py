@@ -10,7 +10,9 @@ with the linear part's contributions, computed once here: about 10 s for the 57k
 rows of the embedded data, too slow for every worker's start). The service scores every
 row once at start-up with the training code's own ``PropensityModel`` and ``deciles``
 (within the population: all households for churn, a campaign's audience for coupon), so
-a request is a lookup and its answer equals ``growth score``'s for the same version.
+a request is a lookup and its answer equals ``growth score``'s for the same version. A
+row's ``as_of`` column is the date its features are computed as of: the snapshot date for
+churn, the campaign's start for coupon; answers report it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from training.propensity.bundle import PropensityModel
 from training.propensity.reasons import REASON_COLUMNS
 
 FEATURES = "features.parquet"
+AS_OF = "as_of"  # column of FEATURES: the date a row's features are computed as of
 
 
 def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, Any],
@@ -44,29 +47,45 @@ def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, A
     model = PropensityModel.load(model_dir)
     if name == "churn":
         horizon = int(model.meta["config"]["horizon_days"])
-        frame, keys = churn_features(ds, as_of, horizon), [s.HOUSEHOLD_ID]
+        frame = churn_features(ds, as_of, horizon).assign(**{AS_OF: pd.Timestamp(as_of)})
+        keys = [s.HOUSEHOLD_ID]
         extra: dict[str, Any] = {"horizon_days": horizon}
     else:
         pairs = campaigns_to_score(ds, date.min, None)  # every campaign, as of its start
-        frame, keys = coupon_examples(ds, pairs), [s.HOUSEHOLD_ID, s.CAMPAIGN_ID]
+        frame = coupon_examples(ds, pairs)
+        frame[AS_OF] = frame[s.START_DATE]
+        keys = [s.HOUSEHOLD_ID, s.CAMPAIGN_ID]
         extra = {"campaigns": int(frame[s.CAMPAIGN_ID].nunique())}
-    rows = frame[keys + list(model.spec.names)].reset_index(drop=True)
+    rows = frame[keys + [AS_OF, *model.spec.names]].reset_index(drop=True)
     rows.join(model.reasons(rows)).to_parquet(folder / FEATURES, index=False)
     return {"rows": len(frame), **extra}
 
 
 @dataclass
 class Population:
-    """Scored households of one population, best first (the order deciles follow)."""
+    """Scored households of one population, best first (the order deciles follow), with
+    the date their features are as of."""
 
+    as_of: date
     household_ids: np.ndarray
     probabilities: np.ndarray
     deciles: np.ndarray
     reasons: list[list[str]]
     by_household: dict[int, HouseholdScore]
 
+    def scores(self, household_ids: list[int]) -> tuple[list[HouseholdScore], list[int]]:
+        """(scores of the known households in request order, the unknown ones)."""
+        known, unknown = [], []
+        for h in dict.fromkeys(household_ids):
+            found = self.by_household.get(h)
+            if found is None:
+                unknown.append(h)
+            else:
+                known.append(found)
+        return known, unknown
 
-def _population(households: np.ndarray, probability: np.ndarray,
+
+def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
                 reasons: pd.DataFrame) -> Population:
     from training.propensity.score import deciles
 
@@ -76,12 +95,13 @@ def _population(households: np.ndarray, probability: np.ndarray,
     scores = {int(h): HouseholdScore(household_id=int(h), probability=float(p),
                                      decile=int(d), reasons=list(r))
               for h, p, d, r in zip(households, probability, decile, codes, strict=True)}
-    return Population(households[order], probability[order], decile[order],
+    return Population(as_of, households[order], probability[order], decile[order],
                       [codes[i] for i in order], scores)
 
 
 class PropensityStore:
-    """One propensity model's scores as of the snapshot, by population."""
+    """One propensity model's scores by population: churn as of the snapshot date,
+    coupon as of each campaign's start."""
 
     def __init__(self, name: str, folder: Path, version: int) -> None:
         self.name = name
@@ -91,12 +111,14 @@ class PropensityStore:
         probability = self.model.predict(frame)
         reasons = frame[list(REASON_COLUMNS)]
         households = frame[s.HOUSEHOLD_ID].to_numpy(np.int64)
+        as_of = frame[AS_OF].dt.date.to_numpy()  # one date per population
         if name == "churn":
-            self._populations = {None: _population(households, probability, reasons)}
+            self._populations = {None: _population(as_of[0], households, probability,
+                                                   reasons)}
         else:
             campaign = frame[s.CAMPAIGN_ID].to_numpy(np.int64)
             self._populations = {
-                int(c): _population(households[rows], probability[rows],
+                int(c): _population(as_of[rows[0]], households[rows], probability[rows],
                                     reasons.iloc[rows].reset_index(drop=True))
                 for c in np.unique(campaign) for rows in [np.flatnonzero(campaign == c)]}
 
@@ -113,16 +135,3 @@ class PropensityStore:
             raise RequestError("campaign_id", f"unknown campaign {campaign_id}; expected one "
                                               f"of {known}")
         return found
-
-    def scores(self, household_ids: list[int], campaign_id: int | None
-               ) -> tuple[list[HouseholdScore], list[int]]:
-        """(scores of the known households in request order, the unknown ones)."""
-        by_household = self.population(campaign_id).by_household
-        known, unknown = [], []
-        for h in dict.fromkeys(household_ids):
-            found = by_household.get(h)
-            if found is None:
-                unknown.append(h)
-            else:
-                known.append(found)
-        return known, unknown

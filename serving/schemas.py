@@ -17,6 +17,8 @@ Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 K = Annotated[int, Field(ge=1, le=200, description="How many products to return (1..200).")]
 Reason = Literal["repeat", "similar", "popular"]
 Model = Literal["churn", "coupon"]
+SCORES_AS_OF = ("Date the scores are computed as of (features from purchases before it): the "
+                "snapshot date for churn, the campaign's start date for coupon.")
 
 
 class Request(BaseModel):
@@ -106,7 +108,7 @@ class PropensityResponse(Response):
     model: Model
     model_version: int
     campaign_id: int | None
-    as_of: date
+    as_of: date = Field(description=SCORES_AS_OF)
     scores: list[HouseholdScore]
     unknown_household_ids: list[int] = Field(
         description="Requested households without a purchase before as_of (not scored).")
@@ -152,7 +154,7 @@ class AudienceResponse(Response):
     model: Model
     model_version: int
     campaign_id: int | None
-    as_of: date
+    as_of: date = Field(description=SCORES_AS_OF)
     size: int
     treated: int
     control: int

@@ -17,12 +17,17 @@ configs/serving.yaml turns them on. Each endpoint is bound to the instance once
 60 us per request), unless configs/serving.yaml sets ``bentoml_metrics: true``. A part of the
 bundle without a champion answers 503. uvicorn runs on uvloop and httptools (dependencies of
 the project), which it picks by itself.
-Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (401, 413, 415).
+Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (400 for an empty body, 401,
+413, 415); every error, 404 and 405 included, has the JSON shape of ``guard.error_body``.
+
+Web pages (``serving/pages.py``): the marketers' audience page at ``/`` and the OpenAPI page
+at ``/docs``, in place of BentoML's index page, which loads Google Tag Manager.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 
 import bentoml
@@ -32,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from serving.config import load_serving_config, use_bentoml_home
 from serving.guard import RequestGuard, error_body, quiet_client_errors
 from serving.metrics import RequestMetrics
+from serving.pages import PAGES, Pages
 from serving.schemas import (
     AudienceRequest,
     AudienceResponse,
@@ -54,7 +60,9 @@ CONFIG = load_serving_config()
 use_bentoml_home(CONFIG)
 BUNDLE = os.environ.get("GROWTH_BUNDLE", f"{CONFIG.bundle_name}:latest")
 WORKERS = int(os.environ.get("GROWTH_SERVE_WORKERS", CONFIG.workers))
-ROUTES = ("/recommend", "/similar_items", "/propensity", "/audience")
+REQUESTS = {"/recommend": RecommendRequest, "/similar_items": SimilarItemsRequest,
+            "/propensity": PropensityRequest, "/audience": AudienceRequest}
+ROUTES = tuple(REQUESTS)
 
 
 def failure(exc: RequestError) -> JSONResponse:
@@ -144,11 +152,12 @@ class GrowthService:
         if store is None:
             return unavailable(self.bundle.missing(request.model))
         try:
-            scores, unknown = store.scores(request.household_ids, request.campaign_id)
+            population = store.population(request.campaign_id)
         except RequestError as exc:
             return failure(exc)
+        scores, unknown = population.scores(request.household_ids)
         return ok(PropensityResponse(model=request.model, model_version=store.version,
-                                     campaign_id=request.campaign_id, as_of=self.as_of,
+                                     campaign_id=request.campaign_id, as_of=population.as_of,
                                      scores=scores, unknown_household_ids=unknown))
 
     @bentoml.api(route="/audience")
@@ -162,7 +171,7 @@ class GrowthService:
             population = store.population(request.campaign_id)
         except RequestError as exc:
             return failure(exc)
-        audience = build_audience(population, request, store.version, self.as_of)
+        audience = build_audience(population, request, store.version)
         if request.format == "csv":
             return Response(to_csv(audience), media_type="text/csv", headers={
                 "X-Model-Version": str(audience.model_version),
@@ -172,6 +181,9 @@ class GrowthService:
 
 if not CONFIG.bentoml_metrics:  # outside the guard: its 4xx answers are counted too
     GrowthService.add_asgi_middleware(RequestMetrics, routes=ROUTES)
-GrowthService.add_asgi_middleware(RequestGuard, max_body_bytes=CONFIG.max_request_bytes,
-                                  keyed_paths=("/audience",))
+GrowthService.add_asgi_middleware(
+    RequestGuard, max_body_bytes=CONFIG.max_request_bytes, keyed_paths=("/audience",),
+    examples={route: json.dumps(request.model_config["json_schema_extra"]["example"])
+              for route, request in REQUESTS.items()})
+GrowthService.add_asgi_middleware(Pages, pages=PAGES)  # inside the guard: it shapes the 405
 quiet_client_errors()

@@ -25,6 +25,7 @@ from features import schema as s
 from features.dataset import Dataset
 from features.household import sql_date
 from features.product import catalog_sql
+from serving.bundle import BundleError
 from serving.recommend import LIST, MIXED, NEW
 from training.retrieval import ItemIndex
 from training.two_tower.job import Recommender
@@ -69,27 +70,30 @@ def recommendations(rec: Recommender, ds: Dataset, as_of: date, list_length: int
 
 def item_embeddings(rec: Recommender, ds: Dataset, index: ItemIndex) -> np.ndarray:
     """The item vectors the saved FAISS index holds (as of the model's own ``as_of``),
-    checked against the index: each must be found in it with inner product 1."""
+    checked against the index: each must be found in it with inner product 1. A mismatch
+    means the model was trained on other data: a BundleError."""
     items = rec.item_embeddings(ds, rec.cfg.as_of)
     if not np.array_equal(index.product_ids, rec.vocab.product_ids):
-        raise ValueError("the two-tower's FAISS index holds other products than its vocabulary")
+        raise BundleError("the two-tower's FAISS index holds other products than its "
+                          "vocabulary: the bundle's model files do not belong together")
     probe = items[np.linspace(0, len(items) - 1, min(len(items), 32)).astype(int)]
     scores, _ = index.search(probe, 1)
     if not np.allclose(scores[:, 0], (probe * probe).sum(axis=1), atol=1e-4):
-        raise ValueError("the two-tower's FAISS index does not hold the item embeddings "
-                         "this data gives: was the model trained on other data?")
+        raise BundleError(f"the two-tower's FAISS index does not hold the item embeddings "
+                          f"{ds.source} gives: the model was trained on other data; train "
+                          "the two-tower on this data and make it the champion")
     return items
 
 
 def write(folder: Path, rec: Recommender, ds: Dataset, as_of: date, index: ItemIndex,
           list_length: int) -> dict[str, int]:
     """Write every snapshot file to ``folder``; returns row counts for the summary."""
+    items = item_embeddings(rec, ds, index)  # first: it refuses a model of other data
     folder.mkdir(parents=True, exist_ok=True)
     products = catalog(ds)
     recs = recommendations(rec, ds, as_of, list_length)
     bought = purchases(ds, as_of)
     pop = popular(rec, ds, as_of, products[s.PRODUCT_ID])
-    items = item_embeddings(rec, ds, index)
     products.to_parquet(folder / "catalog.parquet", index=False)
     recs.to_parquet(folder / "recommendations.parquet", index=False)
     bought.to_parquet(folder / "purchases.parquet", index=False)

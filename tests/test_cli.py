@@ -76,3 +76,39 @@ def test_run_on_a_folder(tiny_folder: Path, tmp_path: Path) -> None:
                  cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "main job done" in res.stdout
+
+
+def _one_line_error(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    return " ".join(res.stderr.split())
+
+
+def test_unusable_output_path_is_one_line_naming_it(tiny_folder: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    res = growth("features", "build", "--as-of", "2017-01-23", "--data", str(tiny_folder),
+                 "--out", str(taken), cwd=tmp_path)
+    assert f"cannot use {taken}" in _one_line_error(res)
+    assert taken.read_text() == "not a folder"
+
+
+def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None:
+    """Checked before loading: the embedded data would take seconds and print a report."""
+    cases = {
+        ("score", "chrn", "--out", "x.parquet"): "expected churn or coupon, got 'chrn'",
+        ("recommend", "--as-of", "2017-12-04", "--out", "x.parquet", "--household-ids", ","):
+            "--household-ids: no household id given",
+        ("recommend", "--as-of", "2017-12-04", "--out", "x.parquet",
+         "--household-ids", "1,99999999999999999999"): "ids must lie in 0..",
+        ("recommend", "--as-of", "2017-13-04", "--out", "x.parquet"):
+            "--as-of: expected a date as YYYY-MM-DD",
+        ("tune", "churn", "--trials", "1", "--storage", "bogus://x"):
+            "cannot open the Optuna storage bogus://x",
+        ("tune", "churn", "--trials", "1", "--storage", "not a url"):
+            "--storage 'not a url' is not a database URL",
+    }
+    for args, message in cases.items():
+        res = growth(*args, cwd=tmp_path)
+        assert message in _one_line_error(res), args
+        assert "validation" not in res.stdout, args  # no data was loaded

@@ -29,7 +29,7 @@ def register(model: str, data_end: date, recall: float) -> int:
     with registry.tracked_run("models-cli-test", "fit") as run:
         mlflow.log_text("weights", "model/readme.txt")
     version = registry.register_version(model, run.info.run_id, "model", data_end,
-                                        {"recall": recall})
+                                        "/data/a", {"recall": recall})
     registry.promote_if_better(model, version, "recall")
     return version
 
@@ -76,3 +76,15 @@ def test_unknown_model_or_version_is_one_error_line(monkeypatch: pytest.MonkeyPa
         assert err.startswith("error:") and message in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
     assert registry.champion_version("recs") == 1
+
+
+def test_promoting_the_champion_again_changes_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    register("recs", date(2017, 5, 1), 0.20)  # v1 champion through the gate
+    before = registry.list_versions("recs")[0][registry.PROMOTION_TAG]
+    code, out, err = growth(monkeypatch, capsys, "models", "promote", "recs", "1")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert " ".join(err.split()) == "error: recs v1 is already @champion; nothing changed"
+    after = registry.list_versions("recs")[0]
+    assert after["champion"] and after[registry.PROMOTION_TAG] == before
+    assert before.startswith("promoted: recall 0.2")

@@ -5,13 +5,15 @@ the point-in-time rule for backtests.
   with the process id, so ``close_stale_runs`` can later close runs whose process died
   without ending them (SIGKILL, OOM killer).
 - ``register_version`` records on each version the day its training data ends
-  (``data_end_date``, exclusive) and its metrics (``metric.<name>`` tags), so promotion and
-  backtests need nothing but the registry.
+  (``data_end_date``, exclusive), the data it was trained on (``data_source``, see
+  ``data_source``) and its metrics (``metric.<name>`` tags), so promotion and backtests need
+  nothing but the registry.
 - ``promote_if_better`` moves ``@champion`` only on a strict improvement over the champion
   and every baseline, and writes the decision on the version (tag ``promotion``);
   ``promote`` / ``rollback`` are the manual overrides.
-- ``version_for_date``: a backtest as of day D may only use a version whose training data
-  ended on or before D.
+- ``version_for_date``: a backtest as of day D on some data may only use a version trained
+  on that data whose training data ended on or before D; ``Dataset.check_as_of`` refuses a
+  D outside the data.
 
 Registry stages are deprecated in MLflow 3: the champion is an alias (``models:/name@champion``).
 """
@@ -26,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import mlflow
@@ -35,10 +37,15 @@ from mlflow.entities import RunStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from features.sources import GrowthError, describe_source
 from training.tracking import artifact_location, tracking_uri
+
+if TYPE_CHECKING:
+    from features.dataset import Dataset
 
 CHAMPION = "champion"
 DATA_END_TAG = "data_end_date"  # ISO date; training data ends before it (exclusive)
+DATA_SOURCE_TAG = "data_source"  # what data_source() says of the data it was trained on
 METRIC_PREFIX = "metric."
 PROMOTION_TAG = "promotion"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
@@ -191,18 +198,30 @@ def _as_date(day: date) -> date:
     return day.date() if isinstance(day, datetime) else day
 
 
+def data_source(ds: Dataset) -> str:
+    """A stable identity of the data ``ds`` was loaded from, recorded on every version:
+    ``describe_source(None)`` for the embedded data, the folder's absolute path otherwise
+    (``Dataset.source`` holds the folder as given, maybe relative to the working directory,
+    so resolve it while that is still the one it was loaded from)."""
+    embedded = describe_source(None)
+    return embedded if ds.source == embedded else str(Path(ds.source).resolve())
+
+
 def register_version(
     model_name: str,
     run_id: str,
     artifact_path: str,
     data_end: date,
+    source: str,
     metrics: dict[str, float] | None = None,
 ) -> int:
     """Register ``runs:/<run_id>/<artifact_path>`` as a new version of ``model_name``.
 
     Creates the registered model on first use. Tags the version with ``data_end_date``
-    (ISO, exclusive end of its training data) and ``metric.<name>`` for each metric, which
-    ``promote_if_better`` and ``version_for_date`` read. Returns the new version number.
+    (ISO, exclusive end of its training data), ``data_source`` (``source``: what
+    :func:`data_source` says of its training data) and ``metric.<name>`` for each metric,
+    which ``promote_if_better`` and ``version_for_date`` read. Returns the new version
+    number.
 
     Uses ``MlflowClient.create_model_version``: in MLflow 3 ``mlflow.register_model`` with a
     ``runs:/`` URI insists on a LoggedModel, so plain run artifacts could not be registered.
@@ -213,10 +232,10 @@ def register_version(
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    tags = {DATA_END_TAG: _as_date(data_end).isoformat()}
+    tags = {DATA_END_TAG: _as_date(data_end).isoformat(), DATA_SOURCE_TAG: source}
     tags.update({METRIC_PREFIX + k: repr(float(v)) for k, v in (metrics or {}).items()})
-    source = f"runs:/{run_id}/{artifact_path.strip('/')}"
-    version = client.create_model_version(model_name, source, run_id=run_id, tags=tags)
+    source_uri = f"runs:/{run_id}/{artifact_path.strip('/')}"
+    version = client.create_model_version(model_name, source_uri, run_id=run_id, tags=tags)
     return int(version.version)
 
 
@@ -316,13 +335,14 @@ def promote(model_name: str, version: int, reason: str | None = None) -> None:
 
     The champion it replaces is recorded on it as tag ``previous_champion``, which is what
     ``rollback`` follows; ``reason``, when given, replaces its ``promotion`` tag. Promoting
-    the current champion changes nothing.
+    the current champion is a :class:`GrowthError` that changes nothing (its recorded
+    decision and predecessor stay as they are).
     """
     client = _client()
     client.get_model_version(model_name, str(version))  # fail clearly if it does not exist
     previous = _champion(client, model_name)
     if previous == version:
-        return
+        raise GrowthError(f"{model_name} v{version} is already @{CHAMPION}; nothing changed")
     if reason is not None:
         client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
     if previous is not None:
@@ -368,8 +388,9 @@ def registered_models() -> list[str]:
 
 def list_versions(model_name: str) -> list[dict[str, Any]]:
     """One dict per version, by version number: ``version``, ``run_id``, ``data_end_date``
-    (ISO string or None), ``champion`` (bool), ``metrics`` (from ``metric.*`` tags),
-    ``promotion`` (the recorded decision, or None) and ``created`` (UTC datetime)."""
+    and ``data_source`` (None on versions registered before it was recorded), ``champion``
+    (bool), ``metrics`` (from ``metric.*`` tags), ``promotion`` (the recorded decision, or
+    None) and ``created`` (UTC datetime)."""
     client = _client()
     champion = _champion(client, model_name)
     rows = []
@@ -378,6 +399,7 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
             "version": int(v.version),
             "run_id": v.run_id,
             DATA_END_TAG: v.tags.get(DATA_END_TAG),
+            DATA_SOURCE_TAG: v.tags.get(DATA_SOURCE_TAG),
             "champion": int(v.version) == champion,
             "metrics": {
                 k.removeprefix(METRIC_PREFIX): float(x)
@@ -390,23 +412,29 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def version_for_date(model_name: str, as_of: date) -> int:
-    """The point-in-time rule: the highest version whose ``data_end_date`` <= ``as_of``.
+def version_for_date(model_name: str, as_of: date, source: str) -> int:
+    """The point-in-time rule: the highest version trained on ``source`` (what
+    :func:`data_source` says of the data to score) whose ``data_end_date`` <= ``as_of``.
 
-    A backtest or replay as of a day must not use a model that saw data from that day on.
-    Versions without the tag are never eligible. Raises LookupError naming the newest
-    versions' end dates when none qualifies.
+    A backtest or replay as of a day must not use a model that saw data from that day on,
+    nor one trained on other data. Versions without a ``data_end_date`` are never eligible;
+    versions without a ``data_source`` (registered before it was recorded) count as trained
+    on any source. Raises LookupError naming the date, the source and the newest versions'
+    sources and end dates when none qualifies.
     """
     day = _as_date(as_of).isoformat()
-    dated = [(int(v.version), v.tags[DATA_END_TAG])
+    dated = [(int(v.version), v.tags[DATA_END_TAG], v.tags.get(DATA_SOURCE_TAG))
              for v in _versions(_client(), model_name) if DATA_END_TAG in v.tags]
-    eligible = [number for number, end in dated if end <= day]
+    eligible = [number for number, end, trained_on in dated
+                if end <= day and trained_on in (None, source)]
     if eligible:
         return max(eligible)
-    newest = ", ".join(f"v{number} {end}" for number, end in reversed(dated[-3:]))
+    newest = "; ".join(f"v{number} data to {end} from {trained_on or 'an unrecorded source'}"
+                       for number, end, trained_on in reversed(dated[-5:]))
     raise LookupError(
-        f"no version of {model_name} has training data ending on or before {day}; "
-        + (f"newest versions end on {newest}" if newest else "it has no dated versions")
+        f"no version of {model_name} trained on {source} has training data ending on or "
+        f"before {day}; "
+        + (f"newest versions: {newest}" if newest else "it has no dated versions")
     )
 
 
@@ -417,16 +445,17 @@ def version_artifact_uri(model_name: str, version: int) -> str:
     return f"models:/{model_name}/{version}"
 
 
-def download_for_date(model_name: str, as_of: date, dest: Path,
+def download_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
                       train_command: str) -> tuple[Path, int]:
-    """Download the version :func:`version_for_date` picks into ``dest``; returns (folder,
-    version). No fitting version, or no registered model at all, is a :class:`GrowthError`
-    that tells people to run ``train_command``."""
-    from features.sources import GrowthError
-
+    """Download the version :func:`version_for_date` picks for the data of ``ds`` into
+    ``dest``; returns (folder, version). No fitting version, or no registered model at all,
+    is a :class:`GrowthError` that tells people to run ``train_command`` (on this data)."""
+    source = data_source(ds)
+    if source != describe_source(None):
+        train_command = f"{train_command} --data {source}"
     setup(model_name)
     try:
-        version = version_for_date(model_name, as_of)
+        version = version_for_date(model_name, as_of, source)
     except LookupError as exc:
         raise GrowthError(f"{exc}; train one with `{train_command}`") from exc
     except MlflowException as exc:  # no registered model at all

@@ -45,7 +45,8 @@ import yaml
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 from pydantic import BaseModel
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from features.config import load_data_config, parse_overrides
 from features.dataset import Dataset, load_dataset
@@ -102,6 +103,9 @@ class ModelSpec:
     warmup_steps: int  # the pruner judges no trial before this step
     load_config: Callable[[Path | None, list[str] | None], BaseModel]
     score: Callable[[Dataset, Any, Report | None], float]  # (ds, cfg, report) -> validation
+    # builds (and memoises for ``score``) the training examples; raises GrowthError when the
+    # data cannot support the model, so a session fails before its study starts
+    prepare: Callable[[Dataset, Any], object]
 
 
 def _two_tower_spec() -> ModelSpec:
@@ -113,24 +117,27 @@ def _two_tower_spec() -> ModelSpec:
                       "history_half_life_days", "new_items_only")
     prepared: dict[tuple, Any] = {}
 
+    def prepared_for(ds: Dataset, cfg: Any) -> Any:
+        key = tuple(getattr(cfg, f) for f in prepare_fields)
+        if key not in prepared:
+            prepared[key] = prepare(ds, cfg)
+        return prepared[key]
+
     def score(ds: Dataset, cfg: Any, report: Report | None = None) -> float:
         """Best validation recall@20 over at most TWO_TOWER_TRIAL_EPOCHS epochs (early
         stopping as configured; validation recall usually peaks within a few epochs)."""
         cfg = _with(cfg, {"epochs": min(cfg.epochs, TWO_TOWER_TRIAL_EPOCHS)})
-        key = tuple(getattr(cfg, f) for f in prepare_fields)
-        if key not in prepared:
-            prepared[key] = prepare(ds, cfg)
 
         def on_epoch(record: dict) -> None:
             if report is not None:
                 report(record["epoch"], record["val_recall_at_20"])
 
-        return train(prepared[key], cfg, on_epoch=on_epoch).best_val_recall
+        return train(prepared_for(ds, cfg), cfg, on_epoch=on_epoch).best_val_recall
 
     # run.py's MODEL_NAME and GATE_METRIC, not imported: run.py loads FAISS and the bundle,
     # seconds of start-up in every worker
     return ModelSpec("two_tower", "val_recall_at_20", TWO_TOWER_SPACE, warmup_steps=2,
-                     load_config=load_two_tower_config, score=score)
+                     load_config=load_two_tower_config, score=score, prepare=prepared_for)
 
 
 def _propensity_spec(kind: str) -> ModelSpec:
@@ -148,7 +155,7 @@ def _propensity_spec(kind: str) -> ModelSpec:
 
     return ModelSpec(kind, getattr(module, "GATE_METRIC", "validation_score"), LIGHTGBM_SPACE,
                      warmup_steps=30, load_config=getattr(config, f"load_{kind}_config"),
-                     score=module.validation_score)
+                     score=module.validation_score, prepare=getattr(module, f"{kind}_data"))
 
 
 SPECS: dict[str, Callable[[], ModelSpec]] = {
@@ -201,7 +208,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage several processes can share. SQLite gets a long lock timeout (writes
     from the other workers would otherwise fail with "database is locked"); a heartbeat lets
     any process mark the trials of a worker that died as FAIL instead of RUNNING forever."""
-    parsed = make_url(url)
+    parsed = _parse_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -210,8 +217,25 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         engine_kwargs = {"pool_pre_ping": True}
     with warnings.catch_warnings():  # the heartbeat is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                          heartbeat_interval=60, grace_period=180)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=60, grace_period=180)
+        except SQLAlchemyError as exc:
+            raise GrowthError(f"cannot open the Optuna storage {_shown(parsed)}: "
+                              f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def _parse_url(url: str) -> URL:
+    """``url`` as SQLAlchemy reads it; a clear error for what is not a database URL."""
+    try:
+        return make_url(url)
+    except SQLAlchemyError as exc:
+        raise GrowthError(f"--storage {url!r} is not a database URL (expected e.g. "
+                          "sqlite:///F.db or postgresql://user@host/db)") from exc
+
+
+def _shown(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
 
 
 def storage_url(request: TuneRequest, study: str) -> str | None:
@@ -377,15 +401,18 @@ def tune(request: TuneRequest) -> TuneResult:
     searched = _searched(spec, base, request.overrides)
     study_name = request.study or f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     url = storage_url(request, study_name)
-    shown_url = make_url(url).render_as_string(hide_password=True) if url else None
+    shown_url = _shown(_parse_url(url)) if url else None
     quotas = _quotas(request.trials, request.workers)
     seeds = [_sampler_seed(request, getattr(base, "seed", 0), i) for i in range(len(quotas))]
     storage = open_storage(url) if url else None
+    # in the parent too: bad data, or data too short for the model, fails here with one
+    # line, before the study or any worker starts
+    ds = _load(request)
+    spec.prepare(ds, base)
     study = optuna.create_study(storage=storage,
                                 sampler=optuna.samplers.TPESampler(seed=seeds[0]),
                                 pruner=_pruner(spec), study_name=study_name,
                                 direction="maximize", load_if_exists=True)
-    ds = _load(request)  # in the parent too: bad data fails here, before any worker starts
     params = {"model": spec.name, "metric": spec.metric, "study": study_name,
               "storage": shown_url or "in-memory", "trials": request.trials,
               "workers": len(quotas), "timeout_s": request.timeout, "searched": ",".join(searched),

@@ -13,7 +13,7 @@ from features.build import build_features
 from features.dataset import load_dataset
 from features.household import household_features
 from features.product import product_features
-from tests.fixtures import write_folder
+from tests.fixtures import tiny_tables, write_folder
 
 AS_OF = date(2017, 11, 6)
 
@@ -144,3 +144,15 @@ def test_features_without_optional_tables(tiny_folder: Path, tmp_path: Path) -> 
     p = product_features(ds, date(2017, 1, 23))
     assert "campaigns_received_all" not in h and "dept_share_grocery" not in h
     assert set(p[s.PRODUCT_ID]) == {10, 11, 12}  # products sold before as_of
+
+
+def test_names_and_values_from_the_data_are_quoted_in_feature_sql(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.PRODUCTS][s.DEPARTMENT] = ["KID'S", "KID'S", "PRODUCE", "DELI"]
+    tables[s.DEMOGRAPHICS] = pd.DataFrame({s.HOUSEHOLD_ID: [1, 2], 'kids"count': ["1", "2+"]})
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    assert ds.table(s.DEMOGRAPHICS)['kids"count'].tolist() == ["1", "2+"]
+    f = household_features(ds, date(2017, 1, 23)).set_index(s.HOUSEHOLD_ID)
+    assert f.loc[1, "demo_kids_count"] == "1" and f.loc[2, "demo_kids_count"] == "2+"
+    assert f.loc[1, "dept_share_kid_s"] == pytest.approx(9.0 / 19.0)

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import schema as s
-from features.synth import generate
+from features.sources import GrowthError
+from features.synth import MINIMUMS, generate
 
 SMALL = {"households": 300, "products": 800, "weeks": 20}
 ARROW_KIND = {
@@ -166,8 +167,24 @@ def test_baskets_happen_in_opening_hours(lines):
     assert hours.between(10, 19).mean() > 0.6
 
 
-def test_rejects_impossible_sizes(tmp_path):
-    with pytest.raises(ValueError):
-        generate(tmp_path, households=0)
-    with pytest.raises(ValueError):
-        generate(tmp_path, products=5)
+@pytest.mark.parametrize(("args", "expected"), [
+    ({"households": 0}, "households must be at least 1, got 0"),
+    ({"products": 10}, r"products must be at least 24 \(two per department"),
+    ({"products": 23}, "products must be at least 24"),
+    ({"weeks": 0}, "weeks must be at least 1, got 0"),
+    ({"seed": -1}, "seed must be at least 0"),
+    ({"weeks": 2.5}, "weeks must be a whole number, got 2.5"),
+    ({"households": True}, "households must be a whole number"),
+    ({"start_date": "2017-13-01"}, "start_date must be a date as YYYY-MM-DD"),
+])
+def test_rejects_impossible_arguments_with_a_clear_error(tmp_path, args, expected):
+    with pytest.raises(GrowthError, match=expected):
+        generate(tmp_path / "out", **{"households": 1, "products": 24, "weeks": 1, **args})
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+def test_smallest_arguments_work(tmp_path):
+    counts = generate(tmp_path, households=MINIMUMS["households"],
+                      products=MINIMUMS["products"], weeks=MINIMUMS["weeks"],
+                      seed=MINIMUMS["seed"])
+    assert counts[s.PRODUCTS] == 24 and counts[s.TRANSACTIONS] > 0

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.dataset import load_dataset
-from features.sources import DataContractError, folder_source, resolve_source
+from features.dataset import connect, load_dataset
+from features.sources import DataContractError, GrowthError, folder_source, resolve_source
+from features.validate import quarantine_path
 from tests.fixtures import tiny_tables, write_folder
 
 
@@ -91,15 +92,12 @@ def test_unknown_product_is_quarantined_when_products_exist(tmp_path: Path) -> N
     assert ds.report.tables[s.TRANSACTIONS].quarantined == {}
 
 
-def test_null_discount_means_zero_and_stale_quarantine_is_removed(tmp_path: Path) -> None:
+def test_null_discount_means_zero(tmp_path: Path) -> None:
     tables = tiny_tables()
     tables[s.TRANSACTIONS][s.RETAIL_DISC] = None
-    qdir = tmp_path / "q"
-    qdir.mkdir()
-    (qdir / "transactions.parquet").write_bytes(b"stale")
-    ds = load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=qdir)
+    ds = load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
     assert (ds.table(s.TRANSACTIONS)[s.RETAIL_DISC] == 0).all()
-    assert not (qdir / "transactions.parquet").exists()
+    assert ds.report.quarantined_rows == 0
 
 
 def test_campaign_with_end_before_start(tmp_path: Path) -> None:
@@ -122,3 +120,224 @@ def test_embedded_data_validates_without_loss(tmp_path: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "q" / "transactions.parquet")) == 4836
     for rep in ds.report.tables.values():
         assert rep.clean_rows + rep.quarantined_rows == rep.input_rows
+
+
+# --- file-level contract errors ---------------------------------------------------------------
+
+
+def _csv_folder(tmp_path: Path) -> Path:
+    """The tiny tables as CSV files, transactions and products only."""
+    tables = tiny_tables()
+    return write_folder(tmp_path / "d", {t: tables[t] for t in (s.TRANSACTIONS, s.PRODUCTS)},
+                        fmt="csv")
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    (b"product_id,d\xe9pt\n10,GROCERY\n", 1),  # latin-1 header
+    (b"product_id,department\n10,GROCERY\n11,\xe9PICERIE\n", 3),  # latin-1 cell
+    (b"product_id,department\n10,GROC\xc3", 2),  # the file ends inside a character
+])
+def test_csv_that_is_not_utf8_names_file_and_line(tmp_path: Path, text: bytes,
+                                                   line: int) -> None:
+    folder = _csv_folder(tmp_path)
+    (folder / "products.csv").write_bytes(text)
+    with pytest.raises(DataContractError) as err:
+        load_dataset(folder, quarantine_dir=tmp_path / "q")
+    msg = str(err.value)
+    assert str(folder / "products.csv") in msg
+    assert f"line {line} is not UTF-8" in msg and "must be UTF-8" in msg
+
+
+def test_csv_with_a_utf8_byte_order_mark_loads(tmp_path: Path) -> None:
+    folder = _csv_folder(tmp_path)
+    text = (folder / "products.csv").read_text(encoding="utf-8")
+    (folder / "products.csv").write_text(text, encoding="utf-8-sig")
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    assert ds.table(s.PRODUCTS)[s.PRODUCT_ID].tolist() == [10, 11, 12, 13]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("twin", ["Household_ID", " household_id"])
+def test_columns_with_the_same_contract_name_are_refused(tmp_path: Path, fmt: str,
+                                                         twin: str) -> None:
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    tx.insert(1, twin, tx[s.HOUSEHOLD_ID] + 100)
+    folder = write_folder(tmp_path / "d", tables, fmt=fmt)
+    with pytest.raises(DataContractError) as err:
+        load_dataset(folder, quarantine_dir=tmp_path / "q")
+    msg = str(err.value)
+    assert f"transactions.{fmt}" in msg
+    assert f"{s.HOUSEHOLD_ID!r}" in msg and f"{twin!r}" in msg and "same column" in msg
+
+
+def test_column_names_validation_uses_itself_are_refused(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS]["__row"] = 5  # would otherwise replace the row numbers
+    with pytest.raises(DataContractError, match=r"transactions\.csv: column '__row' .* "
+                                                "reserved"):
+        load_dataset(write_folder(tmp_path / "d", tables, fmt="csv"),
+                     quarantine_dir=tmp_path / "q")
+
+
+def test_extra_columns_with_the_same_name_are_refused(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.DEMOGRAPHICS] = pd.DataFrame({s.HOUSEHOLD_ID: [1], "Age": ["25-34"],
+                                           "age": ["35-44"]})
+    folder = write_folder(tmp_path / "d", tables, fmt="csv")
+    with pytest.raises(DataContractError, match=r"demographics\.csv: columns 'Age' and 'age'"):
+        load_dataset(folder, quarantine_dir=tmp_path / "q")
+
+
+def test_boolean_number_column_names_file_column_and_types(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS][s.QUANTITY] = True
+    folder = write_folder(tmp_path / "d", tables)
+    with pytest.raises(DataContractError) as err:
+        load_dataset(folder, quarantine_dir=tmp_path / "q")
+    msg = str(err.value)
+    assert "transactions.parquet" in msg and f"column {s.QUANTITY!r}" in msg
+    assert "has type BOOLEAN" in msg and "expected number values" in msg
+
+
+def test_epoch_numbers_in_a_timestamp_column_are_refused(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    tx[s.TRANSACTION_TIMESTAMP] = tx[s.TRANSACTION_TIMESTAMP].astype("int64") // 10**9
+    with pytest.raises(DataContractError, match=r"transactions\.parquet: column "
+                       r"'transaction_timestamp' .* has type BIGINT; expected timestamp values"):
+        load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
+
+
+def test_boolean_id_column_is_refused_but_a_float_one_is_not(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.CAMPAIGNS][s.HOUSEHOLD_ID] = tables[s.CAMPAIGNS][s.HOUSEHOLD_ID].astype(float)
+    ds = load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
+    assert ds.table(s.CAMPAIGNS)[s.HOUSEHOLD_ID].tolist() == [1, 2, 1]
+    tables[s.PRODUCTS][s.PRODUCT_ID] = [True, False, True, False]
+    with pytest.raises(DataContractError, match=r"products\.parquet: column 'product_id' of "
+                                                r"table 'products' has type BOOLEAN"):
+        load_dataset(write_folder(tmp_path / "e", tables), quarantine_dir=tmp_path / "q2")
+
+
+# --- row-level rules --------------------------------------------------------------------------
+
+
+def _timestamps_as_text(tmp_path: Path, values: list[str]) -> Path:
+    """Transactions whose first lines have ``values`` as transaction_timestamp, as CSV."""
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS].astype({s.TRANSACTION_TIMESTAMP: str})
+    tx.loc[: len(values) - 1, s.TRANSACTION_TIMESTAMP] = values
+    tables[s.TRANSACTIONS] = tx
+    return write_folder(tmp_path / "d", tables, fmt="csv")
+
+
+def test_timestamp_offsets_convert_to_the_canonical_zone(tmp_path: Path) -> None:
+    values = ["2017-01-02 09:00:00+05:00", "2017-01-02 09:00:00Z",
+              "2017-01-09T18:30:00-03:30", "2017-01-16 12:00:00 America/New_York",
+              "2017-01-30 10:00:00 Mars/Olympus"]
+    folder = _timestamps_as_text(tmp_path, values)
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    clean = ds.df(f"SELECT {s.TRANSACTION_TIMESTAMP} AS ts FROM {s.TRANSACTIONS} "
+                  f"ORDER BY {s.BASKET_ID}, {s.PRODUCT_ID}")["ts"]
+    assert clean.dt.tz is None
+    assert list(clean[:4]) == [pd.Timestamp("2017-01-02 04:00"), pd.Timestamp("2017-01-02 09:00"),
+                               pd.Timestamp("2017-01-09 22:00"), pd.Timestamp("2017-01-16 17:00")]
+    assert list(clean[4:]) == [pd.Timestamp("2017-01-03 17:45"),  # naive: kept as written
+                               pd.Timestamp("2017-01-25 08:00")]
+    # a zone that means nothing is not guessed at
+    assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 1}
+    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
+    assert kept[s.TRANSACTION_TIMESTAMP].tolist() == ["2017-01-30 10:00:00 Mars/Olympus"]
+
+
+def test_tz_aware_parquet_and_offset_text_give_the_same_times(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    tx[s.TRANSACTION_TIMESTAMP] = tx[s.TRANSACTION_TIMESTAMP].dt.tz_localize("Asia/Karachi")
+    from_parquet = load_dataset(write_folder(tmp_path / "p", tables),
+                                quarantine_dir=tmp_path / "q").table(s.TRANSACTIONS)
+    tx[s.TRANSACTION_TIMESTAMP] = tx[s.TRANSACTION_TIMESTAMP].map(lambda t: t.isoformat())
+    assert tx[s.TRANSACTION_TIMESTAMP][0] == "2017-01-02T09:00:00+05:00"
+    from_csv = load_dataset(write_folder(tmp_path / "c", tables, fmt="csv"),
+                            quarantine_dir=tmp_path / "q").table(s.TRANSACTIONS)
+    expected = tiny_tables()[s.TRANSACTIONS][s.TRANSACTION_TIMESTAMP] - pd.Timedelta(hours=5)
+    assert list(from_parquet[s.TRANSACTION_TIMESTAMP]) == list(expected)
+    assert list(from_csv[s.TRANSACTION_TIMESTAMP]) == list(expected)
+
+
+def test_negative_ids_are_quarantined_and_counted(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    tx.loc[0, s.HOUSEHOLD_ID] = -1
+    tx.loc[1, s.STORE_ID] = -3  # optional ids too
+    tables[s.PRODUCTS].loc[3, s.PRODUCT_ID] = -13
+    ds = load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.PRODUCTS].quarantined == {"negative_product_id": 1}
+    assert ds.report.tables[s.TRANSACTIONS].quarantined == {
+        "negative_household_id": 1, "negative_store_id": 1,
+        "unknown_product_id": 1}  # product 13 was rejected in turn
+    assert ds.df(f"SELECT min({s.HOUSEHOLD_ID}) AS m FROM {s.TRANSACTIONS}")["m"][0] == 1
+    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
+    assert kept.set_index(s.SOURCE_ROW)[s.REASON].to_dict() == {
+        0: "negative_household_id", 1: "negative_store_id", 6: "unknown_product_id"}
+    assert kept[s.HOUSEHOLD_ID].tolist()[0] == -1
+
+
+def test_csv_null_markers_are_nulls_but_the_quarantine_keeps_the_text(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS].astype(str)
+    tx.loc[0, s.HOUSEHOLD_ID] = "NA"
+    tx.loc[1, s.BASKET_ID] = "null"
+    tx.loc[2, s.QUANTITY] = "NaN"
+    tx.loc[3, s.RETAIL_DISC] = "N/A"  # an absent discount is no discount: kept
+    tables[s.TRANSACTIONS] = tx
+    tables[s.PRODUCTS].loc[0, s.BRAND] = "NULL"
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.TRANSACTIONS].quarantined == {
+        "null_household_id": 1, "null_basket_id": 1, "null_quantity": 1}
+    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
+    assert kept[s.HOUSEHOLD_ID].tolist() == ["NA", "1", "1"]
+    assert kept[s.BASKET_ID].tolist() == ["101", "null", "102"]
+    assert kept[s.QUANTITY].tolist() == ["1", "2", "NaN"]
+    clean = ds.table(s.TRANSACTIONS).set_index(s.BASKET_ID)
+    assert clean.loc[103, s.RETAIL_DISC] == 0
+    assert ds.table(s.PRODUCTS)[s.BRAND].isna().tolist() == [True, False, False, False]
+
+
+# --- the quarantine folder --------------------------------------------------------------------
+
+
+def test_quarantine_folder_reflects_this_run_only(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.PRODUCTS].loc[3, s.PRODUCT_ID] = -13  # rejects a product and, in turn, a line
+    qdir = tmp_path / "q"
+    load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=qdir)
+    assert sorted(p.name for p in qdir.iterdir()) == ["products.parquet", "transactions.parquet"]
+    (qdir / "notes.txt").write_text("mine")
+    (qdir / "products.csv").write_text("not written by validation")
+    clean = {s.TRANSACTIONS: tiny_tables()[s.TRANSACTIONS]}  # fewer tables, nothing rejected
+    ds = load_dataset(write_folder(tmp_path / "e", clean), quarantine_dir=qdir)
+    assert ds.report.quarantined_rows == 0
+    assert sorted(p.name for p in qdir.iterdir()) == ["notes.txt", "products.csv"]
+
+
+def test_quarantine_never_deletes_a_file_it_did_not_write(tmp_path: Path) -> None:
+    data = write_folder(tmp_path / "d", tiny_tables())
+    other = write_folder(tmp_path / "other", tiny_tables())  # e.g. another data folder
+    before = (other / "products.parquet").read_bytes()
+    with pytest.raises(GrowthError, match=r"products\.parquet is in the way .* is not one"):
+        load_dataset(data, quarantine_dir=other)
+    assert (other / "products.parquet").read_bytes() == before
+    with pytest.raises(GrowthError, match="is the data folder"):
+        load_dataset(_csv_folder(tmp_path / "c"), quarantine_dir=tmp_path / "c" / "d")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GrowthError, match="is a file; expected a folder"):
+        load_dataset(data, quarantine_dir=tmp_path / "file")
+
+
+@pytest.mark.parametrize("limit", ["abc", "4GB'; CREATE TABLE x(a int); --"])
+def test_connect_gives_memory_limit_to_duckdb_as_a_setting_not_sql(limit: str) -> None:
+    with pytest.raises(GrowthError, match="DuckDB refused memory_limit"):
+        connect(limit)

@@ -1,7 +1,10 @@
 """Every field of every endpoint, wrong: the status and a message that names the field and
-says what was expected. Nothing is a 500."""
+says what was expected; an empty body, a wrong path or method. Nothing is a 500, and every
+error has one JSON shape: ``{"error": text, "detail": [{"loc": [...], "msg": ...}, ...]}``."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -89,6 +92,65 @@ def test_bad_field(client, path: str, body, status: int, message: str) -> None:
     r = client.post(path, json=body)
     assert r.status_code == status, r.text
     assert message in r.json()["error"], r.json()["error"]
+    assert r.json()["detail"] and all("msg" in d for d in r.json()["detail"])
+
+
+def assert_error(r, status: int, message: str) -> None:
+    """``r`` is the JSON error ``message`` without a field."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": message, "detail": [{"loc": [], "msg": message}]}
+
+
+@pytest.mark.parametrize(("method", "path", "status", "message"), [
+    ("GET", "/recommend", 405, "Method Not Allowed: GET /recommend; allowed: POST"),
+    ("PUT", "/audience", 405, "Method Not Allowed: PUT /audience; allowed: POST"),
+    ("GET", "/no/such/path", 404, "Not Found: GET /no/such/path"),
+    ("POST", "/no/such/path", 404, "Not Found: POST /no/such/path"),
+    ("DELETE", "/", 405, "Method Not Allowed: DELETE /; allowed: GET, HEAD"),
+    ("POST", "/docs", 405, "Method Not Allowed: POST /docs; allowed: GET, HEAD"),
+])
+def test_wrong_path_or_method(client, method: str, path: str, status: int,
+                              message: str) -> None:
+    """Starlette answers these in plain text; the guard gives them the service's shape."""
+    assert_error(client.request(method, path, json={"k": 1}), status, message)
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/similar_items", "/propensity", "/audience"])
+def test_empty_body(client, path: str) -> None:
+    """BentoML reads an empty body as ``{}``; ``null`` is a 400, so is an empty body, with
+    the endpoint's example (Content-Length 0, and chunked without a chunk)."""
+    from serving.service import REQUESTS
+
+    example = REQUESTS[path].model_config["json_schema_extra"]["example"]
+    for content in (b"", iter([])):
+        r = client.post(path, content=content, headers={"Content-Type": "application/json"})
+        assert_error(r, 400, f"the request body is empty: POST {path} takes a JSON object, "
+                             f"e.g. {json.dumps(example)}")
+    r = client.post(path, content=b"null", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "Input should be an object"
+
+
+def test_empty_object_is_still_a_body(client) -> None:
+    r = client.post("/recommend", content=b"{}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["items"]) == 20  # every field defaults
+
+
+def test_error_shapes_of_other_answers() -> None:
+    """BentoML's ``{"error": ...}`` (its 500 for an exception in an endpoint) and bare
+    bodies get the detail list; a pydantic 400's text names the fields."""
+    from serving.guard import shaped_error
+
+    message = "An unexpected error has occurred, please check the server log."
+    assert shaped_error(500, json.dumps({"error": message}).encode(), "POST", "/recommend",
+                        None) == {"error": message, "detail": [{"loc": [], "msg": message}]}
+    assert shaped_error(500, b"", "GET", "/readyz", None)["error"] == "Internal Server Error"
+    assert shaped_error(503, b"Runners are not ready.", "GET", "/readyz", None)["error"] == (
+        "Runners are not ready.")
+    pydantic = {"error": "1 validation error for X",
+                "detail": [{"type": "missing", "loc": ["k"], "msg": "Field required"}]}
+    assert shaped_error(400, json.dumps(pydantic).encode(), "POST", "/x", None) == {
+        **pydantic, "error": "k: Field required"}
 
 
 def test_not_json(client) -> None:
@@ -96,7 +158,8 @@ def test_not_json(client) -> None:
     assert r.status_code == 400 and r.json()["error"].startswith("Invalid JSON")
     r = client.post("/recommend", content=b"k=5",
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert r.status_code == 415 and "Content-Type must be application/json" in r.json()["error"]
+    assert_error(r, 415, "Content-Type must be application/json, got "
+                         "'application/x-www-form-urlencoded'")
 
 
 def test_no_pickle_from_requests(client) -> None:

@@ -70,6 +70,47 @@ def test_corrupt_bundle_is_an_error(world, tmp_path: Path) -> None:
     assert res.returncode == 2 and "bundle file missing" in res.stderr
 
 
+def test_port_in_use_is_an_error(world) -> None:
+    """Checked before anything is printed or started (BentoML's process manager would die
+    with an OSError traceback after the "serving ..." line)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = growth_serve("--port", str(port), home=world.bentoml_home, bundle=world.tag)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stdout == "" and "Traceback" not in res.stderr
+    assert (f"error: cannot serve on 127.0.0.1:{port}: the port is already in use: stop what "
+            "listens there or pick another --port") in res.stderr
+
+
+@pytest.mark.parametrize(("args", "bundle", "message"), [
+    ((), "bad tag!!", "--bundle 'bad tag!!' is neither a bundle folder nor a valid tag "
+                      "NAME[:VERSION] (bad tag!! is not a valid BentoML tag"),
+    ((), "growthloop:", "--bundle 'growthloop:' is neither a bundle folder nor a valid tag"),
+    (("--host", "localhost"), None, "--host 'localhost' is not an IP address"),
+])
+def test_bad_tag_or_host_is_an_error(tmp_path: Path, args: tuple[str, ...], bundle: str | None,
+                                     message: str) -> None:
+    res = growth_serve(*args, home=tmp_path / "empty", bundle=bundle)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stdout == "" and "Traceback" not in res.stderr
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_check_address_binds_as_bentoml_will() -> None:
+    from features.sources import GrowthError
+    from serving.serve import check_address
+
+    port = free_port()
+    check_address("127.0.0.1", port)  # free: no error, and the probe lets it go
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(GrowthError, match="the port is already in use"):
+            check_address("127.0.0.1", port)
+
+
 def test_serve_and_sync_client(world) -> None:
     import bentoml
 

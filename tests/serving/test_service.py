@@ -134,10 +134,11 @@ def test_propensity_churn_matches_growth_score(client, ds, world, registry_store
     from training.propensity.reasons import REASON_COLUMNS
     from training.propensity.score import score_to_file
 
-    batch, version, _ = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
+    batch, version, as_of = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
     ids = batch[s.HOUSEHOLD_ID].tolist()
     out = post(client, "/propensity", {"model": "churn", "household_ids": ids + [10**9]})
     assert out["model_version"] == version and out["unknown_household_ids"] == [10**9]
+    assert out["as_of"] == as_of.isoformat() == world.as_of.isoformat()  # the snapshot date
     got = pd.DataFrame(out["scores"])
     assert got[s.HOUSEHOLD_ID].tolist() == ids
     np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
@@ -146,18 +147,20 @@ def test_propensity_churn_matches_growth_score(client, ds, world, registry_store
     assert got["reasons"].tolist() == reasons
 
 
-def test_propensity_coupon_matches_growth_score(client, ds, registry_store,
+def test_propensity_coupon_matches_growth_score(client, ds, world, registry_store,
                                                 tmp_path: Path) -> None:
     from training.propensity.reasons import REASON_COLUMNS
     from training.propensity.score import RECEIVED, score_to_file
 
     campaign = 11  # starts after the coupon model's data ends, as the PIT rule needs
-    batch, _, _ = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
+    batch, _, as_of = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
     assert {0, 1} <= set(batch[RECEIVED])  # recipients and households still to target
     ids = batch[s.HOUSEHOLD_ID].tolist()
     out = post(client, "/propensity", {"model": "coupon", "campaign_id": campaign,
                                        "household_ids": ids})
     assert out["unknown_household_ids"] == []
+    # as of the campaign's start, as growth score records it, not the snapshot date
+    assert out["as_of"] == as_of.isoformat() != world.as_of.isoformat()
     got = pd.DataFrame(out["scores"])
     np.testing.assert_allclose(got["probability"], batch["score"], rtol=1e-9)
     assert got["decile"].tolist() == batch["decile"].tolist()
@@ -188,6 +191,24 @@ def test_audience_selection_control_and_csv(client) -> None:
     assert [int(x["household_id"]) for x in rows] == [m["household_id"] for m in members]
     assert sum(int(x["control"]) for x in rows) == 10
     assert float(r.headers["X-Expected-Responders"]) == pytest.approx(treated)
+
+
+def test_audience_as_of_is_the_date_scores_are_computed_as_of(client, ds, world) -> None:
+    """Churn audiences are as of the snapshot date, coupon audiences as of the campaign's
+    start (the date their features are computed as of); /propensity the same."""
+    from training.propensity.score import campaign_start
+
+    churn = post(client, "/audience", {"model": "churn", "top_n": 3})
+    assert churn["as_of"] == world.as_of.isoformat()
+    for campaign in (3, 11):
+        start = campaign_start(ds, campaign)
+        assert start < world.as_of
+        coupon = post(client, "/audience", {"model": "coupon", "campaign_id": campaign,
+                                            "top_n": 3})
+        assert coupon["as_of"] == start.isoformat()
+        scores = post(client, "/propensity", {"model": "coupon", "campaign_id": campaign,
+                                              "household_ids": [1]})
+        assert scores["as_of"] == start.isoformat()
 
 
 def test_audience_needs_the_api_key_when_set(client, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,7 +33,7 @@ def log_run(experiment: str, metrics: dict[str, float], params: dict[str, str] |
         mlflow.log_text("weights", "model/readme.txt")
     if register_as:
         version = registry.register_version(register_as, run.info.run_id, "model", data_end,
-                                            {gate: metrics[gate]})
+                                            "synthetic", {gate: metrics[gate]})
         registry.promote_if_better(register_as, version, gate)
     time.sleep(0.01)  # distinct start times: the comparison sorts by them
     return run.info.run_id

@@ -11,17 +11,21 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from features.dataset import load_dataset
+from features.sources import GrowthError, describe_source
 from training import registry as r
 from training.tracking import tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENT = "registry-test"
 MODEL = "recs"
+SOURCE = "/data/shop-a"
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +57,11 @@ def _run_with_artifact(text: str = "weights") -> str:
     return run.info.run_id
 
 
-def _register(data_end: date, recall: float | None = None, text: str = "weights") -> int:
+def _register(data_end: date, recall: float | None = None, text: str = "weights",
+              source: str = SOURCE) -> int:
     metrics = None if recall is None else {"recall": recall}
-    return r.register_version(MODEL, _run_with_artifact(text), "model", data_end, metrics)
+    return r.register_version(MODEL, _run_with_artifact(text), "model", data_end, source,
+                              metrics)
 
 
 def _status(run_id: str) -> str:
@@ -81,7 +87,7 @@ def test_register_version_tags_and_artifacts(tmp_path: Path) -> None:
     assert (v1, v2) == (1, 2)
     rows = r.list_versions(MODEL)
     assert [row["version"] for row in rows] == [1, 2]
-    assert rows[1][r.DATA_END_TAG] == "2024-04-01"
+    assert rows[1][r.DATA_END_TAG] == "2024-04-01" and rows[1][r.DATA_SOURCE_TAG] == SOURCE
     assert rows[1]["metrics"] == {"recall": 0.15}
     assert not any(row["champion"] for row in rows)
     assert rows[0]["created"] <= rows[1]["created"]
@@ -93,15 +99,75 @@ def test_register_version_tags_and_artifacts(tmp_path: Path) -> None:
 def test_version_for_date_is_point_in_time() -> None:
     _register(date(2024, 3, 1))
     _register(date(2024, 4, 1))
-    assert r.version_for_date(MODEL, date(2024, 3, 1)) == 1  # end is exclusive: usable that day
-    assert r.version_for_date(MODEL, date(2024, 3, 31)) == 1
-    assert r.version_for_date(MODEL, date(2024, 4, 1)) == 2
-    assert r.version_for_date(MODEL, date(2025, 1, 1)) == 2
+    # end is exclusive: usable that day
+    assert r.version_for_date(MODEL, date(2024, 3, 1), SOURCE) == 1
+    assert r.version_for_date(MODEL, date(2024, 3, 31), SOURCE) == 1
+    assert r.version_for_date(MODEL, date(2024, 4, 1), SOURCE) == 2
+    assert r.version_for_date(MODEL, date(2025, 1, 1), SOURCE) == 2
     with pytest.raises(LookupError) as err:
-        r.version_for_date(MODEL, date(2024, 2, 29))
+        r.version_for_date(MODEL, date(2024, 2, 29), SOURCE)
     message = str(err.value)
-    assert f"no version of {MODEL}" in message and "on or before 2024-02-29" in message
-    assert "v2 2024-04-01" in message and "v1 2024-03-01" in message
+    assert f"no version of {MODEL} trained on {SOURCE}" in message
+    assert "on or before 2024-02-29" in message
+    assert f"v2 data to 2024-04-01 from {SOURCE}; v1 data to 2024-03-01 from {SOURCE}" in message
+
+
+def test_version_for_date_keeps_to_the_data_source() -> None:
+    """A version trained on other data is never picked, however new; one registered before
+    sources were recorded stays eligible for any data."""
+    _register(date(2024, 3, 1))
+    _register(date(2024, 3, 1), source="/data/synthetic")  # newer, same end, other data
+    assert r.version_for_date(MODEL, date(2024, 6, 1), SOURCE) == 1
+    assert r.version_for_date(MODEL, date(2024, 6, 1), "/data/synthetic") == 2
+    with pytest.raises(LookupError) as err:
+        r.version_for_date(MODEL, date(2024, 6, 1), "/data/shop-b")
+    message = str(err.value)
+    assert "trained on /data/shop-b" in message and "on or before 2024-06-01" in message
+    assert "v2 data to 2024-03-01 from /data/synthetic" in message
+    assert f"v1 data to 2024-03-01 from {SOURCE}" in message
+
+    older = _register(date(2024, 4, 1), source="/data/synthetic")
+    MlflowClient().delete_model_version_tag(MODEL, str(older), r.DATA_SOURCE_TAG)
+    assert r.list_versions(MODEL)[2][r.DATA_SOURCE_TAG] is None
+    assert r.version_for_date(MODEL, date(2024, 6, 1), "/data/shop-b") == older
+    assert r.version_for_date(MODEL, date(2024, 6, 1), SOURCE) == older
+    assert r.version_for_date(MODEL, date(2024, 3, 15), SOURCE) == 1
+
+
+def test_download_for_date_uses_the_datasets_source(tiny_folder: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tiny_folder.parent)
+    ds = load_dataset(Path(tiny_folder.name), quarantine_dir=tmp_path / "q")
+    assert ds.source == tiny_folder.name  # as given on the command line: relative
+    source = r.data_source(ds)
+    assert source == str(tiny_folder.resolve())
+    _register(date(2017, 1, 2), text="tiny", source=source)
+    _register(date(2017, 1, 9), text="other data")  # newer, but not trained on this data
+    folder, version = r.download_for_date(MODEL, date(2017, 1, 23), ds, tmp_path / "dl", "fit")
+    assert version == 1 and (folder / "readme.txt").read_text() == "tiny"
+    with pytest.raises(GrowthError) as err:  # v1's data ends after 2017-01-01
+        r.download_for_date(MODEL, date(2017, 1, 1), ds, tmp_path / "dl2", "fit")
+    assert f"trained on {source}" in str(err.value)
+    assert str(err.value).endswith(f"train one with `fit --data {source}`")
+
+
+def test_data_source_of_the_embedded_data() -> None:
+    embedded = describe_source(None)
+    assert r.data_source(SimpleNamespace(source=embedded)) == embedded  # type: ignore[arg-type]
+
+
+def test_check_as_of_allows_the_data_and_the_day_after(tiny_folder: Path,
+                                                       tmp_path: Path) -> None:
+    ds = load_dataset(tiny_folder, quarantine_dir=tmp_path / "q")  # 2017-01-02 .. 2017-01-30
+    for day in (date(2017, 1, 2), date(2017, 1, 30), date(2017, 1, 31)):
+        ds.check_as_of(day)
+    for day in (date(2017, 1, 1), date(2017, 2, 1), date(2030, 1, 1)):
+        with pytest.raises(GrowthError) as err:
+            ds.check_as_of(day)
+        assert str(err.value) == (
+            f"as-of date {day} is outside the data: {tiny_folder} runs from 2017-01-02 to "
+            "2017-01-30, so the as-of date may be from 2017-01-02 to 2017-01-31 (the day "
+            "after its last transaction)")
 
 
 def test_promote_if_better() -> None:
@@ -147,9 +213,12 @@ def test_promote_and_rollback() -> None:
     v2 = _register(date(2024, 4, 1))
     with pytest.raises(ValueError, match="no champion"):
         r.rollback(MODEL)
-    r.promote(MODEL, v1)
+    r.promote(MODEL, v1, reason="by hand")
     with pytest.raises(ValueError, match="nothing to roll back to"):
         r.rollback(MODEL)
+    with pytest.raises(GrowthError, match=f"{MODEL} v1 is already @champion; nothing changed"):
+        r.promote(MODEL, v1, reason="again")
+    assert _tag(v1, "promotion") == "by hand" and _tag(v1, "previous_champion") is None
     r.promote(MODEL, v2)
     assert r.champion_version(MODEL) == v2 and _tag(v2, "previous_champion") == "1"
     assert MlflowClient().get_model_version_by_alias(MODEL, r.CHAMPION).version == v2

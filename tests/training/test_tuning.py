@@ -105,11 +105,28 @@ class FakeConfig(Strict):
     num_leaves: int = 31
 
 
-def _fake_spec(score) -> tuning.ModelSpec:
+def _fake_spec(score, prepare=lambda ds, cfg: None) -> tuning.ModelSpec:
     return tuning.ModelSpec(
         "fake", "auc", {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"]},
         warmup_steps=1, load_config=lambda path, sets: load_config(FakeConfig, path, sets),
-        score=score)
+        score=score, prepare=prepare)
+
+
+def test_data_the_model_cannot_use_fails_before_the_study(
+        tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One clear error, no trial, no tuning run: not a traceback from inside Optuna."""
+    def prepare(ds, cfg: FakeConfig) -> None:
+        raise GrowthError(f"{ds.source} is too short for the fake model")
+
+    def score(ds, cfg: FakeConfig, report) -> float:
+        raise AssertionError("no trial may start")
+
+    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(score, prepare))
+    with pytest.raises(GrowthError, match="too short for the fake model"):
+        tuning.tune(tuning.TuneRequest("fake", trials=2, data=tiny_folder,
+                                       out=tmp_path / "fake.yaml"))
+    assert mlflow.get_experiment_by_name("fake_tuning") is None
+    assert not (tmp_path / "fake.yaml").exists()
 
 
 def test_pruned_trials_are_marked(tiny_folder: Path, tmp_path: Path,

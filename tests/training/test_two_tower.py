@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from features.dataset import load_dataset
+from features.sources import GrowthError
 from features.synth import generate
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.model import in_batch_softmax_loss
 from training.two_tower.rerank import Blender
-from training.two_tower.train import prepare, train
+from training.two_tower.train import check_history, prepare, train
 
 # all items (repeats included): a signal strong enough to show the machinery learns
 CFG = TwoTowerConfig(as_of=date(2017, 6, 5), window_days=14, n_cutoffs=3, history_len=30,
@@ -121,3 +122,32 @@ def test_new_item_blend_gives_each_household_window_the_same_positive_weight() -
     # household 1 has two new positives in window 0 and one in window 1; household 2 one
     assert w.tolist() == [3.0, 3.0, 6.0, 1.0, 6.0, 1.0]
     assert Blender(10, 4, 1).weights(frame["household_id"].to_numpy(), label, window) is None
+
+
+def test_too_little_history_is_a_clear_error_before_any_run(tiny_folder: Path,
+                                                              tmp_path: Path) -> None:
+    """The tiny data runs from 2017-01-02 to 2017-01-30: too short for the windows, or
+    windows that hold no purchases, are GrowthErrors naming what is needed and what the data
+    covers, never an exception from deep in the training code, and leave no MLflow run."""
+    import mlflow
+
+    from training.two_tower.run import train_two_tower
+
+    ds = load_dataset(tiny_folder, quarantine_dir=tmp_path / "q")
+    short = TwoTowerConfig(as_of=date(2017, 1, 16), window_days=7, n_cutoffs=2)
+    with pytest.raises(GrowthError) as err:
+        prepare(ds, short)
+    assert str(err.value) == (
+        "not enough history for the two-tower as of 2017-01-16: it needs 21 days of data "
+        "before it (window_days 7 x (n_cutoffs 2 + 1)); "
+        f"{tiny_folder} covers 2017-01-02 to 2017-01-30")
+
+    late = TwoTowerConfig(as_of=date(2017, 12, 4))  # 28-day windows long after the data
+    check_history(ds, late)  # the span is long enough, but its windows are empty
+    with pytest.raises(GrowthError, match="hold 0 examples .* 0 households .* it needs both"):
+        prepare(ds, late)
+    with pytest.raises(GrowthError, match="and a test window from it on; .* covers "
+                                          "2017-01-02 to 2017-01-30"):
+        train_two_tower(ds, late, tmp_path / "ckpt", tmp_path / "reports")
+    mlflow.set_tracking_uri(None)
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []

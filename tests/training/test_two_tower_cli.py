@@ -4,10 +4,13 @@ MLflow run and registry, the point-in-time rule, a SIGKILL mid-training and ``--
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import mlflow
@@ -16,7 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import schema as s
+from features.dataset import load_dataset
+from features.sources import GrowthError
 from features.synth import generate
+from serving.bundle import BundleError, build_bundle
+from serving.config import load_serving_config
+from training import registry
+from training.two_tower.run import describe_recommendations, recommend_to_file
 
 SMALL = ["as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", "dim=16",
          "id_dim=16", "attr_dim=4", "hidden=32", "batch_size=256", "epochs=2",
@@ -79,12 +88,60 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     lines = pd.read_parquet(data / "transactions.parquet")
     before = lines[(lines[s.HOUSEHOLD_ID] == some)
                    & (lines[s.TRANSACTION_TIMESTAMP] < pd.Timestamp("2017-06-05"))]
-    assert not set(new.loc[new[s.HOUSEHOLD_ID] == some, s.PRODUCT_ID]) & set(before[s.PRODUCT_ID])
+    bought = set(before[s.PRODUCT_ID])
+    assert not set(new.loc[new[s.HOUSEHOLD_ID] == some, s.PRODUCT_ID]) & bought
 
     # point-in-time rule: no version's data ends on or before an earlier date
     res = growth("recommend", "--as-of", "2017-05-01", "--data", str(data), "--out",
                  str(tmp_path / "early.parquet"), cwd=tmp_path)
     assert res.returncode == 2 and "no version of two_tower" in res.stderr
+
+    # k products for every household when the data sold that many before as_of: a short
+    # candidate list is topped up from the popular ranking, never repeating a product
+    ds = load_dataset(data, quarantine_dir=tmp_path / "q")
+    as_of = date(2017, 6, 5)
+    households = [some, *recs[s.HOUSEHOLD_ID].drop_duplicates().iloc[1:4]]
+    sold = set(ds.df(f"SELECT DISTINCT {s.PRODUCT_ID} FROM {s.TRANSACTIONS} WHERE "
+                     f"{s.TRANSACTION_TIMESTAMP} < TIMESTAMP '{as_of}'")[s.PRODUCT_ID])
+    k = min(200, len(sold))
+    full = recommend_to_file(ds, as_of, 200, tmp_path / "k200.parquet", households)
+    per_household = full.groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].agg(["size", "nunique"])
+    assert (per_household["size"] == k).all() and (per_household["nunique"] == k).all()
+    assert "popular" in set(full["reason"]) and set(full[s.PRODUCT_ID]) <= sold
+    assert describe_recommendations(full, k, as_of, tmp_path) == (
+        f"4 households x {k} products -> {tmp_path}")
+    new = recommend_to_file(ds, as_of, 200, tmp_path / "new200.parquet", [some],
+                            exclude_purchased=True)
+    assert len(new) == new[s.PRODUCT_ID].nunique() == min(200, len(sold - bought))
+    assert "popular" in set(new["reason"]) and not set(new[s.PRODUCT_ID]) & bought
+
+    # only versions trained on the data being scored, and only dates within it
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    copy = copy.resolve()
+    with pytest.raises(GrowthError, match=re.escape(f"no version of two_tower trained on {copy}")):
+        recommend_to_file(load_dataset(copy, quarantine_dir=tmp_path / "q2"), as_of, 5,
+                          tmp_path / "copy.parquet")
+    _, last = ds.time_range()
+    with pytest.raises(GrowthError, match="is outside the data"):
+        recommend_to_file(ds, last.date() + timedelta(days=2), 5, tmp_path / "late.parquet")
+
+    # the bundle takes only champions trained on the data it bundles: a clear BundleError
+    # (`growth bundle` prints one line; `growth run` prints "bundle: skipped: ...")
+    with pytest.raises(BundleError) as err:
+        build_bundle(load_dataset(copy, quarantine_dir=tmp_path / "q3"), load_serving_config())
+    assert str(err.value) == (
+        f"no model has a @champion trained on this data ({copy}): two_tower @champion v1 was "
+        f"trained on {data.resolve()}; churn has no @champion in the registry at bundle time; "
+        "coupon has no @champion in the registry at bundle time; train them on this data, "
+        "then run `growth bundle` again")
+    # a champion registered before sources were recorded: the snapshot finds out
+    mlflow.MlflowClient().delete_model_version_tag("two_tower", "1", registry.DATA_SOURCE_TAG)
+    other = tmp_path / "other"
+    generate(other, households=120, products=150, weeks=24, seed=11)
+    with pytest.raises(BundleError, match="does not hold the item embeddings .* trained on "
+                                          "other data"):
+        build_bundle(load_dataset(other, quarantine_dir=tmp_path / "q4"), load_serving_config())
 
 
 def test_sigkill_then_resume(data: Path, tmp_path: Path) -> None:
@@ -107,3 +164,15 @@ def test_sigkill_then_resume(data: Path, tmp_path: Path) -> None:
     runs = mlflow.search_runs(experiment_names=["two_tower"], output_format="list")
     statuses = sorted(r.info.status for r in runs)
     assert statuses == ["FINISHED", "KILLED"]
+
+
+def test_describe_recommendations_says_why_a_list_is_short(tmp_path: Path) -> None:
+    frame = pd.DataFrame({s.HOUSEHOLD_ID: [1, 1, 1, 2, 2], "rank": [1, 2, 3, 1, 2],
+                          s.PRODUCT_ID: [10, 11, 12, 10, 11]})
+    out = tmp_path / "r.parquet"
+    assert describe_recommendations(frame, 2, date(2017, 2, 1), out) == (
+        f"2 households x 2 products -> {out}")
+    assert describe_recommendations(frame, 3, date(2017, 2, 1), out) == (
+        f"2 households, 5 rows -> {out}; 1 of them get fewer than 3 products: no more "
+        "products (new to the household, with --exclude-purchased) were sold before "
+        "2017-02-01")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln
+from scipy.special import betaln, expit, gammaln
 
 
 def _neg_log_likelihood(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
@@ -38,7 +38,10 @@ def bgnbd_probabilities(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, t: n
     """``(p_alive, p_no_visit)``: the chance the household is still a customer, and the
     chance it makes no visit in the next ``horizon`` weeks (dead, or alive but silent)."""
     r, alpha, a, b = params
-    odds = np.exp((r + x) * (np.log(alpha + t) - np.log(alpha + t_x)))
-    p_alive = np.where(x > 0, 1.0 / (1.0 + a / (b + np.maximum(x, 1) - 1) * odds), 1.0)
+    # p_alive = 1 / (1 + a / (b + x - 1) * ((alpha + t) / (alpha + t_x)) ** (r + x)), in log
+    # space: after a long silence the power overflows, where the probability just nears 0
+    log_odds = (np.log(a) - np.log(b + np.maximum(x, 1) - 1)
+                + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x)))
+    p_alive = np.where(x > 0, expit(-log_odds), 1.0)
     silent = np.exp((r + x) * (np.log(alpha + t) - np.log(alpha + t + horizon)))
     return p_alive, 1.0 - p_alive * (1.0 - silent)

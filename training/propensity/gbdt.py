@@ -18,10 +18,19 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.sources import GrowthError
 from training.propensity.config import PropensityConfig
 
 Report = Callable[[int, float], None]
 REPORT_METRIC = "average_precision"  # what a tuner sees every ``report_every`` rounds
+
+
+class MissingFeatures(GrowthError):
+    """A frame lacks features a model was trained on (the model came from other data)."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"the feature frame lacks columns the model was trained on: {missing}")
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,11 @@ class FeatureSpec:
         return cls(names, categories)
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Float64 matrix in ``names`` order; unknown or missing categories become NaN."""
+        """Float64 matrix in ``names`` order; unknown or missing categories become NaN.
+        Raises :class:`MissingFeatures` when ``frame`` lacks one of ``names``."""
         missing = [c for c in self.names if c not in frame.columns]
         if missing:
-            raise KeyError(f"feature frame lacks columns the model was trained on: {missing}")
+            raise MissingFeatures(missing)
         out = {}
         for c in self.names:
             if c in self.categories:

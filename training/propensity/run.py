@@ -76,12 +76,13 @@ def _plots(task: TrainingSet, scores: dict[str, dict[str, np.ndarray]], cfg: Pro
     return [gain, calib]
 
 
-def train_propensity(task: TrainingSet, cfg: PropensityConfig, reports_dir: Path,
+def train_propensity(task: TrainingSet, cfg: PropensityConfig, source: str, reports_dir: Path,
                      scheduler_address: str | None = None,
                      started: float | None = None) -> dict[str, Any]:
-    """Fit, calibrate, evaluate, log, register and gate one version; returns a summary.
-    ``train_seconds`` counts from ``started`` (``time.perf_counter()``; default: now), so a
-    caller can include building the training set."""
+    """Fit, calibrate, evaluate, log, register and gate one version trained on data
+    ``source`` (``registry.data_source``); returns a summary. ``train_seconds`` counts from
+    ``started`` (``time.perf_counter()``; default: now), so a caller can include building
+    the training set."""
     started = time.perf_counter() if started is None else started
     name = task.model_name
     registry.setup(name)
@@ -91,7 +92,8 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, reports_dir: Path
     params.update({"features": str(len(task.spec.names)),
                    "trainer": "lightgbm.dask" if scheduler_address else "lightgbm"})
     with registry.tracked_run(name, f"{name}_{task.data_end}", params=params,
-                              tags={registry.DATA_END_TAG: task.data_end.isoformat()}) as run:
+                              tags={registry.DATA_END_TAG: task.data_end.isoformat(),
+                                    registry.DATA_SOURCE_TAG: source}) as run:
         model, fit, gate_value = fit_propensity(
             task.train, task.valid, task.label, task.spec, cfg,
             meta={"model_name": name, "data_end": task.data_end.isoformat(),
@@ -126,12 +128,13 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, reports_dir: Path
         tags.update({k: metrics[OURS][k] for k in ("roc_auc", "pr_auc", "ece")
                      if k in metrics[OURS]})
         version = registry.register_version(name, run.info.run_id, "model", task.data_end,
-                                            metrics=tags)
+                                            source, metrics=tags)
         baselines = {b.name: metrics[b.name]["val_pr_auc"] for b in task.baselines}
         promoted, reason = registry.promote_if_better(name, version, GATE_METRIC,
                                                       baselines=baselines)
     summary = {"model": name, "version": version, "run_id": run.info.run_id,
-               "data_end": task.data_end.isoformat(), "promoted": promoted,
+               "data_end": task.data_end.isoformat(), "data_source": source,
+               "promoted": promoted,
                "promotion": reason, GATE_METRIC: gate_value, "baseline_" + GATE_METRIC: baselines,
                "best_iteration": fit.best_iteration, "fit_seconds": fit.seconds,
                "train_seconds": train_seconds, "ece_bins": cfg.ece_bins,
@@ -146,8 +149,8 @@ def train_churn(ds: Dataset, cfg: ChurnConfig, reports_dir: Path,
                 scheduler_address: str | None = None) -> dict[str, Any]:
     """``growth train churn``: rolling-cutoff training set, then :func:`train_propensity`."""
     started = time.perf_counter()
-    return train_propensity(churn.training_set(ds, cfg, data_cfg), cfg, reports_dir,
-                            scheduler_address, started)
+    return train_propensity(churn.training_set(ds, cfg, data_cfg), cfg,
+                            registry.data_source(ds), reports_dir, scheduler_address, started)
 
 
 def train_coupon(ds: Dataset, cfg: CouponConfig, reports_dir: Path,
@@ -155,8 +158,8 @@ def train_coupon(ds: Dataset, cfg: CouponConfig, reports_dir: Path,
                  scheduler_address: str | None = None) -> dict[str, Any]:
     """``growth train coupon``: (household, campaign) rows, then :func:`train_propensity`."""
     started = time.perf_counter()
-    return train_propensity(coupon.training_set(ds, cfg, data_cfg), cfg, reports_dir,
-                            scheduler_address, started)
+    return train_propensity(coupon.training_set(ds, cfg, data_cfg), cfg,
+                            registry.data_source(ds), reports_dir, scheduler_address, started)
 
 
 def summary_line(summary: dict[str, Any]) -> str:

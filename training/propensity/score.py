@@ -8,9 +8,11 @@
   marks C's recipients, the only rows with a label (the test set is theirs); the others are
   the households a marketer could still target. Deciles are computed within each campaign.
 
-The version is the newest whose training data ends on or before ``as_of`` (for one campaign:
-its start), so a score never comes from a model that saw the period it is judged on. The
-file's metadata records model name, version, its data end and ``as_of``.
+The version is the newest trained on the same data whose training data ends on or before
+``as_of`` (for one campaign: its start), so a score never comes from a model that saw the
+period it is judged on, nor from one trained on other data. ``as_of`` must lie within the
+data (at most the day after its last transaction). The file's metadata records model name,
+version, its data end and ``as_of``.
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ from training import registry
 from training.propensity.bundle import PropensityModel
 from training.propensity.churn import churn_features
 from training.propensity.coupon import coupon_examples
+from training.propensity.gbdt import MissingFeatures
 
 MODELS = ("churn", "coupon")
 RECEIVED = "received"  # coupon rows: the household received the campaign
 
 
-def load_for_date(model_name: str, as_of: date, dest: Path) -> tuple[PropensityModel, int]:
-    """The newest registered version whose training data ends on or before ``as_of``."""
-    folder, version = registry.download_for_date(model_name, as_of, dest,
+def load_for_date(model_name: str, as_of: date, ds: Dataset,
+                  dest: Path) -> tuple[PropensityModel, int]:
+    """The newest registered version trained on the data of ``ds`` whose training data ends
+    on or before ``as_of``."""
+    folder, version = registry.download_for_date(model_name, as_of, ds, dest,
                                                  f"growth train {model_name}")
     return PropensityModel.load(folder), version
 
@@ -114,7 +119,8 @@ def coupon_scores(ds: Dataset, model: PropensityModel, pairs: pd.DataFrame,
 def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = None,
                   campaign_id: int | None = None, data_cfg: DataConfig | None = None
                   ) -> tuple[pd.DataFrame, int, date]:
-    """Score, write ``out`` (parquet with model metadata); returns (rows, version, as_of)."""
+    """Score, write ``out`` (parquet with model metadata); returns (rows, version, as_of).
+    ``as_of`` must lie within the data (``Dataset.check_as_of``)."""
     data_cfg = data_cfg or DataConfig()
     if model_name not in MODELS:
         raise GrowthError(f"unknown model {model_name!r}: expected one of {', '.join(MODELS)}")
@@ -122,16 +128,17 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
         if campaign_id is not None:
             raise GrowthError("--campaign-id only applies to the coupon model")
         as_of = as_of or data_cfg.churn_as_of
+    elif campaign_id is not None:
+        start = campaign_start(ds, campaign_id)
+        if as_of is not None and as_of > start:
+            raise GrowthError(
+                f"campaign {campaign_id} starts on {start}, before --as-of {as_of}: its "
+                "scores must come from a model whose data ends by the campaign start")
+        as_of = as_of or start
     else:
-        if campaign_id is not None:
-            start = campaign_start(ds, campaign_id)
-            if as_of is not None and as_of > start:
-                raise GrowthError(
-                    f"campaign {campaign_id} starts on {start}, before --as-of {as_of}: its "
-                    "scores must come from a model whose data ends by the campaign start")
-            as_of = as_of or start
-        else:
-            as_of = as_of or data_cfg.coupon_split_date
+        as_of = as_of or data_cfg.coupon_split_date
+    ds.check_as_of(as_of)
+    if model_name == "coupon":
         pairs = campaigns_to_score(ds, as_of, campaign_id)
         if pairs.empty:
             raise GrowthError(f"no campaign starts on or after {as_of} in {ds.source}"
@@ -139,9 +146,14 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
                               f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS} and no "
                               f"household has a purchase before its start")
     with tempfile.TemporaryDirectory() as tmp:
-        model, version = load_for_date(model_name, as_of, Path(tmp))
-    rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"
-            else coupon_scores(ds, model, pairs, data_cfg))
+        model, version = load_for_date(model_name, as_of, ds, Path(tmp))
+    try:
+        rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"
+                else coupon_scores(ds, model, pairs, data_cfg))
+    except MissingFeatures as exc:
+        raise GrowthError(f"{model_name} v{version} was trained on features that "
+                          f"{ds.source} does not give: {exc.missing}; train {model_name} "
+                          "on this data") from exc
     table = pa.Table.from_pandas(rows, preserve_index=False)
     meta = {b"model_name": model_name.encode(), b"model_version": str(version).encode(),
             b"data_end": str(model.meta["data_end"]).encode(),

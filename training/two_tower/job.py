@@ -136,8 +136,29 @@ class Recommender:
     def recommend(self, ds: Dataset, as_of: date, households: np.ndarray, k: int,
                   exclude_purchased: bool = False) -> pd.DataFrame:
         """household_id, rank, product_id, score, reason for every household in order;
-        ``exclude_purchased`` keeps only products new to the household."""
-        return self.rank(self.candidates(ds, as_of, households), k, exclude_purchased)
+        ``exclude_purchased`` keeps only products new to the household. A household with
+        fewer than ``k`` candidates is topped up from the popular ranking (reason
+        ``popular``, as the service does), so a list is short only when fewer than ``k``
+        products (new to the household, with ``exclude_purchased``) were sold before
+        ``as_of``."""
+        h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
+        top = self.rank(self.candidates(ds, as_of, households), k, exclude_purchased)
+        listed = top.groupby(h).size().reindex(households, fill_value=0)
+        short = listed.index[listed.to_numpy() < k].to_numpy()
+        if not len(short):
+            return top
+        taken = top.loc[top[h].isin(short), [h, p]]
+        if exclude_purchased:
+            lines = lines_before(ds, as_of)
+            taken = pd.concat([taken, lines.loc[lines[h].isin(short), [h, p]]])
+        taken = taken.drop_duplicates()
+        most_taken = int(taken.groupby(h).size().reindex(short, fill_value=0).max())
+        fill = self.popular(ds, as_of, short, k + most_taken)
+        fill = fill.merge(taken.assign(taken=True), on=[h, p], how="left")
+        fill = fill[fill["taken"].isna()].drop(columns="taken")
+        fill["rank"] = fill.groupby(h).cumcount() + 1 + listed.loc[fill[h]].to_numpy()
+        return (pd.concat([top, fill[fill["rank"] <= k]], ignore_index=True)
+                .sort_values([h, "rank"], kind="stable").reset_index(drop=True))
 
     def rank(self, frame: pd.DataFrame, k: int, exclude_purchased: bool = False) -> pd.DataFrame:
         """Top ``k`` of an already built candidate frame (see :meth:`recommend`)."""

@@ -30,7 +30,7 @@ from training.retrieval import recall_against_exact
 from training.two_tower import bundle
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.job import KS, Recommender, evaluate
-from training.two_tower.train import prepare, train
+from training.two_tower.train import check_history, prepare, train
 
 MODEL_NAME = "two_tower"
 EXPERIMENT = "two_tower"
@@ -74,17 +74,20 @@ def describe_seconds(seconds: dict[str, float]) -> str:
 
 def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
                     reports_dir: Path, resume: bool = False) -> dict:
-    """Train, evaluate, log, register and gate one version; returns a summary."""
+    """Train, evaluate, log, register and gate one version; returns a summary. Data too
+    short for the windows it reads is a GrowthError raised before any MLflow run starts."""
+    check_history(ds, cfg, test_window=True)
     registry.setup(EXPERIMENT)
     if resume:
         registry.close_stale_runs(EXPERIMENT)
     checkpoint_dir = checkpoint_root / f"{cfg.as_of}-seed{cfg.seed}"
     params = {k: str(v) for k, v in cfg.model_dump().items()}
+    source = registry.data_source(ds)
+    clock = [time.perf_counter()]
+    prep = prepare(ds, cfg)
     with registry.tracked_run(EXPERIMENT, f"two_tower_{cfg.as_of}", params=params,
                               tags={registry.DATA_END_TAG: cfg.as_of.isoformat(),
-                                    "source": ds.source}) as run:
-        clock = [time.perf_counter()]
-        prep = prepare(ds, cfg)
+                                    registry.DATA_SOURCE_TAG: source}) as run:
 
         def log_epoch(record: dict) -> None:
             mlflow.log_metrics({"train_loss": record["loss"],
@@ -116,12 +119,13 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
         seconds = phase_seconds(clock)
         mlflow.log_metrics({f"seconds_{name}": value for name, value in seconds.items()})
         version = registry.register_version(
-            MODEL_NAME, run.info.run_id, "model", cfg.as_of,
+            MODEL_NAME, run.info.run_id, "model", cfg.as_of, source,
             metrics={GATE_METRIC: result.best_val_recall,
                      "recall_all_at_20": metrics["two_tower_blend"]["recall_all_at_20"]})
         promoted, reason = registry.promote_if_better(MODEL_NAME, version, GATE_METRIC)
     summary = {"model": MODEL_NAME, "version": version, "run_id": run.info.run_id,
-               "as_of": cfg.as_of.isoformat(), "promoted": promoted, "promotion": reason,
+               "as_of": cfg.as_of.isoformat(), "data_source": source, "promoted": promoted,
+               "promotion": reason,
                "best_epoch": result.best_epoch, "train_seconds": result.seconds,
                "seconds": seconds,
                "index_kind": index.kind, "index_recall_vs_exact_at_20": index_recall,
@@ -131,10 +135,11 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
     return summary
 
 
-def load_for_date(as_of: date, dest: Path) -> tuple[Recommender, int]:
-    """The newest registered version whose training data ends on or before ``as_of``."""
+def load_for_date(as_of: date, ds: Dataset, dest: Path) -> tuple[Recommender, int]:
+    """The newest registered version trained on the data of ``ds`` whose training data ends
+    on or before ``as_of``."""
     folder, version = registry.download_for_date(
-        MODEL_NAME, as_of, dest, f"growth train two-tower --as-of {as_of}")
+        MODEL_NAME, as_of, ds, dest, f"growth train two-tower --as-of {as_of}")
     return bundle.load(folder), version
 
 
@@ -148,10 +153,14 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
                       household_ids: list[int] | None = None,
                       exclude_purchased: bool = False) -> pd.DataFrame:
     """Write household_id, rank, product_id, score, reason for every household active
-    before ``as_of`` (or the given ones) with the version the point-in-time rule picks.
-    Given households without purchases before ``as_of`` get popular items (``popular``)."""
+    before ``as_of`` (or the given ones) with the version the point-in-time rule picks;
+    ``as_of`` must lie within the data (``Dataset.check_as_of``). Given households without
+    purchases before ``as_of`` get popular items (``popular``). Every household gets ``k``
+    rows unless fewer products were sold before ``as_of`` (see ``Recommender.recommend``
+    and :func:`describe_recommendations`)."""
     if not 1 <= k <= 200:
         raise GrowthError(f"--k must be between 1 and 200, got {k}")
+    ds.check_as_of(as_of)
     active = active_households(ds, as_of)
     households, cold = active, np.empty(0, dtype=np.int64)
     if household_ids:
@@ -159,7 +168,7 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
         known = np.isin(given, active)
         households, cold = given[known], given[~known]
     with tempfile.TemporaryDirectory() as tmp:
-        rec, version = load_for_date(as_of, Path(tmp))
+        rec, version = load_for_date(as_of, ds, Path(tmp))
     parts = []
     if len(households):
         parts.append(rec.recommend(ds, as_of, households, k,
@@ -175,3 +184,16 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)
     return frame
+
+
+def describe_recommendations(frame: pd.DataFrame, k: int, as_of: date, out: Path) -> str:
+    """What ``growth recommend`` prints: households and rows written, and why some lists
+    are shorter than ``k`` (the only reason :func:`recommend_to_file` leaves one short)."""
+    per_household = frame.groupby(s.HOUSEHOLD_ID).size()
+    line = f"{len(per_household):,} households x {k} products -> {out}"
+    short = int((per_household < k).sum())
+    if short:
+        line = (f"{len(per_household):,} households, {len(frame):,} rows -> {out}; {short:,} "
+                f"of them get fewer than {k} products: no more products (new to the "
+                f"household, with --exclude-purchased) were sold before {as_of}")
+    return line

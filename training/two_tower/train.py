@@ -19,6 +19,7 @@ import torch.distributed as dist
 from rich.progress import Progress
 
 from features.dataset import Dataset
+from features.sources import GrowthError
 from training.metrics import recall_at_k
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import (
@@ -62,16 +63,30 @@ def _stack(states: list[UserState]) -> UserState:
                                  "numeric")))
 
 
+def check_history(ds: Dataset, cfg: TwoTowerConfig, test_window: bool = False) -> None:
+    """Raise :class:`GrowthError` unless the data spans what a two-tower as of ``cfg.as_of``
+    reads: ``window_days * (n_cutoffs + 1)`` days before ``as_of`` (the training windows and
+    the validation window) and, with ``test_window``, lines from ``as_of`` on (evaluation)."""
+    first, last = (ts.date() for ts in ds.time_range())
+    needed = cfg.window_days * (cfg.n_cutoffs + 1)
+    if (cfg.as_of - first).days < needed or (test_window and last < cfg.as_of):
+        raise GrowthError(
+            f"not enough history for the two-tower as of {cfg.as_of}: it needs {needed} days "
+            f"of data before it (window_days {cfg.window_days} x (n_cutoffs {cfg.n_cutoffs} "
+            f"+ 1)){' and a test window from it on' if test_window else ''}; {ds.source} "
+            f"covers {first} to {last}")
+
+
 def prepare(ds: Dataset, cfg: TwoTowerConfig) -> Prepared:
-    """Vocabulary, training examples from ``n_cutoffs`` past windows, validation window."""
-    first, _ = ds.time_range()
+    """Vocabulary, training examples from ``n_cutoffs`` past windows, validation window.
+    Raises :class:`GrowthError` when the data is too short (:func:`check_history`) or its
+    windows hold no examples."""
+    check_history(ds, cfg)
+    first, last = ds.time_range()
     val_cutoff = cfg.as_of - timedelta(days=cfg.window_days)
     cutoffs = [val_cutoff - timedelta(days=cfg.window_days * j)
                for j in range(1, cfg.n_cutoffs + 1)]
     cutoffs = [c for c in cutoffs if c >= first.date() + timedelta(days=cfg.window_days)]
-    if not cutoffs:
-        raise ValueError(f"data starting {first.date()} is too short for a training window "
-                         f"before {val_cutoff}")
     vocab = build_vocab(ds, cfg.as_of, cfg.catalog_weeks)
     parts: list[CutoffExamples] = [
         cutoff_examples(ds, vocab, c, cfg.window_days, cfg.history_len,
@@ -80,6 +95,15 @@ def prepare(ds: Dataset, cfg: TwoTowerConfig) -> Prepared:
     val = window_targets(ds, val_cutoff, cfg.window_days, cfg.new_items_only)
     val = val.assign(item=vocab.item_index(val.iloc[:, 1].to_numpy()))
     val_households = np.unique(val.iloc[:, 0].to_numpy())
+    examples = sum(len(p.item) for p in parts)
+    if not examples or not len(val_households):
+        raise GrowthError(
+            f"not enough history for the two-tower as of {cfg.as_of}: its training windows "
+            f"from {cutoffs[-1]} to {val_cutoff} hold {examples:,} examples and its "
+            f"validation window from {val_cutoff} {len(val_households):,} households (a "
+            f"household that bought before a window and bought{' new' * cfg.new_items_only}"
+            f" products in it); it needs both; {ds.source} covers {first.date()} to "
+            f"{last.date()}")
     val_state = user_state(ds, vocab, val_cutoff, val_households, cfg.history_len,
                            cfg.history_half_life_days)
     val_exclude = (purchased_before(ds, vocab, val_cutoff, val_households)

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ from features.dataset import load_dataset
 from features.sources import GrowthError
 from features.synth import generate
 from training import registry
-from training.propensity import churn, coupon
+from training.propensity import churn, coupon, score
 from training.propensity.config import load_churn_config, load_coupon_config
 from training.propensity.run import (
     GATE_METRIC,
@@ -70,8 +70,10 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     report = json.loads((reports / "metrics.json").read_text())
     assert report["version"] == 1 and report["data_end"] == "2017-08-28"
 
-    # A person makes v1 the champion; a clearly worse run must not take the alias.
-    registry.promote("churn", 1)
+    # v1 is the champion (through the gate, or made so by a person); a clearly worse run
+    # must not take the alias.
+    if not first["promoted"]:
+        registry.promote("churn", 1)
     worse = train_churn(ds, load_churn_config(
         overrides=CHURN + ["max_rounds=1", "num_leaves=2"]), reports)
     assert worse[GATE_METRIC] < first[GATE_METRIC]
@@ -145,17 +147,19 @@ def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None
                                                abs=1e-4)
 
 
-def test_transactions_only_folder(data: Path, tmp_path: Path) -> None:
+def test_transactions_only_folder(data: Path, ds, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The main job's block: churn trains from transactions alone; coupon says what is
-    missing (and the CLI exits 2 naming the table)."""
+    missing (and the CLI exits 2 naming the table). Scoring keeps to the data a version was
+    trained on and to the data's dates."""
     folder = tmp_path / "tx_only"
     folder.mkdir()
     (folder / f"{s.TRANSACTIONS}.parquet").write_bytes(
         (data / f"{s.TRANSACTIONS}.parquet").read_bytes())
-    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    ds_only = load_dataset(folder, quarantine_dir=tmp_path / "q")
     console = Console(record=True, width=200)
     results = train_standard_models(
-        ds, DataConfig(churn_as_of=date(2017, 8, 28), churn_horizon_days=28),
+        ds_only, DataConfig(churn_as_of=date(2017, 8, 28), churn_horizon_days=28),
         tmp_path / "reports", console)
     assert set(results) == {"churn"} and results["churn"]["data_end"] == "2017-08-28"
     assert results["churn"]["metrics"]["lightgbm"]["roc_auc"] > 0.7
@@ -164,6 +168,28 @@ def test_transactions_only_folder(data: Path, tmp_path: Path) -> None:
     res = growth("train", "coupon", "--data", str(folder), cwd=tmp_path)
     assert res.returncode == 2
     assert "needs table 'campaigns'" in res.stderr and "Traceback" not in res.stderr
+
+    out = tmp_path / "scores.parquet"
+    assert len(score_to_file(ds_only, "churn", out, date(2017, 8, 28))[0]) > 0
+    # v1 was trained on the transactions-only folder, not on the full one
+    with pytest.raises(GrowthError) as err:
+        score_to_file(ds, "churn", out, date(2017, 8, 28))
+    message = str(err.value)
+    assert f"no version of churn trained on {data.resolve()}" in message
+    assert f"v1 data to 2017-08-28 from {folder.resolve()}" in message
+    # the as-of date must lie within the data
+    _, last = ds_only.time_range()
+    with pytest.raises(GrowthError, match=f"the as-of date may be from .* to "
+                                          f"{last.date() + timedelta(days=1)}"):
+        score_to_file(ds_only, "churn", out, last.date() + timedelta(days=2))
+    # a frame without a feature the model was trained on: named, with model and version
+    real = score.churn_features
+    monkeypatch.setattr(score, "churn_features",
+                        lambda *a: real(*a).drop(columns=["recency_days"]))
+    with pytest.raises(GrowthError) as err:
+        score_to_file(ds_only, "churn", out, date(2017, 8, 28))
+    assert str(err.value) == (f"churn v1 was trained on features that {folder} does not give: "
+                              "['recency_days']; train churn on this data")
 
 
 def test_validation_score_for_the_tuner(ds) -> None:

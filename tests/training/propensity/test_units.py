@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
+from training.propensity.bgnbd import bgnbd_probabilities, fit_bgnbd
 from training.propensity.calibrate import Calibrator, fit_calibrator
 from training.propensity.evaluate import (
     binary_report,
@@ -17,7 +19,7 @@ from training.propensity.evaluate import (
     expected_calibration_error,
     lift_at,
 )
-from training.propensity.gbdt import FeatureSpec
+from training.propensity.gbdt import FeatureSpec, MissingFeatures
 from training.propensity.reasons import booster_contributions, global_importance, top_reasons
 from training.propensity.score import deciles
 
@@ -110,8 +112,9 @@ def test_feature_spec_encodes_categories_and_round_trips() -> None:
     matrix = FeatureSpec.from_json(json.loads(json.dumps(spec.to_json()))).matrix(new)
     assert list(matrix.columns) == ["x", "tier"]
     assert matrix["tier"].tolist()[0] == 1.0 and np.isnan(matrix["tier"].tolist()[1])
-    with pytest.raises(KeyError, match="tier"):
+    with pytest.raises(MissingFeatures, match="tier") as err:
         spec.matrix(frame[["x"]])
+    assert err.value.missing == ["tier"]
 
 
 def test_deciles_one_is_highest() -> None:
@@ -131,3 +134,26 @@ def test_reason_codes_name_the_features_that_raise_the_score() -> None:
     assert list(reasons.columns) == ["reason_1", "reason_2", "reason_3"]
     assert (reasons["reason_1"] == "signal").all()
     assert global_importance(booster)["feature"].iloc[0] == "signal"
+
+
+def test_bgnbd_stays_finite_and_silent_on_extreme_histories() -> None:
+    """Long silences after many visits (an as-of date years after the data) once overflowed
+    ``exp`` in p_alive; the probabilities must stay finite, in [0, 1], without warnings,
+    and equal the closed form where that is computable."""
+    x = np.array([0.0, 1.0, 5.0, 300.0, 300.0])  # repeat visits
+    t = np.array([10.0, 10.0, 52.0, 2000.0, 2000.0])  # weeks observed
+    t_x = np.array([0.0, 9.0, 50.0, 2000.0, 10.0])  # the last: silent for 1990 weeks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = fit_bgnbd(x, t_x, t)
+        for params in (fitted, np.exp([8.0, -8.0, -8.0, 8.0])):  # the fit's bounds
+            alive, no_visit = bgnbd_probabilities(params, x, t_x, t, horizon=8.0)
+            assert ((alive >= 0) & (alive <= 1)).all() and alive[0] == 1.0
+            assert ((no_visit >= 0) & (no_visit <= 1)).all()
+    assert alive[4] == pytest.approx(0.0, abs=1e-12) and no_visit[4] == pytest.approx(1.0)
+    r, alpha, a, b = fitted
+    moderate = slice(1, 4)
+    closed = 1 / (1 + a / (b + x[moderate] - 1)
+                  * ((alpha + t[moderate]) / (alpha + t_x[moderate])) ** (r + x[moderate]))
+    np.testing.assert_allclose(bgnbd_probabilities(fitted, x, t_x, t, 8.0)[0][moderate],
+                               closed, rtol=1e-10)

@@ -1,0 +1,45 @@
+"""The service's web pages: the marketers' audience page at ``/`` and the OpenAPI page at
+``/docs`` replace BentoML's index page (which loads Google Tag Manager); nothing they
+reference, and nothing the browser is allowed to load, is outside the service."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+LINKS = re.compile(r'(?:src|href)="([^"]*)"')
+
+
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_pages_load_nothing_from_outside(client, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "googletagmanager" not in r.text and "http" not in r.text.lower()
+    links = LINKS.findall(r.text)
+    assert links and all(link.startswith("/") and not link.startswith("//") for link in links)
+    for link in links:  # every asset and link is served here
+        assert client.get(link).status_code == 200, link
+    policy = r.headers["content-security-policy"]
+    assert policy.startswith("default-src 'self';") and "http" not in policy
+    head = client.head(path)
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_docs_page_is_swagger_ui_without_validator(client) -> None:
+    """Swagger UI's default validator badge is fetched from validator.swagger.io."""
+    page = client.get("/docs").text
+    assert '<script src="/static_content/swagger-ui-bundle.js">' in page
+    assert 'url: "/docs.json"' in page and "validatorUrl: null" in page
+
+
+def test_audience_page_posts_audience_fields(client) -> None:
+    """Every input of the audience form is a field of ``/audience`` (the API key goes in
+    its header), so the page's requests are valid ones."""
+    from serving.schemas import AudienceRequest
+
+    page = client.get("/").text
+    names = set(re.findall(r'<(?:input|select) name="(\w+)"', page))
+    assert names - {"api_key"} <= set(AudienceRequest.model_fields)
+    assert {"model", "campaign_id", "top_n", "min_score", "control_fraction", "seed"} <= names
+    assert 'fetch("/audience"' in page and '"X-API-Key"' in page
