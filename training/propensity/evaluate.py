@@ -154,15 +154,19 @@ def gain_chart(y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, titl
 
 def calibration_plot(y: np.ndarray, scores: Mapping[str, np.ndarray], path: Path, title: str,
                      bins: int = 10) -> None:
-    """Observed positive rate against mean predicted probability in equal-width bins."""
+    """Observed positive rate against mean predicted probability in equal-width bins. A
+    marker's size grows with its bin's row count (area with the square root), so a bin of a
+    few rows, whose observed rate is mostly noise, shows as a dot."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     y = np.asarray(y, dtype=float)
     for name, p in scores.items():
         p = np.asarray(p, dtype=float)
         edges = np.minimum((p * bins).astype(int), bins - 1)
-        used = np.unique(edges)
-        ax.plot([p[edges == b].mean() for b in used], [y[edges == b].mean() for b in used],
-                marker="o", label=name)
-    _finish(plt, fig, ax, "perfect", "mean predicted probability", "observed rate", title,
-            path)
+        used, counts = np.unique(edges, return_counts=True)
+        mean_p = [p[edges == b].mean() for b in used]
+        observed = [y[edges == b].mean() for b in used]
+        line, = ax.plot(mean_p, observed, label=name)
+        ax.scatter(mean_p, observed, s=4 + 150 * np.sqrt(counts / len(p)), color=line.get_color())
+    _finish(plt, fig, ax, "perfect", "mean predicted probability",
+            "observed rate (marker size: rows in the bin)", title, path)
