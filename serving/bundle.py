@@ -137,10 +137,9 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     """Write the champions and the snapshot as of the latest date to the BentoML store;
     returns the manifest plus ``tag``. Raises BundleError when no model has a champion
     trained on this data."""
-    from training import registry
 
     as_of = snapshot_date(ds)
-    source = registry.data_source(ds)
+    source = ds.source
     champions = {name: _champion(name) for name in (TWO_TOWER, *PROPENSITY_MODELS)}
     whys = {name: why for name, champion in champions.items()
             if (why := _not_bundled(name, champion, source)) is not None}

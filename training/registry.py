@@ -5,8 +5,8 @@ the point-in-time rule for backtests.
   with the process id, so ``close_stale_runs`` can later close runs whose process died
   without ending them (SIGKILL, OOM killer).
 - ``register_version`` records on each version the day its training data ends
-  (``data_end_date``, exclusive), the data it was trained on (``data_source``, see
-  ``data_source``) and its metrics (``metric.<name>`` tags), so promotion and backtests need
+  (``data_end_date``, exclusive), the data it was trained on (``data_source``: its
+  ``Dataset.source``) and its metrics (``metric.<name>`` tags), so promotion and backtests need
   nothing but the registry.
 - ``promote_if_better`` moves ``@champion`` only on a strict improvement over the champion
   and every baseline, and writes the decision on the version (tag ``promotion``);
@@ -37,7 +37,7 @@ from mlflow.entities import RunStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from features.sources import GrowthError, describe_source
+from features.sources import EMBEDDED_SOURCE, GrowthError
 from training.tracking import artifact_location, tracking_uri
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 DATA_END_TAG = "data_end_date"  # ISO date; training data ends before it (exclusive)
-DATA_SOURCE_TAG = "data_source"  # what data_source() says of the data it was trained on
+DATA_SOURCE_TAG = "data_source"  # Dataset.source of the data it was trained on
 METRIC_PREFIX = "metric."
 PROMOTION_TAG = "promotion"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
@@ -198,15 +198,6 @@ def _as_date(day: date) -> date:
     return day.date() if isinstance(day, datetime) else day
 
 
-def data_source(ds: Dataset) -> str:
-    """A stable identity of the data ``ds`` was loaded from, recorded on every version:
-    ``describe_source(None)`` for the embedded data, the folder's absolute path otherwise
-    (``Dataset.source`` holds the folder as given, maybe relative to the working directory,
-    so resolve it while that is still the one it was loaded from)."""
-    embedded = describe_source(None)
-    return embedded if ds.source == embedded else str(Path(ds.source).resolve())
-
-
 def register_version(
     model_name: str,
     run_id: str,
@@ -218,8 +209,8 @@ def register_version(
     """Register ``runs:/<run_id>/<artifact_path>`` as a new version of ``model_name``.
 
     Creates the registered model on first use. Tags the version with ``data_end_date``
-    (ISO, exclusive end of its training data), ``data_source`` (``source``: what
-    :func:`data_source` says of its training data) and ``metric.<name>`` for each metric,
+    (ISO, exclusive end of its training data), ``data_source`` (``source``: the
+    ``Dataset.source`` of its training data) and ``metric.<name>`` for each metric,
     which ``promote_if_better`` and ``version_for_date`` read. Returns the new version
     number.
 
@@ -413,8 +404,8 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
 
 
 def version_for_date(model_name: str, as_of: date, source: str) -> int:
-    """The point-in-time rule: the highest version trained on ``source`` (what
-    :func:`data_source` says of the data to score) whose ``data_end_date`` <= ``as_of``.
+    """The point-in-time rule: the highest version trained on ``source`` (the
+    ``Dataset.source`` of the data to score) whose ``data_end_date`` <= ``as_of``.
 
     A backtest or replay as of a day must not use a model that saw data from that day on,
     nor one trained on other data. Versions without a ``data_end_date`` are never eligible;
@@ -450,8 +441,8 @@ def download_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
     """Download the version :func:`version_for_date` picks for the data of ``ds`` into
     ``dest``; returns (folder, version). No fitting version, or no registered model at all,
     is a :class:`GrowthError` that tells people to run ``train_command`` (on this data)."""
-    source = data_source(ds)
-    if source != describe_source(None):
+    source = ds.source
+    if source != EMBEDDED_SOURCE:
         train_command = f"{train_command} --data {source}"
     setup(model_name)
     try:

@@ -11,14 +11,13 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from types import SimpleNamespace
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
 from features.dataset import load_dataset
-from features.sources import GrowthError, describe_source
+from features.sources import EMBEDDED_SOURCE, GrowthError, describe_source
 from training import registry as r
 from training.tracking import tracking_uri
 
@@ -138,8 +137,7 @@ def test_download_for_date_uses_the_datasets_source(tiny_folder: Path, tmp_path:
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tiny_folder.parent)
     ds = load_dataset(Path(tiny_folder.name), quarantine_dir=tmp_path / "q")
-    assert ds.source == tiny_folder.name  # as given on the command line: relative
-    source = r.data_source(ds)
+    source = ds.source  # given relative on the command line, held resolved
     assert source == str(tiny_folder.resolve())
     _register(date(2017, 1, 2), text="tiny", source=source)
     _register(date(2017, 1, 9), text="other data")  # newer, but not trained on this data
@@ -152,8 +150,7 @@ def test_download_for_date_uses_the_datasets_source(tiny_folder: Path, tmp_path:
 
 
 def test_data_source_of_the_embedded_data() -> None:
-    embedded = describe_source(None)
-    assert r.data_source(SimpleNamespace(source=embedded)) == embedded  # type: ignore[arg-type]
+    assert describe_source(None) == EMBEDDED_SOURCE
 
 
 def test_check_as_of_allows_the_data_and_the_day_after(tiny_folder: Path,

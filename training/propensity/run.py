@@ -80,7 +80,7 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, source: str, repo
                      scheduler_address: str | None = None,
                      started: float | None = None) -> dict[str, Any]:
     """Fit, calibrate, evaluate, log, register and gate one version trained on data
-    ``source`` (``registry.data_source``); returns a summary. ``train_seconds`` counts from
+    ``source`` (``Dataset.source``); returns a summary. ``train_seconds`` counts from
     ``started`` (``time.perf_counter()``; default: now), so a caller can include building
     the training set."""
     started = time.perf_counter() if started is None else started
@@ -150,7 +150,7 @@ def train_churn(ds: Dataset, cfg: ChurnConfig, reports_dir: Path,
     """``growth train churn``: rolling-cutoff training set, then :func:`train_propensity`."""
     started = time.perf_counter()
     return train_propensity(churn.training_set(ds, cfg, data_cfg), cfg,
-                            registry.data_source(ds), reports_dir, scheduler_address, started)
+                            ds.source, reports_dir, scheduler_address, started)
 
 
 def train_coupon(ds: Dataset, cfg: CouponConfig, reports_dir: Path,
@@ -159,7 +159,7 @@ def train_coupon(ds: Dataset, cfg: CouponConfig, reports_dir: Path,
     """``growth train coupon``: (household, campaign) rows, then :func:`train_propensity`."""
     started = time.perf_counter()
     return train_propensity(coupon.training_set(ds, cfg, data_cfg), cfg,
-                            registry.data_source(ds), reports_dir, scheduler_address, started)
+                            ds.source, reports_dir, scheduler_address, started)
 
 
 def summary_line(summary: dict[str, Any]) -> str:

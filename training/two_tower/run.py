@@ -82,7 +82,7 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
         registry.close_stale_runs(EXPERIMENT)
     checkpoint_dir = checkpoint_root / f"{cfg.as_of}-seed{cfg.seed}"
     params = {k: str(v) for k, v in cfg.model_dump().items()}
-    source = registry.data_source(ds)
+    source = ds.source
     clock = [time.perf_counter()]
     prep = prepare(ds, cfg)
     with registry.tracked_run(EXPERIMENT, f"two_tower_{cfg.as_of}", params=params,
