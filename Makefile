@@ -1,5 +1,6 @@
 # The two commands: `make run` (main job on the embedded data) and `make test`.
-# Both create .venv on first use and install what they need; nothing else is required.
+# Both create .venv on first use and install what they need (`make test` also Debian's
+# chromium and chromium-driver for the browser tests); nothing else is required.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,7 +21,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/growth run
 
-test: $(STAMP)
+# Debian's Chromium and chromedriver, for the browser tests (tests/serving/test_browser.py).
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null
+
+test: $(STAMP) $(CHROMEDRIVER)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

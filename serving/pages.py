@@ -1,14 +1,17 @@
 """The service's web pages: the marketers' audience page at ``/`` and the OpenAPI page at
-``/docs`` (Swagger UI from BentoML's bundled copy, reading ``/docs.json``). They replace
+``/docs`` (Swagger UI from BentoML's bundled copy, reading ``/docs.json``, the service's OpenAPI
+spec served here with the service's own description). They replace
 BentoML's index page, which loads Google Tag Manager: the service makes no outside calls, and
 a Content-Security-Policy keeps the browser to this origin. The audience page is a form whose
-script posts to ``/audience`` (JSON table or CSV download); tests check its fields and links,
-not its script in a browser.
+script posts to ``/audience`` (JSON table or CSV download); tests/serving/test_browser.py runs
+both pages in headless Chromium. Their icon is an empty data: URL, so browsers do not ask for a
+``/favicon.ico`` the service does not have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 
 from serving.guard import ASGIApp, Receive, Scope, Send
 
@@ -18,6 +21,7 @@ AUDIENCE_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>growthloop audiences</title>
+<link rel="icon" href="data:,">
 <style>
 body { font: 15px/1.4 system-ui, sans-serif; max-width: 64em; margin: 2em auto; padding: 0 1em; }
 form { display: flex; flex-wrap: wrap; gap: .6em 1.2em; align-items: end; }
@@ -109,6 +113,7 @@ DOCS_PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>growthloop API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static_content/swagger-ui.css">
 </head>
 <body>
@@ -120,28 +125,53 @@ DOCS_PAGE = """<!doctype html>
 """
 
 PAGES = {"/": AUDIENCE_PAGE, "/docs": DOCS_PAGE}
+SPEC_PATH = "/docs.json"
 # the browser may load and call nothing but this origin (Swagger UI's icons are data: URLs)
 PAGE_POLICY = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
                b"style-src 'self' 'unsafe-inline'; img-src 'self' data:")
 
 
-class Pages:
-    """ASGI middleware: answers GET and HEAD of ``pages`` (path -> HTML) itself, any other
-    method with a plain 405 that ``RequestGuard`` outside turns into the JSON error shape;
-    every other request goes on to the app."""
+def openapi_document(service) -> dict:
+    """BentoML's OpenAPI spec of ``service`` with the service's own description in place of
+    BentoML's default one (a readme of badges from img.shields.io, readthedocs.org and
+    badgen.net, and links to BentoML's Slack, GitHub and Twitter), which the page policy
+    would block and which describes BentoML, not this service."""
+    spec = service.openapi_spec.asdict()
+    spec["info"]["description"] = service.description
+    spec["info"].pop("contact", None)
+    return spec
 
-    def __init__(self, app: ASGIApp, pages: Mapping[str, str]) -> None:
+
+class Pages:
+    """ASGI middleware: answers GET and HEAD of ``pages`` (path -> HTML) and of
+    ``/docs.json`` (``spec()``, built on first use) itself, any other method with a plain 405
+    that ``RequestGuard`` outside turns into the JSON error shape; every other request goes
+    on to the app."""
+
+    def __init__(self, app: ASGIApp, pages: Mapping[str, str],
+                 spec: Callable[[], dict]) -> None:
         self.app = app
         self.pages = {path: html.encode() for path, html in pages.items()}
+        self.spec = spec
+        self.spec_body: bytes | None = None
+
+    def _page(self, path: str) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+        if path == SPEC_PATH:
+            if self.spec_body is None:
+                self.spec_body = json.dumps(self.spec()).encode()
+            return self.spec_body, [(b"content-type", b"application/json")]
+        html = self.pages.get(path)
+        if html is None:
+            return None
+        return html, [(b"content-type", b"text/html; charset=utf-8"),
+                      (b"content-security-policy", PAGE_POLICY)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        page = self.pages.get(scope["path"]) if scope["type"] == "http" else None
+        page = self._page(scope["path"]) if scope["type"] == "http" else None
         if page is None:
             return await self.app(scope, receive, send)
         if scope["method"] in ("GET", "HEAD"):
-            status, body = 200, page
-            headers = [(b"content-type", b"text/html; charset=utf-8"),
-                       (b"content-security-policy", PAGE_POLICY)]
+            status, (body, headers) = 200, page
         else:
             status, body = 405, b"Method Not Allowed"
             headers = [(b"content-type", b"text/plain"), (b"allow", b"GET, HEAD")]

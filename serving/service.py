@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from serving.config import load_serving_config, use_bentoml_home
 from serving.guard import RequestGuard, error_body, quiet_client_errors
 from serving.metrics import RequestMetrics
-from serving.pages import PAGES, Pages
+from serving.pages import PAGES, Pages, openapi_document
 from serving.schemas import (
     AudienceRequest,
     AudienceResponse,
@@ -185,5 +185,7 @@ GrowthService.add_asgi_middleware(
     RequestGuard, max_body_bytes=CONFIG.max_request_bytes, keyed_paths=("/audience",),
     examples={route: json.dumps(request.model_config["json_schema_extra"]["example"])
               for route, request in REQUESTS.items()})
-GrowthService.add_asgi_middleware(Pages, pages=PAGES)  # inside the guard: it shapes the 405
+# inside the guard: it shapes the 405
+GrowthService.add_asgi_middleware(Pages, pages=PAGES,
+                                  spec=lambda: openapi_document(GrowthService))
 quiet_client_errors()

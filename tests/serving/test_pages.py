@@ -16,7 +16,7 @@ def test_pages_load_nothing_from_outside(client, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
     assert "googletagmanager" not in r.text and "http" not in r.text.lower()
-    links = LINKS.findall(r.text)
+    links = [link for link in LINKS.findall(r.text) if link != "data:,"]  # the empty icon
     assert links and all(link.startswith("/") and not link.startswith("//") for link in links)
     for link in links:  # every asset and link is served here
         assert client.get(link).status_code == 200, link
@@ -43,3 +43,16 @@ def test_audience_page_posts_audience_fields(client) -> None:
     assert names - {"api_key"} <= set(AudienceRequest.model_fields)
     assert {"model", "campaign_id", "top_n", "min_score", "control_fraction", "seed"} <= names
     assert 'fetch("/audience"' in page and '"X-API-Key"' in page
+
+
+def test_api_spec_describes_this_service(client) -> None:
+    """BentoML's default description is a readme of outside badges and links to BentoML's
+    Slack and GitHub; the spec carries the service's own description instead."""
+    spec = client.get("/docs.json")
+    assert spec.status_code == 200 and spec.headers["content-type"] == "application/json"
+    info = spec.json()["info"]
+    assert info["title"] == "growthloop"
+    assert "propensity scores and audiences" in info["description"]
+    assert "://" not in spec.text  # no outside address at all
+    assert {"/recommend", "/audience"} <= set(spec.json()["paths"])
+    assert client.post("/docs.json").status_code == 405
