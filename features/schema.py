@@ -18,8 +18,9 @@ Rules a file must follow (features/validate.py applies them):
   Values that carry an offset or a zone (tz-aware parquet columns, CSV text like
   ``2017-02-01 09:00:00+05:00``, ``...Z`` or ``... America/New_York``) are converted to
   :data:`TIMEZONE` and the zone is then dropped, so ``09:00:00+05:00`` becomes ``04:00:00``;
-  an offset is never ignored. Text with a zone DuckDB does not know is quarantined as
-  ``bad_<column>``.
+  an offset is never ignored. Text with a zone DuckDB does not know, or with a numeric offset
+  outside -14:59..+14:59 hours or with 60+ minutes (``+25:00``, ``+05:60``: DuckDB would
+  read them), is quarantined as ``bad_<column>``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Nothing is dropped silently. Every rejected row is written, with its original values (CSV
 cells as the original text, ``NA`` included), its row number in the source file and a
-``reason``, to ``<quarantine_dir>/<table>.parquet``, and counted in the report. Reasons:
+``reason``, to ``<quarantine_dir>/<table>.parquet`` (a file's own ``source_row`` or ``reason``
+column is kept there as ``<name>_in_file``), and counted in the report. Reasons:
 ``null_<column>`` (a required value is missing), ``bad_<column>`` (not a value of the
 column's kind), ``negative_<column>`` (ids are >= 0), ``unknown_<column>`` (points at a row
 the referenced table does not have), ``end_before_start`` and ``duplicate``.
@@ -35,9 +36,13 @@ from features.sources import DataContractError, GrowthError
 
 ROW = "__row"
 RAW_PREFIX = "__raw_"
+STAGE_REASON = "__reason"  # written to the quarantine file as ``reason``
 # Timestamps outside this range are treated as data errors (e.g. epoch-zero defaults).
 MIN_TIMESTAMP = "1990-01-01"
 MAX_TIMESTAMP = "2100-01-01"
+# A numeric offset after a clock time with 15+ hours or 60+ minutes: no zone has one, though
+# DuckDB's TIMESTAMPTZ cast reads them (``+25:00`` as 25 hours).
+IMPOSSIBLE_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d{2})?|\d{2}:?[6-9]\d)$"
 UTF8_CHUNK = 1 << 20
 
 
@@ -109,10 +114,10 @@ def _check_names(path: Path, table: str, names: list[str]) -> None:
     seen: dict[str, str] = {}
     for name in names:
         key = s.column_key(name)
-        if key == ROW or key.startswith(RAW_PREFIX):
+        if key in (ROW, STAGE_REASON) or key.startswith(RAW_PREFIX):
             raise DataContractError(
                 f"{path}: column {name!r} of table {table!r} uses a name reserved for "
-                f"validation ({ROW!r}, {RAW_PREFIX}*); rename it")
+                f"validation ({ROW!r}, {STAGE_REASON!r}, {RAW_PREFIX}*); rename it")
         if key in seen:
             raise DataContractError(
                 f"{path}: columns {seen[key]!r} and {name!r} of table {table!r} are the same "
@@ -197,7 +202,8 @@ def _typed_expr(col: s.Column, raw: str | None, raw_type: str | None,
         # session zone, which validate_into sets to the canonical zone, so it keeps its wall
         # clock. Typed columns cast directly (faster): tz-aware ones convert through that
         # same session zone, naive ones keep their wall clock.
-        ts = (f"timezone({sql_str(s.TIMEZONE)}, TRY_CAST({r} AS TIMESTAMPTZ))"
+        ts = (f"timezone({sql_str(s.TIMEZONE)}, CASE WHEN NOT regexp_matches({r}, "
+              f"{sql_str(IMPOSSIBLE_OFFSET)}) THEN TRY_CAST({r} AS TIMESTAMPTZ) END)"
               if raw_type == "VARCHAR" else f"TRY_CAST({r} AS TIMESTAMP)")
         return (f"CASE WHEN {ts} >= TIMESTAMP '{MIN_TIMESTAMP}' AND {ts} < TIMESTAMP "
                 f"'{MAX_TIMESTAMP}' THEN {ts} END")
@@ -296,15 +302,15 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {stage} AS
         WITH t AS (SELECT r.{ROW}, {select_raw} {select_typed} FROM {view} r),
-        checked AS (SELECT t.* EXCLUDE ({raw_excluded}), {first_reason} AS {s.REASON} FROM t)
+        checked AS (SELECT t.* EXCLUDE ({raw_excluded}), {first_reason} AS {STAGE_REASON} FROM t)
         SELECT * REPLACE (
-            CASE WHEN {s.REASON} IS NULL AND row_number() OVER (
-                PARTITION BY {s.REASON} IS NULL, {', '.join(sql_ident(k) for k in key)}
-                ORDER BY {ROW}) > 1 THEN 'duplicate' ELSE {s.REASON} END AS {s.REASON})
+            CASE WHEN {STAGE_REASON} IS NULL AND row_number() OVER (
+                PARTITION BY {STAGE_REASON} IS NULL, {', '.join(sql_ident(k) for k in key)}
+                ORDER BY {ROW}) > 1 THEN 'duplicate' ELSE {STAGE_REASON} END AS {STAGE_REASON})
         FROM checked ORDER BY {ROW}
     """)
     counts = dict(con.execute(
-        f"SELECT coalesce({s.REASON}, ''), count(*) FROM {stage} GROUP BY 1 ORDER BY 1"
+        f"SELECT coalesce({STAGE_REASON}, ''), count(*) FROM {stage} GROUP BY 1 ORDER BY 1"
     ).fetchall())
     input_rows = sum(counts.values())
     quarantined = {k: int(v) for k, v in counts.items() if k}
@@ -312,17 +318,20 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
         qfile = quarantine_path(quarantine_dir, table.name)
         try:
             quarantine_dir.mkdir(parents=True, exist_ok=True)
+            kept = ", ".join(f"r.{sql_ident(c)} AS {sql_ident(_quarantine_name(c))}"
+                             for (c, *_) in con.execute(f"DESCRIBE {raw_view}").fetchall()
+                             if c != ROW)
             con.execute(f"""
-                COPY (SELECT r.* EXCLUDE ({ROW}), r.{ROW} AS {s.SOURCE_ROW}, g.{s.REASON}
+                COPY (SELECT {kept}, r.{ROW} AS {s.SOURCE_ROW}, g.{STAGE_REASON} AS {s.REASON}
                       FROM {raw_view} r JOIN {stage} g USING ({ROW})
-                      WHERE g.{s.REASON} IS NOT NULL ORDER BY r.{ROW})
+                      WHERE g.{STAGE_REASON} IS NOT NULL ORDER BY r.{ROW})
                 TO {sql_str(str(qfile))} (FORMAT parquet)
             """)
         except (OSError, duckdb.IOException) as exc:
             raise GrowthError(f"cannot write quarantine file {qfile}: {exc}") from exc
     cols = ", ".join(sql_ident(c) for c in out_cols)
     con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT {cols} FROM {stage} "
-                f"WHERE {s.REASON} IS NULL ORDER BY {ROW}")
+                f"WHERE {STAGE_REASON} IS NULL ORDER BY {ROW}")
     con.execute(f"DROP TABLE {stage}")
     clean_rows = input_rows - sum(quarantined.values())
     return TableReport(
@@ -334,6 +343,12 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
         warnings=_warning_counts(con, table.name, quantity_outlier),
         ignored_columns=[] if table.keep_extra_columns else extra,
     )
+
+
+def _quarantine_name(column: str) -> str:
+    """A file's own ``source_row`` or ``reason`` column goes to the quarantine file as
+    ``<name>_in_file``, beside the ones validation adds."""
+    return f"{column}_in_file" if s.column_key(column) in (s.SOURCE_ROW, s.REASON) else column
 
 
 def _is_quarantine_file(path: Path) -> bool:

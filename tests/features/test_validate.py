@@ -180,6 +180,29 @@ def test_column_names_validation_uses_itself_are_refused(tmp_path: Path) -> None
                      quarantine_dir=tmp_path / "q")
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_files_own_reason_and_source_row_columns_are_kept(tmp_path: Path, fmt: str) -> None:
+    """The quarantine file's ``reason`` and ``source_row`` are validation's; columns of the
+    file with those names go there as ``<name>_in_file``, and a kept extra column named
+    ``reason`` stays in the clean table."""
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    tx["Reason"], tx["source_row"] = "promo", 70
+    tx.loc[2, s.HOUSEHOLD_ID] = -1
+    tables[s.DEMOGRAPHICS] = pd.DataFrame({s.HOUSEHOLD_ID: [1, 2, 2],
+                                           "reason": ["moved", "new", "again"]})
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt=fmt),
+                      quarantine_dir=tmp_path / "q")
+    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
+    assert kept["reason"].tolist() == ["negative_household_id"]
+    assert kept["source_row"].tolist() == [2]
+    assert kept["Reason_in_file"].tolist() == ["promo"]
+    assert kept["source_row_in_file"].astype(int).tolist() == [70]
+    demo = pd.read_parquet(quarantine_path(tmp_path / "q", s.DEMOGRAPHICS))
+    assert demo[["reason", "reason_in_file"]].values.tolist() == [["duplicate", "again"]]
+    assert ds.table(s.DEMOGRAPHICS)["reason"].tolist() == ["moved", "new"]
+
+
 def test_extra_columns_with_the_same_name_are_refused(tmp_path: Path) -> None:
     tables = tiny_tables()
     tables[s.DEMOGRAPHICS] = pd.DataFrame({s.HOUSEHOLD_ID: [1], "Age": ["25-34"],
@@ -249,6 +272,20 @@ def test_timestamp_offsets_convert_to_the_canonical_zone(tmp_path: Path) -> None
     assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 1}
     kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
     assert kept[s.TRANSACTION_TIMESTAMP].tolist() == ["2017-01-30 10:00:00 Mars/Olympus"]
+
+
+def test_offsets_no_zone_has_are_quarantined(tmp_path: Path) -> None:
+    """DuckDB reads ``+25:00`` as 25 hours and ``+05:60`` as six; no zone has either."""
+    values = ["2017-01-02 09:00:00+25:00", "2017-01-02 09:00:00+05:60",
+              "2017-01-02T09:00:00.5-1500", "2017-01-02 09:00:00+14:00",
+              "2017-01-02 09:00:00-0930"]
+    folder = _timestamps_as_text(tmp_path, values)
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 3}
+    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
+    assert sorted(kept[s.TRANSACTION_TIMESTAMP]) == sorted(values[:3])
+    clean = ds.df(f"SELECT {s.TRANSACTION_TIMESTAMP} AS ts FROM {s.TRANSACTIONS}")["ts"]
+    assert {pd.Timestamp("2017-01-01 19:00"), pd.Timestamp("2017-01-02 18:30")} <= set(clean)
 
 
 def test_tz_aware_parquet_and_offset_text_give_the_same_times(tmp_path: Path) -> None:
