@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.sources import GrowthError
 
@@ -70,6 +70,14 @@ class TierThresholds(Strict):
     silver: Dollars = 500.0
     gold: Dollars = 1500.0
     platinum: Dollars = 3500.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TierThresholds:
+        # a lower threshold above a higher one would silently empty its tier
+        if not self.silver <= self.gold <= self.platinum:
+            raise ValueError(f"expected silver <= gold <= platinum; got silver {self.silver}, "
+                             f"gold {self.gold}, platinum {self.platinum}")
+        return self
 
 
 class DataConfig(Strict):

@@ -50,6 +50,7 @@ def test_folder_missing_file_and_non_utf8_file_name_it(tmp_path: Path) -> None:
     ("quantity_outlier: .inf\n", "quantity_outlier"),
     ("quantity_outlier: 0\n", "quantity_outlier"),
     ("tiers: {gold: .nan}\n", "tiers.gold"),
+    ("tiers: {silver: 2000}\n", "tiers"),  # above gold's default 1500
     ("windows_weeks: [4, -8, 26, 52]\n", "windows_weeks.1"),
     ("windows_weeks: [4, 8]\n", "windows_weeks"),
     ("churn_as_of: soon\n", "churn_as_of"),
