@@ -550,14 +550,29 @@ def main() -> None:
     """Console entry point: user errors print one clear line and exit 2, not a traceback."""
     try:
         app()
-    except (GrowthError, ValidationError, OSError) as exc:
+    except Exception as exc:
+        if not _user_error(exc):
+            raise
         err_console.print(f"[bold red]error:[/bold red] {escape(_message(exc))}",
                           highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    duckdb = sys.modules.get("duckdb")  # imported by whatever raised it; not here (start-up)
+    return duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException)
+
+
+def _user_error(exc: Exception) -> bool:
+    """Errors the user can act on from one line: bad input, a path, DuckDB's memory limit."""
+    return isinstance(exc, GrowthError | ValidationError | OSError) or _out_of_memory(exc)
 
 
 def _message(exc: Exception) -> str:
     """One line for the user; an OSError names the path it could not use and why."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"cannot use {exc.filename}: {exc.strerror}"
+    if _out_of_memory(exc):
+        return (f"DuckDB ran out of memory ({str(exc).splitlines()[0]}); raise memory_limit in "
+                "the data config (configs/data.yaml, or --data-config FILE)")
     return str(exc)

@@ -112,3 +112,13 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
         res = growth(*args, cwd=tmp_path)
         assert message in _one_line_error(res), args
         assert "validation" not in res.stdout, args  # no data was loaded
+
+
+def test_out_of_memory_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """The embedded data does not fit DuckDB's smallest allowed memory_limit."""
+    config = tmp_path / "data.yaml"
+    config.write_text("memory_limit: 64MB\n")
+    res = growth("data", "validate", "--data-config", str(config), "--quarantine-dir",
+                 str(tmp_path / "q"), cwd=tmp_path)
+    line = _one_line_error(res)
+    assert "DuckDB ran out of memory" in line and "raise memory_limit" in line
