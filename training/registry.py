@@ -9,8 +9,8 @@ the point-in-time rule for backtests.
   ``Dataset.source``) and its metrics (``metric.<name>`` tags), so promotion and backtests need
   nothing but the registry.
 - ``promote_if_better`` moves ``@champion`` only on a strict improvement over the champion
-  and every baseline, and writes the decision on the version (tag ``promotion``);
-  ``promote`` / ``rollback`` are the manual overrides.
+  (trained on the same data) and every baseline, and writes the decision on the version
+  (tag ``promotion``); ``promote`` / ``rollback`` are the manual overrides.
 - ``version_for_date``: a backtest as of day D on some data may only use a version trained
   on that data whose training data ended on or before D; ``Dataset.check_as_of`` refuses a
   D outside the data.
@@ -260,8 +260,11 @@ def champion_version(model_name: str) -> int | None:
     return _champion(_client(), model_name)
 
 
-def _metric(client: MlflowClient, model_name: str, version: int, metric: str) -> float | None:
-    tags = client.get_model_version(model_name, str(version)).tags
+def _tags(client: MlflowClient, model_name: str, version: int) -> dict[str, str]:
+    return client.get_model_version(model_name, str(version)).tags
+
+
+def _metric(tags: dict[str, str], metric: str) -> float | None:
     value = tags.get(METRIC_PREFIX + metric)
     return None if value is None else float(value)
 
@@ -279,10 +282,15 @@ def promote_if_better(
     Returns ``(promoted, reason)``; the reason is also written on the version as tag
     ``promotion`` so the registry explains why each version is or is not serving. A
     champion without the metric cannot be compared: the candidate is rejected (use
-    ``promote`` to force a switch of metric). Raises ValueError if the candidate lacks it.
+    ``promote`` to force a switch of metric). Nor can a champion trained on other data (its
+    ``data_source`` differs; untagged champions from older stores are compared): a metric on
+    another data set says nothing about this one, and replacing the served model with one
+    trained on different data is a person's decision. Raises ValueError if the candidate
+    lacks the metric.
     """
     client = _client()
-    value = _metric(client, model_name, version, metric)
+    own = _tags(client, model_name, version)
+    value = _metric(own, metric)
     if value is None:
         raise ValueError(
             f"{model_name} v{version} has no tag {METRIC_PREFIX}{metric}; "
@@ -296,8 +304,13 @@ def promote_if_better(
     if champion == version:
         failed.append(f"(v{version} is already the champion)")
     elif champion is not None:
-        held = _metric(client, model_name, champion, metric)
-        if held is None:
+        held_tags = _tags(client, model_name, champion)
+        held, held_source = _metric(held_tags, metric), held_tags.get(DATA_SOURCE_TAG)
+        if held_source is not None and held_source != own.get(DATA_SOURCE_TAG):
+            failed.append(f"(champion v{champion} was trained on other data, {held_source}: "
+                          f"not comparable; `growth models promote {model_name} {version}` "
+                          "serves this one)")
+        elif held is None:
             failed.append(f"(champion v{champion} has no {metric} to compare with)")
         elif better(value, held):
             passed.append(f"{op} champion v{champion} {held:g}")

@@ -197,6 +197,25 @@ def test_promote_if_better() -> None:
     assert _tag(beats_champion_only, "promotion") == reason
 
 
+def test_champion_from_other_data_is_not_compared() -> None:
+    """A metric measured on another data set says nothing here: the gate leaves the served
+    model alone and says how to replace it by hand."""
+    served = _register(date(2024, 3, 1), recall=0.14, source="/data/shop-b")
+    r.promote(MODEL, served)
+    candidate = _register(date(2024, 4, 1), recall=0.90)
+    promoted, reason = r.promote_if_better(MODEL, candidate, "recall")
+    assert not promoted and r.champion_version(MODEL) == served
+    assert reason == ("rejected: recall 0.9 (champion v1 was trained on other data, "
+                      f"/data/shop-b: not comparable; `growth models promote {MODEL} 2` "
+                      "serves this one)")
+    same_data = _register(date(2024, 5, 1), recall=0.15, source="/data/shop-b")
+    assert r.promote_if_better(MODEL, same_data, "recall")[0]
+    # a champion registered before sources were recorded is compared as before
+    MlflowClient().delete_model_version_tag(MODEL, str(same_data), r.DATA_SOURCE_TAG)
+    assert r.promote_if_better(MODEL, candidate, "recall") == (
+        True, "promoted: recall 0.9 > champion v3 0.15")
+
+
 def test_promote_if_better_lower_is_better() -> None:
     first = _register(date(2024, 3, 1), recall=0.5)  # read as a loss here
     assert r.promote_if_better(MODEL, first, "recall", higher_is_better=False)[0]
