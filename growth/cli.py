@@ -492,19 +492,16 @@ def _cell(value) -> str:
 
 
 def print_comparison(model: str, frame, cols) -> None:
-    """One rich table: run fields on each run's first row only, our systems in bold."""
+    """One rich table: run fields on each run's first row only, our systems in bold. Each
+    column is exactly as wide as its widest value (headings wrap), so no figure is cut."""
     from training.compare import label
 
-    table = Table(title=f"{model} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True)
-    for head in ("run", "version", "data ends"):
-        table.add_column(head, no_wrap=True)
-    for name in (*cols.params, *cols.run_metrics):
-        table.add_column(label(name), justify="right")
-    table.add_column("system", no_wrap=True)
-    for name in cols.metrics:
-        table.add_column(label(name), justify="right")
+    heads = ["run", "version", "data ends", *(label(n) for n in (*cols.params, *cols.run_metrics)),
+             "system", *(label(n) for n in cols.metrics)]
     run_keys = [*(f"param.{p}" for p in cols.params), *(f"run.{m}" for m in cols.run_metrics)]
+    sections: list[list[list[str]]] = []
     for run_id, rows in frame.groupby("run_id", sort=False):
+        section = []
         for j, r in enumerate(rows.to_dict("records")):
             version = "-" if _cell(r["version"]) == "-" else (
                 f"v{int(r['version'])}{' *' if r['champion'] else ''}")
@@ -512,9 +509,23 @@ def print_comparison(model: str, frame, cols) -> None:
                          *(_cell(r[k]) for k in run_keys)]
             if j > 0:  # the run's fields once, on its first row
                 run_cells = [""] * len(run_cells)
-            system = r["system"]
-            table.add_row(*run_cells, f"[bold]{system}[/bold]" if system in cols.ours else system,
-                          *(_cell(r[m]) for m in cols.metrics))
+            section.append([*run_cells, r["system"], *(_cell(r[m]) for m in cols.metrics)])
+        sections.append(section)
+    rows = [row for section in sections for row in section]
+    table = Table(title=f"{model} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True,
+                  pad_edge=False)
+    system_at = heads.index("system")
+    for i, head in enumerate(heads):
+        width = max([len(row[i]) for row in rows] + [len(word) for word in head.split()])
+        table.add_column(head, width=width,
+                         justify="left" if i < 3 or i == system_at else "right")
+    for section in sections:
+        for row in section:
+            system = row[system_at]
+            row = [escape(c) for c in row]
+            if system in cols.ours:
+                row[system_at] = f"[bold]{row[system_at]}[/bold]"
+            table.add_row(*row)
         table.add_section()
     console.print(table)
 

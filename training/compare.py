@@ -39,7 +39,8 @@ _PROPENSITY = Columns(
     params=("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction",
             "linear_weight"),
     run_metrics=("train_seconds",),
-    metrics=("roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct"),
+    # val_pr_auc: what the promotion gate compares (ours against the champion and baselines)
+    metrics=("val_pr_auc", "roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct"),
     ours=("lightgbm",),
 )
 COLUMNS: dict[str, Columns] = {
@@ -61,7 +62,9 @@ LABELS = {
     "hit_rate_all_at_20": "hit@20", "best_val_recall_at_20": "val rec@20",
     "train_seconds": "train s", "temperature": "temp", "batch_size": "batch",
     "history_half_life_days": "half-life", "learning_rate": "lr", "num_leaves": "leaves",
-    "min_data_in_leaf": "min leaf", "feature_fraction": "feat frac", "lift_at_10pct": "lift@10%",
+    "min_data_in_leaf": "min leaf", "feature_fraction": "feat frac", "lift_at_10pct": "lift 10%",
+    "val_pr_auc": "val PR-AUC", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "brier": "Brier",
+    "ece": "ECE", "linear_weight": "lin w",
 }
 
 

@@ -109,3 +109,25 @@ def test_compare_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
     code, _, err = growth(monkeypatch, capsys, "compare", "nope")
     assert code == 2 and "error: no runs of 'nope'" in err
+
+
+def test_propensity_table_shows_every_figure_whole(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """The churn table (17 columns) fits a 140-column log without cutting a figure short,
+    and shows the validation PR-AUC the promotion gate compared."""
+    systems = {"lightgbm": 0.4893, "days_since_last": 0.4367, "rfm_logistic": 0.4845}
+    metrics = {"train_seconds": 9.3595}
+    for i, (system, val) in enumerate(systems.items()):
+        metrics.update({f"{system}.val_pr_auc": val, f"{system}.roc_auc": 0.8811 + i / 100,
+                        f"{system}.pr_auc": 0.4729 + i / 100, f"{system}.brier": 0.0664,
+                        f"{system}.ece": 0.0059, f"{system}.lift_at_10pct": 4.951})
+    metrics["val_pr_auc"] = systems["lightgbm"]
+    params = {"learning_rate": "0.03", "num_leaves": "15", "min_data_in_leaf": "300",
+              "feature_fraction": "0.5", "linear_weight": "0.0"}
+    log_run("churn", metrics, params, date(2017, 11, 6), "churn", "val_pr_auc")
+    code, out, err = growth(monkeypatch, capsys, "compare", "churn")
+    assert code == 0, err
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 140
+    assert "v1 *" in out and "9.3595" in out and "4.9510" in out
+    for system, val in systems.items():
+        assert any(system in line and f"{val:.4f}" in line for line in out.splitlines())
