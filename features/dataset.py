@@ -29,7 +29,9 @@ def connect(memory_limit: str = "4GB") -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise GrowthError(f"DuckDB refused memory_limit {memory_limit!r}: {exc}") from exc
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
+    # Setting it (even to false) raises inside Jupyter without ipywidgets, where it is off.
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+        con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 MLRUNS_DIR = Path(__file__).resolve().parent.parent / "mlruns"
+# MLflow draws a progress bar per artifact download: `growth score` printed one per model file,
+# into logs and notebooks. Off unless the user turns it on.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def tracking_uri() -> str:
