@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features import schema as s
-from features.dataset import connect, load_dataset
+from features.dataset import Dataset, connect, load_dataset
 from features.sources import DataContractError, GrowthError, folder_source, resolve_source
 from features.validate import quarantine_path
 from tests.fixtures import tiny_tables, write_folder
@@ -246,21 +246,23 @@ def test_boolean_id_column_is_refused_but_a_float_one_is_not(tmp_path: Path) -> 
 # --- row-level rules --------------------------------------------------------------------------
 
 
-def _timestamps_as_text(tmp_path: Path, values: list[str]) -> Path:
-    """Transactions whose first lines have ``values`` as transaction_timestamp, as CSV."""
+def _load_text_timestamps(tmp_path: Path, values: list[str]) -> tuple[Dataset, pd.DataFrame]:
+    """Loads transactions whose first lines have ``values`` as transaction_timestamp, as
+    CSV; returns the dataset and the quarantined transactions."""
     tables = tiny_tables()
     tx = tables[s.TRANSACTIONS].astype({s.TRANSACTION_TIMESTAMP: str})
     tx.loc[: len(values) - 1, s.TRANSACTION_TIMESTAMP] = values
     tables[s.TRANSACTIONS] = tx
-    return write_folder(tmp_path / "d", tables, fmt="csv")
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    return ds, pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
 
 
 def test_timestamp_offsets_convert_to_the_canonical_zone(tmp_path: Path) -> None:
     values = ["2017-01-02 09:00:00+05:00", "2017-01-02 09:00:00Z",
               "2017-01-09T18:30:00-03:30", "2017-01-16 12:00:00 America/New_York",
               "2017-01-30 10:00:00 Mars/Olympus"]
-    folder = _timestamps_as_text(tmp_path, values)
-    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    ds, kept = _load_text_timestamps(tmp_path, values)
     clean = ds.df(f"SELECT {s.TRANSACTION_TIMESTAMP} AS ts FROM {s.TRANSACTIONS} "
                   f"ORDER BY {s.BASKET_ID}, {s.PRODUCT_ID}")["ts"]
     assert clean.dt.tz is None
@@ -270,7 +272,6 @@ def test_timestamp_offsets_convert_to_the_canonical_zone(tmp_path: Path) -> None
                                pd.Timestamp("2017-01-25 08:00")]
     # a zone that means nothing is not guessed at
     assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 1}
-    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
     assert kept[s.TRANSACTION_TIMESTAMP].tolist() == ["2017-01-30 10:00:00 Mars/Olympus"]
 
 
@@ -279,10 +280,8 @@ def test_offsets_no_zone_has_are_quarantined(tmp_path: Path) -> None:
     values = ["2017-01-02 09:00:00+25:00", "2017-01-02 09:00:00+05:60",
               "2017-01-02T09:00:00.5-1500", "2017-01-02 09:00:00+14:00",
               "2017-01-02 09:00:00-0930"]
-    folder = _timestamps_as_text(tmp_path, values)
-    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    ds, kept = _load_text_timestamps(tmp_path, values)
     assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 3}
-    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.TRANSACTIONS))
     assert sorted(kept[s.TRANSACTION_TIMESTAMP]) == sorted(values[:3])
     clean = ds.df(f"SELECT {s.TRANSACTION_TIMESTAMP} AS ts FROM {s.TRANSACTIONS}")["ts"]
     assert {pd.Timestamp("2017-01-01 19:00"), pd.Timestamp("2017-01-02 18:30")} <= set(clean)
