@@ -40,7 +40,7 @@ bench-serve: $(STAMP)
 	$(PY) benchmarks/bench_serve.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check features training serving growth tests benchmarks
+	$(VENV)/bin/ruff check features training serving growth tests benchmarks notebooks
 
 clean:
 	rm -rf artifacts reports quarantine .pytest_cache

@@ -76,6 +76,8 @@ DUCKDB_TYPE: dict[str, str] = {
     "timestamp": "TIMESTAMP",
     "category": "VARCHAR",
 }
+# The largest id: "id" columns are BIGINT, and the CLI and the service accept ids up to it.
+MAX_ID = 2**63 - 1
 
 # Zone that timestamps with an offset are converted to (see the module docstring).
 TIMEZONE = "UTC"

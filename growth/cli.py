@@ -7,6 +7,7 @@
     growth tune two-tower --trials 20 [--workers 2] [--storage URL --study NAME]
     growth models list [NAME] | promote NAME VERSION | rollback NAME
     growth compare [MODEL] [--format csv]
+    growth audience coupon --campaign-id 18 --top-n 5000 --control-fraction 0.1 --out c18.csv
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from features.config import DataConfig, load_data_config
+from features.schema import MAX_ID
 from features.sources import GrowthError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -56,9 +58,6 @@ def _date(value: str, option: str = "--as-of") -> date:
     except ValueError as exc:
         raise typer.BadParameter(f"expected a date as YYYY-MM-DD, got {value!r}",
                                  param_hint=option) from exc
-
-
-MAX_ID = 2**63 - 1  # ids are int64 throughout (schema, service)
 
 
 def _household_ids(value: str | None) -> list[int] | None:
@@ -284,6 +283,81 @@ def score_cmd(
     ds, data_cfg = _load(data, data_config, None)
     rows, version, day = score_to_file(ds, model, out, day, campaign_id, data_cfg)
     console.print(f"{model} v{version} as of {day}: {len(rows):,} rows -> {out}")
+
+
+AUDIENCE_OPTIONS = {"model": "MODEL", "campaign_id": "--campaign-id", "top_n": "--top-n",
+                    "min_score": "--min-score", "control_fraction": "--control-fraction",
+                    "exclude_household_ids": "--exclude", "seed": "--seed"}
+
+
+def _audience_request(**fields):
+    """The API's ``AudienceRequest`` (one set of rules), its errors named by CLI option."""
+    import re
+
+    from serving.schemas import AudienceRequest
+
+    try:
+        return AudienceRequest(**fields)
+    except ValidationError as exc:
+        words = re.compile(r"\b(" + "|".join(AUDIENCE_OPTIONS) + r")\b")
+        problems = [f"{AUDIENCE_OPTIONS[str(e['loc'][0])]}: {e['msg']}" if e["loc"] else
+                    words.sub(lambda m: AUDIENCE_OPTIONS[m[1]],
+                              e["msg"].removeprefix("Value error, "))
+                    for e in exc.errors()]
+        raise GrowthError("; ".join(problems)) from None
+
+
+@app.command("audience")
+def audience_cmd(
+    model: Annotated[str, typer.Argument(help="churn or coupon")],
+    out: Annotated[Path, typer.Option("--out", help="File to write: .csv or .json, as POST "
+                                                    "/audience answers in that format.")],
+    campaign_id: Annotated[int | None, typer.Option(
+        "--campaign-id", help="Coupon: the campaign (its audience as of its start).")] = None,
+    top_n: Annotated[int | None, typer.Option(
+        "--top-n", help="Take the n highest-scoring households.")] = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="Take households scoring at least this.")] = None,
+    control_fraction: Annotated[float, typer.Option(
+        "--control-fraction", help="Share held out at random, not to be contacted.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the control draw.")] = 0,
+    exclude: Annotated[Path | None, typer.Option(
+        "--exclude", help="Never select these households: a CSV or parquet file with a "
+                          "household_id column (e.g. an earlier audience), or one id per "
+                          "line.")] = None,
+    bundle: Annotated[str | None, typer.Option(help="Bundle tag or folder (default: "
+                                               "growthloop:latest)")] = None,
+) -> None:
+    """A scored audience from the served bundle, without a server: the households, scores,
+    control group and file POST /audience gives for the same request."""
+    from serving.audience import FORMATS, bundle_audience, read_household_ids, write_audience
+    from serving.bundle import open_bundle
+    from serving.config import load_serving_config, use_bentoml_home
+    from serving.serve import check_bundle_ref
+
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise GrowthError(f"--out {out}: expected a file name ending in "
+                          f"{' or '.join(FORMATS)}")
+    request = _audience_request(
+        model=model, campaign_id=campaign_id, top_n=top_n, min_score=min_score,
+        control_fraction=control_fraction, seed=seed, format=fmt,
+        exclude_household_ids=read_household_ids(exclude) if exclude else None)
+    cfg = load_serving_config()
+    use_bentoml_home(cfg)
+    ref = bundle or f"{cfg.bundle_name}:latest"
+    check_bundle_ref(ref)
+    found = open_bundle(ref)
+    audience = bundle_audience(found, request)
+    write_audience(audience, fmt, out)
+    campaign = f", campaign {campaign_id}" if campaign_id is not None else ""
+    console.print(f"{model} v{audience.model_version} as of {audience.as_of}{campaign} "
+                  f"(bundle {found.tag}): {audience.size:,} households, {audience.treated:,} "
+                  f"treated and {audience.control:,} control, expected responders "
+                  f"{audience.expected_responders:,.1f} -> {out}", highlight=False)
+    if top_n is not None and audience.size < top_n:
+        console.print(f"fewer than --top-n {top_n:,}: these are all the households the "
+                      f"selection allows", highlight=False)
 
 
 @app.command("recommend")

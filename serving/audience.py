@@ -5,20 +5,31 @@ Selection: drop ``exclude_household_ids``, keep scores >= ``min_score`` (when gi
 the ``top_n`` best (when given). Control: exactly ``round(control_fraction * size)`` of the
 selected households, drawn with ``numpy.random.default_rng(seed)`` — the same request gives
 the same holdout. Expected responders: the sum of the treated households' probabilities.
+
+``growth audience`` builds the same audience from the bundle without a server
+(``bundle_audience``), excluding the households of a file (``read_household_ids``: an earlier
+audience, a suppression list), and writes it as the API would answer (``write_audience``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from serving.propensity import Population
+from features import schema as s
+from features.sources import GrowthError
+from serving.bundle import Bundle
+from serving.propensity import Population, PropensityStore
+from serving.recommend import RequestError
 from serving.schemas import AudienceMember, AudienceRequest, AudienceResponse
 from training.propensity.reasons import REASON_COLUMNS
 
-CSV_COLUMNS = ("household_id", "rank", "score", "decile", *REASON_COLUMNS, "control")
+CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", "score", "decile", *REASON_COLUMNS, "control")
+FORMATS = {".csv": "csv", ".json": "json"}  # file suffix -> AudienceRequest.format
 
 
 def build_audience(population: Population, req: AudienceRequest, version: int
@@ -58,3 +69,71 @@ def to_csv(audience: AudienceResponse) -> str:
         writer.writerow([m.household_id, m.rank, repr(m.score), m.decile, *reasons,
                          int(m.control)])
     return out.getvalue()
+
+
+def bundle_audience(bundle: Bundle, req: AudienceRequest) -> AudienceResponse:
+    """What ``POST /audience`` answers for ``req`` when serving ``bundle``."""
+    if not bundle.has(req.model):
+        raise GrowthError(f"bundle {bundle.tag} has no {req.model} model: "
+                          f"{bundle.missing(req.model)}")
+    store = PropensityStore(req.model, bundle.path / req.model, bundle.versions[req.model])
+    try:
+        population = store.population(req.campaign_id)
+    except RequestError as exc:
+        raise GrowthError(f"--{exc.field.replace('_', '-')}: {exc.message}") from exc
+    return build_audience(population, req, store.version)
+
+
+def _household_id(value: str, where: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = -1
+    if not 0 <= number <= s.MAX_ID:
+        raise GrowthError(f"{where}: expected a household id (an integer 0..{s.MAX_ID}), "
+                          f"got {value!r}")
+    return number
+
+
+def read_household_ids(path: Path) -> list[int]:
+    """The ids in ``path``: the ``household_id`` column of a parquet or CSV file (an audience
+    this command or the API wrote, a suppression list), or one id per line of a text file.
+    Blank lines are skipped; anything else that is not an id is an error naming the line."""
+    if path.suffix.lower() == ".parquet":
+        frame = pd.read_parquet(path)
+        if s.HOUSEHOLD_ID not in frame.columns:
+            raise GrowthError(f"{path}: no column {s.HOUSEHOLD_ID!r} (columns: "
+                              f"{', '.join(map(str, frame.columns))})")
+        ids = frame[s.HOUSEHOLD_ID]
+        if not pd.api.types.is_integer_dtype(ids):
+            raise GrowthError(f"{path}: column {s.HOUSEHOLD_ID!r} must hold integer household "
+                              f"ids, found {ids.dtype}")
+        bad = np.flatnonzero(~ids.between(0, s.MAX_ID).fillna(False).to_numpy(bool))
+        if len(bad):
+            _household_id(str(ids.iloc[bad[0]]), f"{path}, row {bad[0] + 1}")
+        return ids.astype("int64").tolist()
+    lines = path.read_text().splitlines()
+    header = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if header is None:
+        return []
+    column = 0  # a text file: one id per line
+    if not lines[header].split(",")[0].strip().lstrip("-").isdigit():  # a header line
+        names = [c.strip() for c in next(csv.reader([lines[header]]))]
+        if s.HOUSEHOLD_ID not in names:
+            raise GrowthError(f"{path}, line {header + 1}: expected a {s.HOUSEHOLD_ID!r} column "
+                              f"or one id per line, got {lines[header]!r}")
+        column = names.index(s.HOUSEHOLD_ID)
+        header += 1
+    ids = []
+    for number, row in enumerate(csv.reader(lines[header:]), start=header + 1):
+        if not row or not "".join(row).strip():
+            continue
+        ids.append(_household_id(row[column] if column < len(row) else "",
+                                 f"{path}, line {number}"))
+    return ids
+
+
+def write_audience(audience: AudienceResponse, fmt: str, out: Path) -> None:
+    """``out`` holds what the API answers in format ``fmt`` (csv or json)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_csv(audience) if fmt == "csv" else audience.model_dump_json())

@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette import responses
 
-MAX_ID = 2**63 - 1  # ids are int64 in the data
+from features.schema import MAX_ID
+
 Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 K = Annotated[int, Field(ge=1, le=200, description="How many products to return (1..200).")]
 Reason = Literal["repeat", "similar", "popular"]

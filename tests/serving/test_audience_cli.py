@@ -1,0 +1,139 @@
+"""``growth audience``: the audience ``POST /audience`` gives, built from the bundle without a
+server, written as the API answers; exclusion files; errors named by option."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.sources import GrowthError
+from serving.audience import read_household_ids
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def growth_audience(world, *args: str, bundle: str | None = None
+                    ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BENTOML_HOME": str(world.bentoml_home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "growth", "audience", *args,
+                           "--bundle", bundle or world.tag],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_audience_equals_the_api_answer(world, client, tmp_path: Path) -> None:
+    (tmp_path / "suppress.txt").write_text("1\n\n2\n")
+    res = growth_audience(world, "churn", "--top-n", "40", "--control-fraction", "0.25",
+                          "--seed", "3", "--exclude", str(tmp_path / "suppress.txt"),
+                          "--out", str(tmp_path / "churn.csv"))
+    assert res.returncode == 0, res.stderr
+    api = client.post("/audience", json={"model": "churn", "top_n": 40, "control_fraction": 0.25,
+                                         "seed": 3, "exclude_household_ids": [1, 2],
+                                         "format": "csv"})
+    assert api.status_code == 200, api.text
+    assert (tmp_path / "churn.csv").read_text() == api.text
+    assert (f"churn v1 as of {world.as_of} (bundle {world.tag}): 40 households, 30 treated and "
+            "10 control, expected responders") in res.stdout
+    assert "fewer than --top-n" not in res.stdout
+
+    # An earlier audience file keeps its households out of the next one (JSON this time).
+    first = pd.read_csv(tmp_path / "churn.csv")
+    res = growth_audience(world, "coupon", "--campaign-id", "11", "--min-score", "0.0",
+                          "--exclude", str(tmp_path / "churn.csv"),
+                          "--out", str(tmp_path / "coupon.json"))
+    assert res.returncode == 0, res.stderr
+    got = json.loads((tmp_path / "coupon.json").read_text())
+    api = client.post("/audience", json={"model": "coupon", "campaign_id": 11, "min_score": 0.0,
+                                         "exclude_household_ids": first["household_id"].tolist()})
+    assert got == api.json()
+    members = {m["household_id"] for m in got["households"]}
+    assert members and not members & set(first["household_id"])
+
+    res = growth_audience(world, "churn", "--top-n", "1000000", "--out",
+                          str(tmp_path / "all.csv"))
+    assert res.returncode == 0, res.stderr
+    assert ("fewer than --top-n 1,000,000: these are all the households the selection allows"
+            in res.stdout)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("churn", "--out", "a.json"), "error: give --top-n or --min-score (or both)"),
+    (("coupon", "--top-n", "5", "--out", "a.json"),
+     "error: --campaign-id is required when MODEL is coupon"),
+    (("churn", "--top-n", "0", "--control-fraction", "1", "--out", "a.csv"),
+     "error: --top-n: Input should be greater than or equal to 1; --control-fraction: Input "
+     "should be less than 1"),
+    (("coupon", "--campaign-id", "999", "--top-n", "5", "--out", "a.csv"),
+     "error: --campaign-id: unknown campaign 999; expected one of [1, "),
+    (("churn", "--top-n", "5", "--out", "a.xlsx"),
+     "error: --out a.xlsx: expected a file name ending in .csv or .json"),
+])
+def test_bad_options_are_one_line_errors(world, tmp_path: Path, args: tuple[str, ...],
+                                         message: str) -> None:
+    res = growth_audience(world, *args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.startswith(message) and len(res.stderr.strip().splitlines()) == 1
+    assert not (REPO / "a.json").exists() and not (REPO / "a.csv").exists()
+
+
+def test_model_missing_from_the_bundle_is_named(world, tmp_path: Path) -> None:
+    res = growth_audience(world, "churn", "--top-n", "5", "--out", str(tmp_path / "a.csv"),
+                          bundle=world.partial_tag)
+    assert res.returncode == 2
+    assert (f"error: bundle {world.partial_tag} has no churn model: churn has no @champion in "
+            "the registry at bundle time") in res.stderr
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_household_id_files(tmp_path: Path) -> None:
+    lines = tmp_path / "ids.txt"
+    lines.write_text("\n7\n 8 \n\n7\n")
+    assert read_household_ids(lines) == [7, 8, 7]
+    table = tmp_path / "audience.csv"
+    table.write_text("rank,household_id,score\n1,42,0.9\n2,43,0.8\n")
+    assert read_household_ids(table) == [42, 43]
+    pd.DataFrame({"household_id": [5, 6]}).to_parquet(tmp_path / "ids.parquet")
+    assert read_household_ids(tmp_path / "ids.parquet") == [5, 6]
+    (tmp_path / "empty.txt").write_text("\n")
+    assert read_household_ids(tmp_path / "empty.txt") == []
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("bad.csv", "household_id\n1\nabc\n", "bad.csv, line 3: expected a household id (an "
+                                          "integer 0..9223372036854775807), got 'abc'"),
+    ("neg.txt", "4\n-5\n", "neg.txt, line 2: expected a household id (an integer "
+                           "0..9223372036854775807), got '-5'"),
+    ("big.txt", "9223372036854775808\n", "big.txt, line 1: expected a household id (an "
+                                         "integer 0..9223372036854775807), got "
+                                         "'9223372036854775808'"),
+    ("short.csv", "rank,household_id\n1\n", "short.csv, line 2: expected a household id (an "
+                                            "integer 0..9223372036854775807), got ''"),
+    ("other.csv", "customer,score\n1,0.5\n", "other.csv, line 1: expected a 'household_id' "
+                                             "column or one id per line, got 'customer,score'"),
+])
+def test_bad_household_id_files_name_the_line(tmp_path: Path, name: str, text: str,
+                                              message: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(GrowthError) as err:
+        read_household_ids(tmp_path / name)
+    assert str(err.value) == f"{tmp_path / name}{message.removeprefix(name)}"
+
+
+def test_parquet_without_household_ids_is_an_error(tmp_path: Path) -> None:
+    pd.DataFrame({"customer": [1]}).to_parquet(tmp_path / "a.parquet")
+    with pytest.raises(GrowthError, match="a.parquet: no column 'household_id' \\(columns: "
+                                          "customer\\)"):
+        read_household_ids(tmp_path / "a.parquet")
+    pd.DataFrame({"household_id": [1.5]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(GrowthError, match="b.parquet: column 'household_id' must hold integer "
+                                          "household ids, found float64"):
+        read_household_ids(tmp_path / "b.parquet")
+    pd.DataFrame({"household_id": pd.array([3, None, -1], dtype="Int64")}).to_parquet(
+        tmp_path / "c.parquet")
+    with pytest.raises(GrowthError, match="c.parquet, row 2: expected a household id"):
+        read_household_ids(tmp_path / "c.parquet")
