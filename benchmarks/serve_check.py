@@ -1,5 +1,6 @@
 """Acceptance check on real data: `growth serve` answers every endpoint, and its answers equal
-what `growth recommend` and `growth score` write for the same households and models.
+what `growth recommend`, `growth score` and `growth audience` write for the same households
+and models.
 
     .venv/bin/python benchmarks/serve_check.py [--data DIR] [--households 40] [--campaign 18]
 
@@ -12,6 +13,7 @@ Exits 1 and lists the differences when anything disagrees.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _util import ROOT  # noqa: E402
 from bench_serve import Server, free_port  # noqa: E402
 
 from features import schema as s  # noqa: E402
@@ -68,6 +71,24 @@ def compare_propensity(url: str, ds, model: str, as_of, campaign: int | None,
     return problems
 
 
+def compare_audience(cmd, model: str, campaign: int | None, tmp: Path) -> list[str]:
+    """``growth audience`` (no server) writes the CSV ``POST /audience`` answers."""
+    body = {"model": model, "top_n": 1000, "control_fraction": 0.1, "seed": 7,
+            "format": "csv", **({"campaign_id": campaign} if campaign else {})}
+    served = httpx.post(f"{cmd.url}/audience", json=body, timeout=60).text
+    out = tmp / f"audience_{model}.csv"
+    args = [sys.executable, "-m", "growth", "audience", model, "--top-n", "1000",
+            "--control-fraction", "0.1", "--seed", "7", "--bundle", cmd.bundle.tag,
+            "--out", str(out)] + (["--campaign-id", str(campaign)] if campaign else [])
+    res = subprocess.run(args, env=cmd.env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    print(f"growth audience {model}: {len(served.splitlines()) - 1:,} households compared")
+    if res.returncode != 0:
+        return [f"growth audience {model}: exit {res.returncode}: {res.stderr.strip()}"]
+    return [] if out.read_text() == served else [
+        f"growth audience {model}: its CSV differs from POST /audience's"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None)
@@ -103,6 +124,8 @@ def main() -> int:
             status = httpx.post(f"{cmd.url}{path}", json=body, timeout=60).status_code
             print(f"POST {path} {body.get('model', '')}: {status}")
             problems += [f"POST {path}: {status}"] if status != 200 else []
+        problems += compare_audience(cmd, "churn", None, work)
+        problems += compare_audience(cmd, "coupon", args.campaign, work)
     finally:
         server.stop()
     for p in problems:
