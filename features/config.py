@@ -7,7 +7,7 @@ any field (dotted keys reach nested models). The resolved config is logged whole
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -97,6 +97,50 @@ class DataConfig(Strict):
     churn_as_of: date = date(2017, 11, 6)
     churn_horizon_days: int = Field(56, gt=0)
     coupon_split_date: date = date(2017, 8, 1)
+
+
+RECOMMENDER_TEST_DAYS = 28  # a derived recommender date leaves four weeks to test on
+
+
+def fit_dates(cfg: DataConfig, first: date, last: date) -> tuple[DataConfig, dict[str, str]]:
+    """``cfg`` with each standard date that data running from ``first`` to ``last`` (its
+    first and last transaction days) cannot hold replaced by one derived from that span,
+    and, by field name, one line per replacement saying so. The standard dates belong to
+    the embedded data; another folder (other years, another length) still gets every model
+    trained.
+
+    - recommender_as_of must leave test lines (first < date <= last); derived: four weeks
+      before the day after the last transaction.
+    - churn_as_of must have its label window inside the data (first < date and date +
+      horizon - 1 <= last); derived: ``churn_horizon_days`` before the day after the last.
+    - coupon_split_date must lie inside (first < date <= last); derived: two thirds into
+      the span, so campaigns before it train and those from it on test.
+
+    A derived date is used only if it lies after ``first``; otherwise the date stays and
+    the step that needs it says why the data is too short."""
+    end = last + timedelta(days=1)
+    horizon = cfg.churn_horizon_days
+    rules = {
+        "recommender_as_of": (first < cfg.recommender_as_of <= last,
+                              end - timedelta(days=RECOMMENDER_TEST_DAYS),
+                              f"{RECOMMENDER_TEST_DAYS} days before the day after the last "
+                              "transaction"),
+        "churn_as_of": (first < cfg.churn_as_of
+                        and cfg.churn_as_of + timedelta(days=horizon - 1) <= last,
+                        end - timedelta(days=horizon),
+                        f"its {horizon}-day label window ends with the data"),
+        "coupon_split_date": (first < cfg.coupon_split_date <= last,
+                              first + timedelta(days=(last - first).days * 2 // 3),
+                              "two thirds into the data"),
+    }
+    changes: dict[str, date] = {}
+    lines: dict[str, str] = {}
+    for name, (fits, derived, why) in rules.items():
+        if not fits and derived > first:
+            changes[name] = derived
+            lines[name] = (f"{name} {getattr(cfg, name)} does not fit data from {first} to "
+                           f"{last}; using {derived} ({why})")
+    return cfg.model_copy(update=changes), lines
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

@@ -281,6 +281,11 @@ def score_cmd(
         raise typer.BadParameter(f"expected churn or coupon, got {model!r}", param_hint="MODEL")
     day = _date(as_of) if as_of else None
     ds, data_cfg = _load(data, data_config, None)
+    if day is None and campaign_id is None:  # the default date: the data config's, fitted
+        from growth.pipeline import dates_for
+
+        data_cfg = dates_for(ds, data_cfg, console, report=(
+            "churn_as_of" if model == "churn" else "coupon_split_date",))
     rows, version, day = score_to_file(ds, model, out, day, campaign_id, data_cfg)
     console.print(f"{model} v{version} as of {day}: {len(rows):,} rows -> {out}")
 

@@ -1,4 +1,6 @@
-"""The main job behind ``growth run`` / ``make run``: one pass over the embedded data."""
+"""The main job behind ``growth run`` / ``make run``: one pass over the embedded data, or over
+a folder given with ``--data`` (whose standard dates are derived from its span when the data
+config's do not fit it: ``features.config.fit_dates``)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from rich.table import Table
 
 from features import schema as s
 from features.build import build_features
-from features.config import DataConfig
-from features.dataset import load_dataset
+from features.config import DataConfig, fit_dates
+from features.dataset import Dataset, load_dataset
 from features.labels import (
     CHURNED,
     IS_NEW,
@@ -25,6 +27,21 @@ from features.labels import (
 from features.sources import GrowthError
 
 
+def dates_for(ds: Dataset, cfg: DataConfig, console: Console,
+              report: tuple[str, ...] | None = None) -> DataConfig:
+    """``cfg`` with its standard dates fitted to the data of ``ds``; prints each change (of
+    the fields in ``report``, when given: those the command uses)."""
+    first, last = (ts.date() for ts in ds.time_range())
+    fitted, changes = fit_dates(cfg, first, last)
+    lines = [line for name, line in changes.items() if report is None or name in report]
+    for line in lines:
+        console.print(f"dates: {line}", highlight=False)
+    if lines:
+        console.print("dates: pin them with --data-config FILE (see configs/data.yaml)",
+                      highlight=False)
+    return fitted
+
+
 def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console) -> dict:
     """Validate, build features at the standard as-of dates, and print a summary."""
     from growth.cli import print_report
@@ -35,6 +52,7 @@ def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console
     print_report(ds.report)
     first, last = ds.time_range()
     console.print(f"transactions from {first} to {last}")
+    cfg = dates_for(ds, cfg, console)
 
     summary = Table(title="features and labels at the standard dates")
     for col in ("use", "as of", "households", "products", "label summary", "written to"):

@@ -78,6 +78,39 @@ def test_run_on_a_folder(tiny_folder: Path, tmp_path: Path) -> None:
     assert "main job done" in res.stdout
 
 
+def test_run_on_a_folder_of_other_years_trains_every_model(tmp_path: Path) -> None:
+    """The standard dates belong to the embedded data: for a CSV folder from 2022 the main
+    job derives them from the data's span, says so, trains all three models, and
+    ``growth score`` defaults to the same dates."""
+    from features.synth import generate
+
+    generate(tmp_path / "synth", households=300, products=300, weeks=40, seed=3)
+    folder = tmp_path / "csv2022"
+    folder.mkdir()
+    for file in (tmp_path / "synth").glob("*.parquet"):
+        table = pd.read_parquet(file)
+        for col in table.columns:
+            if pd.api.types.is_datetime64_any_dtype(table[col]):
+                table[col] = table[col] + pd.DateOffset(years=5)
+        table.to_csv(folder / f"{file.stem}.csv", index=False)
+    last = pd.read_csv(folder / "transactions.csv")[s.TRANSACTION_TIMESTAMP].max()[:10]
+    assert last.startswith("2022-")
+    res = growth("run", "--data", str(folder), "--out", str(tmp_path / "art"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = " ".join(res.stdout.split())
+    churn_date = (pd.Timestamp(last) + pd.Timedelta(days=1 - 56)).date().isoformat()
+    assert (f"dates: churn_as_of 2017-11-06 does not fit data from 2022-01-01 to {last}; "
+            f"using {churn_date}") in out
+    assert "dates: recommender_as_of 2017-12-04 does not fit" in out
+    assert "dates: coupon_split_date 2017-08-01 does not fit" in out
+    assert "two_tower v1 " in out and f"churn v1 (data to {churn_date})" in out
+    assert "coupon v1 (data to 2022-" in out and "skipped" not in out
+    res = growth("score", "churn", "--data", str(folder), "--out", "s.parquet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"churn v1 as of {churn_date}: " in res.stdout
+    assert "recommender_as_of" not in res.stdout  # only the date the command uses
+
+
 def _one_line_error(res: subprocess.CompletedProcess) -> str:
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert "Traceback" not in res.stderr

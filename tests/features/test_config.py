@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from features.config import CONFIG_DIR, DataConfig, load_data_config
+from features.config import CONFIG_DIR, DataConfig, fit_dates, load_data_config
 from features.dataset import load_dataset
 from features.sources import GrowthError
 
@@ -92,3 +93,35 @@ def test_valid_memory_limits_reach_duckdb(tiny_folder: Path, tmp_path: Path, val
 def test_bad_overrides_name_the_setting(sets: list[str], expected: str) -> None:
     with pytest.raises(GrowthError, match=expected):
         load_data_config(overrides=sets)
+
+
+def test_standard_dates_that_fit_the_data_are_kept() -> None:
+    cfg = DataConfig()
+    fitted, changes = fit_dates(cfg, date(2017, 1, 1), date(2018, 1, 1))  # the embedded span
+    assert fitted == cfg and changes == {}
+
+
+def test_dates_outside_the_data_are_derived_from_its_span() -> None:
+    first, last = date(2022, 1, 1), date(2022, 10, 7)
+    fitted, changes = fit_dates(DataConfig(), first, last)
+    assert fitted.recommender_as_of == date(2022, 9, 10)  # four weeks of test lines
+    assert fitted.churn_as_of == date(2022, 8, 13)
+    assert fitted.churn_as_of + timedelta(days=fitted.churn_horizon_days - 1) == last
+    assert fitted.coupon_split_date == date(2022, 7, 6)
+    assert set(changes) == {"recommender_as_of", "churn_as_of", "coupon_split_date"}
+    assert changes["churn_as_of"] == ("churn_as_of 2017-11-06 does not fit data from 2022-01-01 "
+                                      "to 2022-10-07; using 2022-08-13 (its 56-day label window "
+                                      "ends with the data)")
+
+
+def test_only_the_dates_that_do_not_fit_change() -> None:
+    # Data to 2017-12-20: the churn label window (to 2017-12-31) no longer fits.
+    fitted, changes = fit_dates(DataConfig(), date(2017, 1, 1), date(2017, 12, 20))
+    assert set(changes) == {"churn_as_of"} and fitted.churn_as_of == date(2017, 10, 26)
+    assert fitted.recommender_as_of == date(2017, 12, 4)
+    assert fitted.coupon_split_date == date(2017, 8, 1)
+    # A span shorter than the horizon: no churn date fits, so the configured one stays and
+    # the churn step says why.
+    fitted, changes = fit_dates(DataConfig(), date(2022, 1, 1), date(2022, 2, 10))
+    assert "churn_as_of" not in changes and fitted.churn_as_of == date(2017, 11, 6)
+    assert fitted.recommender_as_of == date(2022, 1, 14)
