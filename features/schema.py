@@ -79,6 +79,15 @@ DUCKDB_TYPE: dict[str, str] = {
 # The largest id: "id" columns are BIGINT, and the CLI and the service accept ids up to it.
 MAX_ID = 2**63 - 1
 
+
+def parse_id(text: str) -> int | None:
+    """``text`` as an id (an integer 0..MAX_ID, outer spaces ignored), else None."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if 0 <= value <= MAX_ID else None
+
 # Zone that timestamps with an offset are converted to (see the module docstring).
 TIMEZONE = "UTC"
 

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from features.config import DataConfig, load_data_config
-from features.schema import MAX_ID
+from features.schema import MAX_ID, parse_id
 from features.sources import GrowthError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -64,16 +64,13 @@ def _household_ids(value: str | None) -> list[int] | None:
     """``"1,2,3"`` -> [1, 2, 3]; None when not given; a clear error for anything else."""
     if value is None:
         return None
-    try:
-        ids = [int(x) for x in value.split(",") if x.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter("expected integers like 1,2,3",
-                                 param_hint="--household-ids") from exc
-    if not ids:
+    texts = [x for x in value.split(",") if x.strip()]
+    if not texts:
         raise typer.BadParameter("no household id given", param_hint="--household-ids")
-    bad = [x for x in ids if not 0 <= x <= MAX_ID]
-    if bad:
-        raise typer.BadParameter(f"ids must lie in 0..{MAX_ID}, got {bad[0]}",
+    ids = [parse_id(x) for x in texts]
+    if None in ids:
+        raise typer.BadParameter(f"expected integers in 0..{MAX_ID} like 1,2,3, got "
+                                 f"{texts[ids.index(None)].strip()!r}",
                                  param_hint="--household-ids")
     return ids
 

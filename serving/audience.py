@@ -85,11 +85,8 @@ def bundle_audience(bundle: Bundle, req: AudienceRequest) -> AudienceResponse:
 
 
 def _household_id(value: str, where: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        number = -1
-    if not 0 <= number <= s.MAX_ID:
+    number = s.parse_id(value)
+    if number is None:
         raise GrowthError(f"{where}: expected a household id (an integer 0..{s.MAX_ID}), "
                           f"got {value!r}")
     return number

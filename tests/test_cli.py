@@ -133,7 +133,11 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
         ("recommend", "--as-of", "2017-12-04", "--out", "x.parquet", "--household-ids", ","):
             "--household-ids: no household id given",
         ("recommend", "--as-of", "2017-12-04", "--out", "x.parquet",
-         "--household-ids", "1,99999999999999999999"): "ids must lie in 0..",
+         "--household-ids", "1,99999999999999999999"):
+            "--household-ids: expected integers in 0..9223372036854775807 like 1,2,3, got "
+            "'99999999999999999999'",
+        ("recommend", "--as-of", "2017-12-04", "--out", "x.parquet", "--household-ids", "1,x"):
+            "expected integers in 0..9223372036854775807 like 1,2,3, got 'x'",
         ("recommend", "--as-of", "2017-13-04", "--out", "x.parquet"):
             "--as-of: expected a date as YYYY-MM-DD",
         ("tune", "churn", "--trials", "1", "--storage", "bogus://x"):
