@@ -335,6 +335,7 @@ def audience_cmd(
     from serving.audience import FORMATS, bundle_audience, read_household_ids, write_audience
     from serving.bundle import open_bundle
     from serving.config import load_serving_config, use_bentoml_home
+    from serving.recommend import RequestError
     from serving.serve import check_bundle_ref
 
     fmt = FORMATS.get(out.suffix.lower())
@@ -350,7 +351,10 @@ def audience_cmd(
     ref = bundle or f"{cfg.bundle_name}:latest"
     check_bundle_ref(ref)
     found = open_bundle(ref)
-    audience = bundle_audience(found, request)
+    try:
+        audience = bundle_audience(found, request)
+    except RequestError as exc:  # named by option, as the request's other errors are
+        raise GrowthError(f"{AUDIENCE_OPTIONS[exc.field]}: {exc.message}") from exc
     write_audience(audience, fmt, out)
     campaign = f", campaign {campaign_id}" if campaign_id is not None else ""
     console.print(f"{model} v{audience.model_version} as of {audience.as_of}{campaign} "

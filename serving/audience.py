@@ -24,7 +24,6 @@ from features import schema as s
 from features.sources import GrowthError
 from serving.bundle import Bundle
 from serving.propensity import Population, PropensityStore
-from serving.recommend import RequestError
 from serving.schemas import AudienceMember, AudienceRequest, AudienceResponse
 from training.propensity.reasons import REASON_COLUMNS
 
@@ -72,16 +71,13 @@ def to_csv(audience: AudienceResponse) -> str:
 
 
 def bundle_audience(bundle: Bundle, req: AudienceRequest) -> AudienceResponse:
-    """What ``POST /audience`` answers for ``req`` when serving ``bundle``."""
+    """What ``POST /audience`` answers for ``req`` when serving ``bundle``; a request the
+    bundle cannot answer (an unknown campaign) raises the service's ``RequestError``."""
     if not bundle.has(req.model):
         raise GrowthError(f"bundle {bundle.tag} has no {req.model} model: "
                           f"{bundle.missing(req.model)}")
     store = PropensityStore(req.model, bundle.path / req.model, bundle.versions[req.model])
-    try:
-        population = store.population(req.campaign_id)
-    except RequestError as exc:
-        raise GrowthError(f"--{exc.field.replace('_', '-')}: {exc.message}") from exc
-    return build_audience(population, req, store.version)
+    return build_audience(store.population(req.campaign_id), req, store.version)
 
 
 def _household_id(value: str, where: str) -> int:
