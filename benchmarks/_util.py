@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the repository's tests package too (tests/servers.py)
+    sys.path.append(str(ROOT))
 
 
 def measure(cmd: list[str]) -> dict:

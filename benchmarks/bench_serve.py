@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +35,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import ROOT, machine  # noqa: E402
+
+from tests.servers import ServerProcess, free_port  # noqa: E402
 
 PY = sys.executable
 LOADGEN = str(ROOT / "benchmarks" / "loadgen.py")
@@ -55,12 +54,6 @@ def http_stack() -> str:
         except PackageNotFoundError:
             parts.append(f"no {package} (asyncio / h11)")
     return ", ".join(parts)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def recommend_bodies(folder: Path, n: int, seed: int) -> list[dict]:
@@ -108,42 +101,6 @@ def loadgen(url: str, bodies: Path, *args: str, timeout: float) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"loadgen failed: {out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-class Server:
-    """A server process in its own session (so all its workers stop with it)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], base: str, log: Path) -> None:
-        self.base = base
-        self.log = log.open("w")
-        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self) -> float:
-        import httpx
-
-        started = time.perf_counter()
-        while time.perf_counter() - started < READY_TIMEOUT_S:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; "
-                                   f"see {self.log.name}")
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return time.perf_counter() - started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S} s; see {self.log.name}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def in_process_costs(folder: Path, bodies: list[dict], n: int = 2000) -> dict:
@@ -210,13 +167,16 @@ def main() -> None:
                     "workers": args.workers}
     port = free_port()
     ref_url = f"http://127.0.0.1:{port}"
-    bento = Server(cmd.argv, cmd.env, cmd.url, work / "bentoml.log")
-    ref = Server([PY, "-m", "uvicorn", "serving.reference_app:app", "--host", "127.0.0.1",
-                  "--port", str(port), "--no-access-log", "--log-level", "warning"],
-                 {**cmd.env, "GROWTH_BUNDLE": bundle.tag}, ref_url, work / "reference.log")
+    bento = ServerProcess(cmd.argv, work / "bentoml.log", cmd.env, ROOT)
+    ref = ServerProcess([PY, "-m", "uvicorn", "serving.reference_app:app", "--host",
+                         "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
+                         "warning"], work / "reference.log",
+                        {**cmd.env, "GROWTH_BUNDLE": bundle.tag}, ROOT)
     try:
-        result["bentoml_ready_s"] = round(bento.wait_ready(), 1)
-        result["reference_ready_s"] = round(ref.wait_ready(), 1)
+        result["bentoml_ready_s"] = round(bento.wait_ready(f"{cmd.url}/readyz",
+                                                           READY_TIMEOUT_S), 1)
+        result["reference_ready_s"] = round(ref.wait_ready(f"{ref_url}/readyz",
+                                                           READY_TIMEOUT_S), 1)
         url = f"{cmd.url}/recommend"
         for warm in (url, f"{ref_url}/recommend"):
             loadgen(warm, rec_file, "--mode", "closed", "--concurrency", "4", "--duration",

@@ -25,12 +25,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import ROOT  # noqa: E402
-from bench_serve import Server, free_port  # noqa: E402
+from bench_serve import READY_TIMEOUT_S  # noqa: E402
 
 from features import schema as s  # noqa: E402
 from features.dataset import load_dataset  # noqa: E402
 from serving.config import load_serving_config  # noqa: E402
 from serving.serve import serve_command  # noqa: E402
+from tests.servers import ServerProcess, free_port  # noqa: E402
 from training.propensity.score import score_to_file  # noqa: E402
 from training.two_tower.run import recommend_to_file  # noqa: E402
 
@@ -98,11 +99,11 @@ def main() -> int:
     cmd = serve_command(load_serving_config(), port=free_port())
     as_of = cmd.bundle.as_of
     work = Path(tempfile.mkdtemp(prefix="serve_check_"))
-    server = Server(cmd.argv, cmd.env, cmd.url, work / "bentoml.log")
+    server = ServerProcess(cmd.argv, work / "bentoml.log", cmd.env, ROOT)
     problems: list[str] = []
     try:
         ds = load_dataset(args.data, quarantine_dir=work / "quarantine")
-        server.wait_ready()
+        server.wait_ready(f"{cmd.url}/readyz", READY_TIMEOUT_S)
         for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
             status = httpx.get(f"{cmd.url}{path}").status_code
             print(f"GET {path}: {status}")

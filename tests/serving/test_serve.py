@@ -5,35 +5,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.servers import ServerProcess, free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def growth_serve(*args: str, home: Path, background: bool = False, bundle: str | None = None):
+def growth_serve_command(*args: str, home: Path, bundle: str | None = None
+                         ) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "BENTOML_HOME": str(home)}
     env.pop("GROWTH_BUNDLE", None)
-    cmd = [sys.executable, "-m", "growth", "serve", *args]
-    if bundle:
-        cmd += ["--bundle", bundle]
-    if background:  # own process group: stopping it stops BentoML's workers too
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return [sys.executable, "-m", "growth", "serve", *args,
+            *(["--bundle", bundle] if bundle else [])], env
+
+
+def growth_serve(*args: str, home: Path, bundle: str | None = None
+                 ) -> subprocess.CompletedProcess:
+    cmd, env = growth_serve_command(*args, home=home, bundle=bundle)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_growth_bundle_prints_how_to_serve(world, tmp_path: Path) -> None:
@@ -111,24 +107,15 @@ def test_check_address_binds_as_bentoml_will() -> None:
             check_address("127.0.0.1", port)
 
 
-def test_serve_and_sync_client(world) -> None:
+def test_serve_and_sync_client(world, tmp_path: Path) -> None:
     import bentoml
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = growth_serve("--port", str(port), home=world.bentoml_home, background=True,
-                        bundle=world.tag)
-    try:
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.time() < deadline, "not ready in 120 s"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+    cmd, env = growth_serve_command("--port", str(port), home=world.bentoml_home,
+                                    bundle=world.tag)
+    with ServerProcess(cmd, tmp_path / "serve.log", env=env, cwd=REPO) as server:
+        server.wait_ready(f"{url}/readyz")
         with bentoml.SyncHTTPClient(url) as client:
             recs = client.recommend({"household_id": 5, "k": 4})
             assert len(recs["items"]) == 4 and recs["model_versions"] == {"two_tower": 1}
@@ -147,14 +134,6 @@ def test_serve_and_sync_client(world) -> None:
         assert f'{count}{{endpoint="/recommend",status="200"}} 1.0' in metrics
         assert f'{count}{{endpoint="/recommend",status="400"}} 1.0' in metrics
         assert httpx.get(f"{url}/healthz").status_code == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stdout.close()
 
 
 @pytest.fixture(autouse=True)

@@ -7,20 +7,17 @@ workers log their trials under one parent run there."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 
 from features.synth import generate
+from tests.servers import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHURN = ["--set", "as_of=2017-08-28", "--set", "horizon_days=28", "--set", "n_cutoffs=6",
@@ -38,46 +35,19 @@ class Server:
         return self.root / "artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("mlflow-server")
-    url = f"http://127.0.0.1:{_free_port()}"
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-         "--port", url.rsplit(":", 1)[1], "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-         "--artifacts-destination", str(root / "artifacts")],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not up in 120 s: "
-                            f"{(root / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+    port = free_port()
+    with ServerProcess(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+             "--artifacts-destination", str(root / "artifacts")],
+            root / "server.log", cwd=root) as proc:
+        url = f"http://127.0.0.1:{port}"
+        proc.wait_ready(f"{url}/health")
         yield Server(url, root)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own group: uvicorn's worker too
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def growth(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from features.synth import generate
+from tests.servers import free_port
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab
 from training.two_tower.train import build_model
@@ -20,12 +20,6 @@ from training.two_tower.train import build_model
 SMALL = ["as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", "dim=16",
          "id_dim=16", "attr_dim=4", "hidden=32", "batch_size=256", "epochs=2",
          "lr=0.003", "new_items_only=false"]  # a tiny sample: a faster rate than the default
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_torchrun_two_processes(tmp_path: Path) -> None:
