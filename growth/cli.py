@@ -121,8 +121,8 @@ def data_synth(
     weeks: int = 53,
     seed: int = 0,
 ) -> None:
-    """Write a deterministic synthetic data folder in the canonical schema (the minimum of
-    each count is checked by ``features.synth.generate``, their one source)."""
+    """Write a deterministic synthetic data folder in the canonical schema."""
+    # the minimum of each count is checked by features.synth.generate, their one source
     from features.synth import generate
 
     counts = generate(out, households=households, products=products, weeks=weeks, seed=seed)
@@ -330,8 +330,7 @@ def audience_cmd(
     bundle: Annotated[str | None, typer.Option(help="Bundle tag or folder (default: "
                                                "growthloop:latest)")] = None,
 ) -> None:
-    """A scored audience from the served bundle, without a server: the households, scores,
-    control group and file POST /audience gives for the same request."""
+    """A scored audience from the served bundle, without a server: what POST /audience gives."""
     from serving.audience import FORMATS, bundle_audience, read_household_ids, write_audience
     from serving.bundle import open_bundle
     from serving.config import load_serving_config, use_bentoml_home
@@ -391,8 +390,7 @@ def recommend_cmd(
 
 @app.command("bundle")
 def bundle_cmd(data: DataOpt = None, data_config: ConfigOpt = None) -> None:
-    """Write the @champion models and an online snapshot as of the latest date as one BentoML
-    model: what `growth serve` serves."""
+    """Bundle the @champion models and an online snapshot (latest date) for `growth serve`."""
     from serving.bundle import build_bundle, describe
     from serving.config import load_serving_config, use_bentoml_home
 
@@ -434,7 +432,7 @@ def run(
     data_config: ConfigOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Where artifacts go.")] = Path("artifacts"),
 ) -> None:
-    """The main job: validate the data, build features at the standard dates, summarise."""
+    """The main job: validate, build features, train the three models, bundle them to serve."""
     from growth.pipeline import run_main_job
 
     cfg: DataConfig = load_data_config(data_config)

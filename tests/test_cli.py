@@ -159,3 +159,23 @@ def test_out_of_memory_is_one_line_naming_the_setting(tmp_path: Path) -> None:
                  str(tmp_path / "q"), cwd=tmp_path)
     line = _one_line_error(res)
     assert "DuckDB ran out of memory" in line and "raise memory_limit" in line
+
+
+def test_every_command_summary_is_one_line() -> None:
+    """``growth --help`` lists each command by its docstring's first paragraph, line breaks
+    kept: that paragraph must be one line (details go below a blank line)."""
+    import typer
+
+    from growth.cli import app
+
+    def commands(group, prefix: str) -> list:
+        found = []
+        for name, cmd in group.commands.items():
+            found.append((f"{prefix} {name}", cmd))
+            found += commands(cmd, f"{prefix} {name}") if hasattr(cmd, "commands") else []
+        return found
+
+    listed = commands(typer.main.get_command(app), "growth")
+    assert len(listed) >= 20
+    multi = [name for name, cmd in listed if "\n" in (cmd.help or "").strip().split("\n\n")[0]]
+    assert multi == []
