@@ -27,7 +27,7 @@ IS_TEST = "is_test"
 IS_NEW = "is_new"
 
 
-def _check_covers(ds: Dataset, until: date, purpose: str) -> None:
+def check_covers(ds: Dataset, until: date, purpose: str) -> None:
     """Labels need data through ``until - 1 day``; refuse to label a window the data lacks."""
     _, last = ds.time_range()
     if last.date() < until - timedelta(days=1):
@@ -40,7 +40,7 @@ def churn_labels(ds: Dataset, as_of: date, horizon_days: int) -> pd.DataFrame:
     """``household_id, churned`` (1 = no purchase within the horizon) for households active
     before ``as_of``."""
     end = as_of + timedelta(days=horizon_days)
-    _check_covers(ds, end, f"churn labels as of {as_of} with a {horizon_days}-day horizon")
+    check_covers(ds, end, f"churn labels as of {as_of} with a {horizon_days}-day horizon")
     h, ts = s.HOUSEHOLD_ID, s.TRANSACTION_TIMESTAMP
     return ds.df(f"""
         SELECT {h},

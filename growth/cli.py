@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -363,6 +363,62 @@ def audience_cmd(
     if top_n is not None and audience.size < top_n:
         console.print(f"fewer than --top-n {top_n:,}: these are all the households the "
                       f"selection allows", highlight=False)
+
+
+@app.command("readout")
+def readout_cmd(
+    audience: Annotated[Path, typer.Argument(
+        help="An audience file from growth audience or POST /audience (.csv or .json).")],
+    start: Annotated[str | None, typer.Option(
+        "--start", help="First day of the campaign YYYY-MM-DD (default: the campaign's start, "
+                        "or the date a JSON audience was scored as of).")] = None,
+    days: Annotated[int | None, typer.Option(
+        "--days", help="Days the outcome window lasts (default: the campaign's length, or "
+                       "the data config's churn horizon).")] = None,
+    campaign_id: Annotated[int | None, typer.Option(
+        "--campaign-id", help="Count redemptions of this campaign instead of visits (a JSON "
+                              "coupon audience names its own).")] = None,
+    data: DataOpt = None,
+    data_config: ConfigOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the figures as JSON.")
+                   ] = None,
+) -> None:
+    """How an audience's treated households did against its control group, from the data."""
+    from serving.readout import read_audience, readout
+
+    found = read_audience(audience)
+    ds, cfg = _load(data, data_config, None)
+    result = readout(ds, found, _date(start, "--start") if start else None, days, campaign_id,
+                     default_days=cfg.churn_horizon_days)
+    print_readout(result)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.to_json())
+        console.print(f"-> {out}", highlight=False)
+
+
+def print_readout(r) -> None:
+    """The readout as a table and three lines a marketer can quote."""
+    what = ("visited" if r.outcome == "visit" else f"redeemed a coupon of campaign "
+            f"{r.campaign_id}")
+    table = Table(title=f"{r.audience}: households that {what} from {r.start} to "
+                        f"{r.end - timedelta(days=1)} ({(r.end - r.start).days} days)")
+    for col in ("group", "households", "responders", "rate", "spend per household"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for name, g in (("treated", r.treated), ("control", r.control)):
+        table.add_row(name, f"{g.households:,}", f"{g.responders:,}", f"{g.rate:.1%}",
+                      f"{g.spend_per_household:,.2f}")
+    console.print(table)
+    lo, hi = r.uplift_ci95
+    relative = (f", relative {r.relative_uplift:+.1%}" if r.relative_uplift is not None else "")
+    console.print(f"uplift {r.uplift * 100:+.1f} points (95% CI {lo * 100:+.1f} to "
+                  f"{hi * 100:+.1f}){relative}, p = {r.p_value:.3g}", highlight=False)
+    lo, hi = r.incremental_responders_ci95
+    console.print(f"incremental responders among the treated: {r.incremental_responders:+,.0f} "
+                  f"(95% CI {lo:+,.0f} to {hi:+,.0f})", highlight=False)
+    ci = (f" (95% CI {r.spend_uplift_ci95[0]:+,.2f} to {r.spend_uplift_ci95[1]:+,.2f})"
+          if r.spend_uplift_ci95 else "")
+    console.print(f"spend uplift per household: {r.spend_uplift:+,.2f}{ci}", highlight=False)
 
 
 @app.command("recommend")

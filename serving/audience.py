@@ -80,7 +80,8 @@ def bundle_audience(bundle: Bundle, req: AudienceRequest) -> AudienceResponse:
     return build_audience(store.population(req.campaign_id), req, store.version)
 
 
-def _household_id(value: str, where: str) -> int:
+def parse_household_id(value: str, where: str) -> int:
+    """``value`` as a household id; else GrowthError saying ``where`` it stands."""
     number = s.parse_id(value)
     if number is None:
         raise GrowthError(f"{where}: expected a household id (an integer 0..{s.MAX_ID}), "
@@ -103,7 +104,7 @@ def read_household_ids(path: Path) -> list[int]:
                               f"ids, found {ids.dtype}")
         bad = np.flatnonzero(~ids.between(0, s.MAX_ID).fillna(False).to_numpy(bool))
         if len(bad):
-            _household_id(str(ids.iloc[bad[0]]), f"{path}, row {bad[0] + 1}")
+            parse_household_id(str(ids.iloc[bad[0]]), f"{path}, row {bad[0] + 1}")
         return ids.astype("int64").tolist()
     lines = path.read_text().splitlines()
     header = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -121,7 +122,7 @@ def read_household_ids(path: Path) -> list[int]:
     for number, row in enumerate(csv.reader(lines[header:]), start=header + 1):
         if not row or not "".join(row).strip():
             continue
-        ids.append(_household_id(row[column] if column < len(row) else "",
+        ids.append(parse_household_id(row[column] if column < len(row) else "",
                                  f"{path}, line {number}"))
     return ids
 

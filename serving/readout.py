@@ -1,0 +1,252 @@
+"""Campaign readout: how an audience's treated households did against its control group.
+
+An audience (``growth audience`` or ``POST /audience``, CSV or JSON) holds a random control
+group that was not contacted. Once the campaign has run and its transactions are in the data,
+``readout`` compares the groups over a window [start, end):
+
+- outcome ``visit`` (a retention campaign, e.g. a churn audience): the household bought
+  anything in the window;
+- outcome ``redeem`` (a coupon campaign): it redeemed a coupon of that campaign in the
+  window (needs the ``coupon_redemptions`` table);
+- both: spend per household (sum of ``sales_value``) in the window.
+
+Figures: each group's response rate; the uplift (treated minus control) with Newcombe's
+hybrid score interval (method 10 of Newcombe 1998) and the two-sided p-value of the pooled
+two-proportion z-test; incremental responders (uplift x treated households); the spend
+uplift per household with Welch's interval. Households of the audience with no transaction
+in the window count as non-responders with spend 0: nobody is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+from scipy import stats
+
+from features import schema as s
+from features.dataset import Dataset
+from features.household import sql_date
+from features.labels import check_covers
+from features.sources import GrowthError
+from serving.audience import parse_household_id
+from serving.schemas import AudienceResponse
+
+CONTROL = "control"
+RESPONDED = "responded"
+SPEND = "spend"
+Z95 = float(stats.norm.ppf(0.975))
+
+
+@dataclass(frozen=True)
+class AudienceFile:
+    path: Path
+    household_ids: np.ndarray  # int64, unique
+    control: np.ndarray  # bool
+    model: str | None = None  # JSON audiences say what they were built from
+    campaign_id: int | None = None
+    as_of: date | None = None
+
+
+def read_audience(path: Path) -> AudienceFile:
+    """An audience file as ``growth audience`` or ``POST /audience`` writes it: CSV (columns
+    ``household_id`` and ``control``, 0 or 1) or JSON (the API's ``AudienceResponse``)."""
+    if not path.is_file():
+        raise GrowthError(f"{path}: no such audience file")
+    if path.suffix.lower() == ".json":
+        try:
+            body = AudienceResponse.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "the file"
+            raise GrowthError(f"{path}: not an audience as POST /audience answers it: {where}: "
+                              f"{first['msg']}") from None
+        ids = np.array([m.household_id for m in body.households], dtype=np.int64)
+        control = np.array([m.control for m in body.households], dtype=bool)
+        found = AudienceFile(path, ids, control, body.model, body.campaign_id, body.as_of)
+    elif path.suffix.lower() == ".csv":
+        found = _read_csv(path)
+    else:
+        raise GrowthError(f"{path}: expected an audience file ending in .csv or .json")
+    _, first = np.unique(found.household_ids, return_index=True)
+    if len(first) < len(found.household_ids):
+        dup = found.household_ids[np.setdiff1d(np.arange(len(found.household_ids)), first)[0]]
+        raise GrowthError(f"{path}: household {dup} is listed more than once; an audience "
+                          "lists each household once")
+    return found
+
+
+def _read_csv(path: Path) -> AudienceFile:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in (s.HOUSEHOLD_ID, CONTROL):
+        if column not in frame.columns:
+            raise GrowthError(f"{path}: no column {column!r} (columns: "
+                              f"{', '.join(frame.columns)}); expected an audience CSV as "
+                              "growth audience or POST /audience writes it")
+    ids = [parse_household_id(value, f"{path}, line {line}")
+           for line, value in enumerate(frame[s.HOUSEHOLD_ID], start=2)]
+    control = frame[CONTROL].str.strip()
+    bad = np.flatnonzero(~control.isin(["0", "1"]).to_numpy())
+    if len(bad):
+        raise GrowthError(f"{path}, line {bad[0] + 2}: {CONTROL} must be 0 (treated) or 1 "
+                          f"(control), got {frame[CONTROL].iloc[bad[0]]!r}")
+    return AudienceFile(path, np.array(ids, dtype=np.int64), (control == "1").to_numpy())
+
+
+@dataclass(frozen=True)
+class Group:
+    households: int
+    responders: int
+    rate: float
+    spend_per_household: float
+
+
+@dataclass(frozen=True)
+class Readout:
+    audience: str
+    outcome: str  # "visit" or "redeem"
+    campaign_id: int | None
+    start: date
+    end: date  # exclusive
+    treated: Group
+    control: Group
+    uplift: float  # treated rate - control rate
+    uplift_ci95: tuple[float, float]
+    relative_uplift: float | None  # uplift / control rate; None when the control rate is 0
+    p_value: float
+    incremental_responders: float
+    incremental_responders_ci95: tuple[float, float]
+    spend_uplift: float
+    spend_uplift_ci95: tuple[float, float] | None  # None with fewer than 2 in a group
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str, indent=2) + "\n"
+
+
+def wilson(x: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion x / n."""
+    centre = (x + z * z / 2) / (n + z * z)
+    half = z * math.sqrt(x * (n - x) / n + z * z / 4) / (n + z * z)
+    return centre - half, centre + half
+
+
+def newcombe(x1: int, n1: int, x2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of p1 - p2 (Newcombe 1998, method 10)."""
+    p1, p2 = x1 / n1, x2 / n2
+    (l1, u1), (l2, u2) = wilson(x1, n1, z), wilson(x2, n2, z)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test (1.0 when both rates are 0 or 1)."""
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return 1.0 if se == 0 else float(2 * stats.norm.sf(abs(x1 / n1 - x2 / n2) / se))
+
+
+def outcomes(ds: Dataset, household_ids: np.ndarray, start: date, end: date,
+             campaign_id: int | None) -> pd.DataFrame:
+    """``household_id, responded, spend`` for every household of the audience over
+    [start, end): a visit, or with ``campaign_id`` a redemption of that campaign."""
+    h, ts = s.HOUSEHOLD_ID, s.TRANSACTION_TIMESTAMP
+    lo, hi = f"CAST({sql_date(start)} AS TIMESTAMP)", f"CAST({sql_date(end)} AS TIMESTAMP)"
+    spend = (f"SELECT {h}, count(*) AS lines, sum({s.SALES_VALUE}) AS {SPEND} "
+             f"FROM {s.TRANSACTIONS} WHERE {ts} >= {lo} AND {ts} < {hi} GROUP BY {h}")
+    if campaign_id is None:
+        responded = "coalesce(t.lines, 0) > 0"
+        redeemed = ""
+    else:
+        responded = "r.redemptions IS NOT NULL"
+        redeemed = (f"LEFT JOIN (SELECT {h}, count(*) AS redemptions FROM {s.COUPON_REDEMPTIONS} "
+                    f"WHERE {s.CAMPAIGN_ID} = {int(campaign_id)} "
+                    f"AND {s.REDEMPTION_DATE} >= {lo} AND {s.REDEMPTION_DATE} < {hi} "
+                    f"GROUP BY {h}) r USING ({h})")
+    frame = pd.DataFrame({h: household_ids})
+    return ds.df_with(f"""
+        SELECT a.{h}, {responded} AS {RESPONDED}, coalesce(t.{SPEND}, 0.0) AS {SPEND}
+        FROM audience a LEFT JOIN ({spend}) t USING ({h}) {redeemed}
+        ORDER BY a.{h}""", audience=frame)
+
+
+def campaign_window(ds: Dataset, campaign_id: int) -> tuple[date, date]:
+    """[start_date, end_date + 1 day) of a campaign in ``campaign_descriptions``."""
+    ds.require(s.CAMPAIGN_DESCRIPTIONS, f"the window of campaign {campaign_id}")
+    row = ds.df(f"SELECT {s.START_DATE}, {s.END_DATE} FROM {s.CAMPAIGN_DESCRIPTIONS} "
+                f"WHERE {s.CAMPAIGN_ID} = ?", [int(campaign_id)])
+    if row.empty:
+        raise GrowthError(f"campaign {campaign_id} is not in {s.CAMPAIGN_DESCRIPTIONS}")
+    start, end = (pd.Timestamp(row.iloc[0][c]).date() for c in (s.START_DATE, s.END_DATE))
+    return start, end + timedelta(days=1)
+
+
+def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
+            days: int | None = None, campaign_id: int | None = None,
+            default_days: int = 56) -> Readout:
+    """Compare the treated and control households of ``audience`` over [start, start+days).
+
+    With a campaign (``campaign_id``, or the one a JSON coupon audience names) the outcome is
+    a redemption of that campaign and the window defaults to the campaign's own dates;
+    otherwise it is a visit, from ``start`` (default: the date a JSON audience was scored as
+    of) for ``days`` (default ``default_days``)."""
+    name = str(audience.path)
+    if campaign_id is not None and audience.campaign_id not in (None, campaign_id):
+        raise GrowthError(f"--campaign-id {campaign_id}: {name} is the audience of campaign "
+                          f"{audience.campaign_id}")
+    campaign = campaign_id if campaign_id is not None else audience.campaign_id
+    if campaign is not None:
+        ds.require(s.COUPON_REDEMPTIONS, f"the readout of campaign {campaign}")
+        first, stop = campaign_window(ds, campaign)
+        start = first if start is None else start
+        if days is None and start >= stop:
+            raise GrowthError(f"--start {start} is after campaign {campaign} ended "
+                              f"({stop - timedelta(days=1)}): give --days")
+        days = (stop - start).days if days is None else days
+    start = audience.as_of if start is None else start
+    if start is None:
+        raise GrowthError(f"--start is required: {name} does not say when it was scored "
+                          "(a CSV audience); give the day the campaign began")
+    if audience.as_of is not None and start < audience.as_of:
+        raise GrowthError(f"--start {start} is before {name} was scored (as of "
+                          f"{audience.as_of}): the campaign cannot have begun earlier")
+    days = default_days if days is None else days
+    if days < 1:
+        raise GrowthError(f"--days must be at least 1, got {days}")
+    end = start + timedelta(days=days)
+    check_covers(ds, end, f"the readout from {start} to {end - timedelta(days=1)}")
+    n_control, n_treated = int(audience.control.sum()), int((~audience.control).sum())
+    if n_control == 0 or n_treated == 0:
+        raise GrowthError(f"{name} has {n_treated} treated and {n_control} control households: "
+                          "a readout compares both (build the audience with a control "
+                          "fraction above 0)")
+    found = outcomes(ds, audience.household_ids, start, end, campaign)
+    found = found.set_index(s.HOUSEHOLD_ID).loc[audience.household_ids]
+    responded = found[RESPONDED].to_numpy(bool)
+    spend = found[SPEND].to_numpy(float)
+    t, c = ~audience.control, audience.control
+    groups = {g: Group(int(m.sum()), int(responded[m].sum()), float(responded[m].mean()),
+                       float(spend[m].mean())) for g, m in (("treated", t), ("control", c))}
+    tr, co = groups["treated"], groups["control"]
+    lo, hi = newcombe(tr.responders, tr.households, co.responders, co.households)
+    uplift = tr.rate - co.rate
+    spend_ci = None
+    if min(tr.households, co.households) >= 2:
+        welch = stats.ttest_ind(spend[t], spend[c], equal_var=False)
+        ci = welch.confidence_interval(0.95)
+        spend_ci = (float(ci.low), float(ci.high)) if np.isfinite(ci.low) else None
+    return Readout(
+        audience=name, outcome="visit" if campaign is None else "redeem", campaign_id=campaign,
+        start=start, end=end, treated=tr, control=co, uplift=uplift, uplift_ci95=(lo, hi),
+        relative_uplift=uplift / co.rate if co.rate > 0 else None,
+        p_value=two_proportion_p(tr.responders, tr.households, co.responders, co.households),
+        incremental_responders=uplift * tr.households,
+        incremental_responders_ci95=(lo * tr.households, hi * tr.households),
+        spend_uplift=tr.spend_per_household - co.spend_per_household,
+        spend_uplift_ci95=spend_ci)

@@ -1,0 +1,210 @@
+"""Campaign readout (serving/readout.py, ``growth readout``): treated against control from the
+data, with the intervals checked against Newcombe's published figures and a planted effect."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import schema as s
+from features.dataset import load_dataset
+from features.sources import GrowthError
+from serving.readout import newcombe, read_audience, readout, two_proportion_p, wilson
+from serving.schemas import AudienceMember, AudienceResponse
+from tests.fixtures import tiny_tables, write_folder
+
+START = date(2017, 3, 1)
+
+
+def test_intervals_match_newcombe_1998() -> None:
+    # Newcombe, Statistics in Medicine 17 (1998): Wilson (873-890, method 3) and the hybrid
+    # score interval of a difference (873-890 and 1998b, method 10), to 4 decimals.
+    for (x, n), expected in (((81, 263), (0.2553, 0.3662)), ((15, 148), (0.0624, 0.1605)),
+                             ((0, 20), (0.0, 0.1611)), ((1, 29), (0.0061, 0.1718))):
+        assert wilson(x, n) == pytest.approx(expected, abs=5e-5)
+    for args, expected in (((56, 70, 48, 80), (0.0524, 0.3339)),
+                           ((9, 10, 3, 10), (0.1705, 0.8090)),
+                           ((6, 7, 2, 7), (0.0582, 0.8062)),
+                           ((5, 56, 0, 29), (-0.0381, 0.1926))):
+        assert newcombe(*args) == pytest.approx(expected, abs=5e-5)
+    assert two_proportion_p(30, 100, 30, 100) == 1.0
+    assert two_proportion_p(0, 50, 0, 60) == 1.0
+    assert two_proportion_p(60, 100, 30, 100) < 1e-4
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """3,000 households that shopped in January; in March (the window) a treated household
+    visits with chance 0.5 and spends 30, a control household with chance 0.3 and spends 20.
+    Households 9001-9010 of the audience never shop at all."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    truth = pd.DataFrame({s.HOUSEHOLD_ID: np.arange(1, n + 1),
+                          "control": rng.random(n) < 0.2})
+    truth["visits"] = rng.random(n) < np.where(truth["control"], 0.3, 0.5)
+    absent = pd.DataFrame({s.HOUSEHOLD_ID: np.arange(9001, 9011), "control": [0, 1] * 5,
+                           "visits": False})
+    truth = pd.concat([truth, absent], ignore_index=True)
+    truth["control"] = truth["control"].astype(bool)
+    before = pd.DataFrame({s.HOUSEHOLD_ID: np.arange(1, n + 1),
+                           s.TRANSACTION_TIMESTAMP: pd.Timestamp("2017-01-10 10:00"),
+                           s.SALES_VALUE: 5.0})
+    shoppers = truth[truth["visits"]]
+    during = pd.DataFrame({s.HOUSEHOLD_ID: shoppers[s.HOUSEHOLD_ID],
+                           s.TRANSACTION_TIMESTAMP: pd.Timestamp("2017-03-10 10:00"),
+                           s.SALES_VALUE: np.where(shoppers["control"], 20.0, 30.0)})
+    after = pd.DataFrame({s.HOUSEHOLD_ID: [1], s.TRANSACTION_TIMESTAMP:
+                          [pd.Timestamp("2017-04-15 10:00")], s.SALES_VALUE: [1.0]})
+    tx = pd.concat([before, during, after], ignore_index=True)
+    tx[s.BASKET_ID] = np.arange(len(tx)) + 1
+    tx[s.PRODUCT_ID] = 10
+    tx[s.QUANTITY] = 1
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS] = tx
+    tables[s.CAMPAIGN_DESCRIPTIONS] = pd.DataFrame({
+        s.CAMPAIGN_ID: [7], s.CAMPAIGN_TYPE: ["Type A"],
+        s.START_DATE: [pd.Timestamp("2017-03-01")], s.END_DATE: [pd.Timestamp("2017-03-14")]})
+    tables[s.CAMPAIGNS] = pd.DataFrame({s.HOUSEHOLD_ID: [1, 2, 3], s.CAMPAIGN_ID: [7, 7, 7]})
+    tables[s.COUPONS] = pd.DataFrame({s.COUPON_UPC: [900], s.PRODUCT_ID: [10],
+                                      s.CAMPAIGN_ID: [7]})
+    tables[s.COUPON_REDEMPTIONS] = pd.DataFrame({
+        s.HOUSEHOLD_ID: [1, 1, 2, 3, 4],
+        s.COUPON_UPC: [900] * 5, s.CAMPAIGN_ID: [7, 7, 7, 7, 8],
+        s.REDEMPTION_DATE: pd.to_datetime(["2017-03-02", "2017-03-05", "2017-03-14",
+                                           "2017-03-15", "2017-03-03"])})
+    folder = write_folder(tmp_path_factory.mktemp("readout") / "data", tables)
+    return folder, truth
+
+
+def write_csv(path: Path, truth: pd.DataFrame) -> Path:
+    frame = truth[[s.HOUSEHOLD_ID]].assign(rank=np.arange(len(truth)) + 1, score=0.5,
+                                           control=truth["control"].astype(int))
+    frame.to_csv(path, index=False)
+    return path
+
+
+def write_json(path: Path, ids: list[int], control: list[bool], as_of: date,
+               model: str = "coupon", campaign_id: int | None = 7) -> Path:
+    members = [AudienceMember(household_id=h, rank=i + 1, score=0.5, decile=1, reasons=[],
+                              control=c)
+               for i, (h, c) in enumerate(zip(ids, control, strict=True))]
+    body = AudienceResponse(model=model, model_version=1, campaign_id=campaign_id, as_of=as_of,
+                            size=len(ids), treated=control.count(False),
+                            control=control.count(True), expected_responders=1.0,
+                            households=members)
+    path.write_text(body.model_dump_json())
+    return path
+
+
+def test_visits_recover_the_planted_uplift(planted, tmp_path: Path) -> None:
+    folder, truth = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    r = readout(ds, read_audience(write_csv(tmp_path / "a.csv", truth)), START, 31)
+    treated, control = truth[~truth["control"]], truth[truth["control"]]
+    assert (r.outcome, r.start, r.end) == ("visit", START, date(2017, 4, 1))
+    assert (r.treated.households, r.control.households) == (len(treated), len(control))
+    assert r.treated.responders == treated["visits"].sum()  # the absent ones count, as 0
+    assert r.control.responders == control["visits"].sum()
+    assert r.treated.spend_per_household == pytest.approx(30 * treated["visits"].mean())
+    assert r.control.spend_per_household == pytest.approx(20 * control["visits"].mean())
+    assert r.uplift == pytest.approx(treated["visits"].mean() - control["visits"].mean())
+    lo, hi = r.uplift_ci95
+    assert 0 < lo < 0.2 < hi and r.p_value < 1e-6  # the planted 0.5 - 0.3
+    assert r.incremental_responders == pytest.approx(r.uplift * len(treated))
+    assert r.spend_uplift_ci95[0] < 30 * 0.5 - 20 * 0.3 < r.spend_uplift_ci95[1]
+    # nothing planted in February: no uplift to find, and the interval says so
+    quiet = readout(ds, read_audience(tmp_path / "a.csv"), date(2017, 2, 1), 28)
+    assert quiet.treated.responders == quiet.control.responders == 0
+    assert quiet.uplift == 0 and quiet.p_value == 1.0
+
+
+def test_redemptions_of_the_campaign_in_its_own_window(planted, tmp_path: Path) -> None:
+    folder, _ = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    audience = write_json(tmp_path / "a.json", [1, 2, 3, 4, 5, 6],
+                          [False, False, False, False, True, True], date(2017, 3, 1))
+    r = readout(ds, read_audience(audience))
+    # campaign 7 runs 2017-03-01..03-14: household 1 (twice) and 2 redeem in it, 3 the day
+    # after, 4 redeems campaign 8's coupon
+    assert (r.outcome, r.campaign_id, r.start, r.end) == ("redeem", 7, START, date(2017, 3, 15))
+    assert (r.treated.responders, r.treated.households) == (2, 4)
+    assert (r.control.responders, r.control.households) == (0, 2)
+    assert r.relative_uplift is None  # a control rate of 0
+    longer = readout(ds, read_audience(audience), days=20)
+    assert longer.treated.responders == 3
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("household_id,rank\n1,1\n", "no column 'control'"),
+    ("household_id,control\n1,0\n2,yes\n", "line 3: control must be 0 (treated) or 1"),
+    ("household_id,control\n1,0\nabc,1\n", "line 3: expected a household id"),
+    ("household_id,control\n1,0\n1,1\n", "household 1 is listed more than once"),
+])
+def test_bad_audience_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(content)
+    with pytest.raises(GrowthError, match=re.escape(message)) as err:
+        read_audience(path)
+    assert str(path) in str(err.value)
+
+
+def test_json_that_is_not_an_audience(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"model": "churn", "households": []}))
+    with pytest.raises(GrowthError, match="not an audience as POST /audience answers it"):
+        read_audience(path)
+
+
+def test_requests_a_readout_cannot_answer(planted, tmp_path: Path) -> None:
+    folder, truth = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    csv = read_audience(write_csv(tmp_path / "a.csv", truth))
+    with pytest.raises(GrowthError, match="--start is required"):
+        readout(ds, csv)
+    with pytest.raises(GrowthError, match=r"needs transactions through 2017-05-30, but .* "
+                                          "ends on 2017-04-15"):
+        readout(ds, csv, date(2017, 4, 1), 60)
+    no_control = read_audience(write_csv(tmp_path / "t.csv", truth.assign(control=False)))
+    with pytest.raises(GrowthError, match="3010 treated and 0 control households"):
+        readout(ds, no_control, START, 28)
+    scored = read_audience(write_json(tmp_path / "a.json", [1, 2], [False, True],
+                                      date(2017, 3, 1)))
+    with pytest.raises(GrowthError, match="is before .* was scored"):
+        readout(ds, scored, date(2017, 2, 1))
+    with pytest.raises(GrowthError, match="is the audience of campaign 7"):
+        readout(ds, scored, campaign_id=8)
+    tables = tiny_tables()
+    del tables[s.COUPON_REDEMPTIONS]
+    bare = load_dataset(write_folder(tmp_path / "bare", tables), quarantine_dir=tmp_path / "q2")
+    with pytest.raises(GrowthError, match="coupon_redemptions"):
+        readout(bare, read_audience(write_json(tmp_path / "b.json", [1, 2], [False, True],
+                                               date(2017, 1, 5), campaign_id=1)))
+
+
+def test_growth_readout_command(planted, tmp_path: Path) -> None:
+    folder, truth = planted
+    audience = write_csv(tmp_path / "a.csv", truth)
+
+    def growth(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "growth", "readout", str(audience),
+                               "--data", str(folder), *args], cwd=tmp_path, text=True,
+                              capture_output=True, env={**os.environ, "COLUMNS": "200"},
+                              timeout=120)
+
+    res = growth("--start", "2017-03-01", "--days", "31", "--out", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    figures = json.loads((tmp_path / "r.json").read_text())
+    assert figures["treated"]["households"] + figures["control"]["households"] == len(truth)
+    assert figures["end"] == "2017-04-01" and figures["outcome"] == "visit"
+    assert f"uplift {figures['uplift'] * 100:+.1f} points" in res.stdout
+    bad = growth("--start", "2017-13-01")
+    assert bad.returncode == 2 and "--start" in bad.stderr and "Traceback" not in bad.stderr
