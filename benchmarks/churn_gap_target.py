@@ -49,15 +49,11 @@ def days_to_next_visit(ds, frame: pd.DataFrame, end: date) -> np.ndarray:
                       censor).to_numpy(float)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--cap", type=int, nargs="+", default=[112, 180])
-    parser.add_argument("--rounds", type=int, default=600)
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
-
-    ds = load_dataset(args.data, quarantine_dir=Path("/tmp/growthloop-probe-quarantine"))
+def validation_folds(data: Path | None):
+    """The dataset, the shipped churn config, its feature spec and the two validation folds
+    the probes' rule uses: (end, training rows, validation rows) for 2017-09-11 as shipped
+    and for 2017-08-14 with the training cutoffs whose label windows end by it."""
+    ds = load_dataset(data, quarantine_dir=Path("/tmp/growthloop-probe-quarantine"))
     cfg = churn.load_churn_config()
     sets = churn.training_set(ds, cfg)
     spec = FeatureSpec.infer(pd.concat([sets.train, sets.valid]), exclude=churn.NOT_FEATURES)
@@ -67,6 +63,18 @@ def main() -> None:
              (SECOND_VALIDATION,
               sets.train[sets.train[churn.CUTOFF] + horizon <= pd.Timestamp(SECOND_VALIDATION)],
               second)]
+    return ds, cfg, spec, folds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cap", type=int, nargs="+", default=[112, 180])
+    parser.add_argument("--rounds", type=int, default=600)
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+
+    ds, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:
         gap = days_to_next_visit(ds, train, end)
         y = valid[CHURNED].to_numpy()

@@ -17,14 +17,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from churn_gap_target import SECOND_VALIDATION
+from churn_gap_target import validation_folds
 from sklearn.metrics import average_precision_score
 
-from features.dataset import load_dataset
 from features.labels import CHURNED
-from training.propensity import churn
-from training.propensity.gbdt import FeatureSpec, fit_gbdt
+from training.propensity.gbdt import fit_gbdt
 
 
 def main() -> None:
@@ -34,16 +31,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
 
-    ds = load_dataset(args.data, quarantine_dir=Path("/tmp/growthloop-probe-quarantine"))
-    cfg = churn.load_churn_config()
-    sets = churn.training_set(ds, cfg)
-    spec = FeatureSpec.infer(pd.concat([sets.train, sets.valid]), exclude=churn.NOT_FEATURES)
-    horizon = pd.Timedelta(days=cfg.horizon_days)
-    second = churn.examples_at(ds, SECOND_VALIDATION, cfg.horizon_days)
-    folds = [(sets.valid[churn.CUTOFF].iloc[0].date(), sets.train, sets.valid),
-             (SECOND_VALIDATION,
-              sets.train[sets.train[churn.CUTOFF] + horizon <= pd.Timestamp(SECOND_VALIDATION)],
-              second)]
+    _, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:
         y = valid[CHURNED].to_numpy()
         raw, rounds = [], []
