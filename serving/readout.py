@@ -74,9 +74,9 @@ def read_audience(path: Path) -> AudienceFile:
         found = _read_csv(path)
     else:
         raise GrowthError(f"{path}: expected an audience file ending in .csv or .json")
-    _, first = np.unique(found.household_ids, return_index=True)
-    if len(first) < len(found.household_ids):
-        dup = found.household_ids[np.setdiff1d(np.arange(len(found.household_ids)), first)[0]]
+    repeated = found.household_ids[pd.Index(found.household_ids).duplicated()]
+    if len(repeated):
+        dup = repeated[0]
         raise GrowthError(f"{path}: household {dup} is listed more than once; an audience "
                           "lists each household once")
     return found
@@ -172,8 +172,7 @@ def outcomes(ds: Dataset, household_ids: np.ndarray, start: date, end: date,
     frame = pd.DataFrame({h: household_ids})
     return ds.df_with(f"""
         SELECT a.{h}, {responded} AS {RESPONDED}, coalesce(t.{SPEND}, 0.0) AS {SPEND}
-        FROM audience a LEFT JOIN ({spend}) t USING ({h}) {redeemed}
-        ORDER BY a.{h}""", audience=frame)
+        FROM audience a LEFT JOIN ({spend}) t USING ({h}) {redeemed}""", audience=frame)
 
 
 def campaign_window(ds: Dataset, campaign_id: int) -> tuple[date, date]:
@@ -227,13 +226,12 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
                           "a readout compares both (build the audience with a control "
                           "fraction above 0)")
     found = outcomes(ds, audience.household_ids, start, end, campaign)
-    found = found.set_index(s.HOUSEHOLD_ID).loc[audience.household_ids]
+    found = found.set_index(s.HOUSEHOLD_ID).loc[audience.household_ids]  # the file's order
     responded = found[RESPONDED].to_numpy(bool)
     spend = found[SPEND].to_numpy(float)
     t, c = ~audience.control, audience.control
-    groups = {g: Group(int(m.sum()), int(responded[m].sum()), float(responded[m].mean()),
-                       float(spend[m].mean())) for g, m in (("treated", t), ("control", c))}
-    tr, co = groups["treated"], groups["control"]
+    tr, co = (Group(int(m.sum()), int(responded[m].sum()), float(responded[m].mean()),
+                    float(spend[m].mean())) for m in (t, c))
     lo, hi = newcombe(tr.responders, tr.households, co.responders, co.households)
     uplift = tr.rate - co.rate
     spend_ci = None

@@ -62,14 +62,13 @@ class ServerProcess:
     def stop(self) -> None:
         """SIGTERM to the whole group (workers too, even if the parent has exited), SIGKILL
         after 30 s."""
-        for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:  # the group has gone already
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         self._log.close()
