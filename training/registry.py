@@ -12,8 +12,8 @@ the point-in-time rule for backtests.
   (trained on the same data) and every baseline, and writes the decision on the version
   (tag ``promotion``); ``promote`` / ``rollback`` are the manual overrides.
 - ``version_for_date``: a backtest as of day D on some data may only use a version trained
-  on that data whose training data ended on or before D; ``Dataset.check_as_of`` refuses a
-  D outside the data.
+  on that data whose training data ended on or before D (the latest such end; the champion
+  among versions that share it); ``Dataset.check_as_of`` refuses a D outside the data.
 
 Registry stages are deprecated in MLflow 3: the champion is an alias (``models:/name@champion``).
 """
@@ -417,22 +417,30 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
 
 
 def version_for_date(model_name: str, as_of: date, source: str) -> int:
-    """The point-in-time rule: the highest version trained on ``source`` (the
+    """The point-in-time rule: the newest version trained on ``source`` (the
     ``Dataset.source`` of the data to score) whose ``data_end_date`` <= ``as_of``.
 
     A backtest or replay as of a day must not use a model that saw data from that day on,
-    nor one trained on other data. Versions without a ``data_end_date`` are never eligible;
-    versions without a ``data_source`` (registered before it was recorded) count as trained
-    on any source. Raises LookupError naming the date, the source and the newest versions'
-    sources and end dates when none qualifies.
+    nor one trained on other data. "Newest" means newest data: among the eligible versions,
+    those whose training data ends latest; of several with that end, the ``@champion`` when
+    it is one of them (a retraining the gate rejected does not take over scoring), else the
+    highest version number. So a backtest version registered after today's model (older
+    data, higher number) does not replace it. Versions without a ``data_end_date`` are never
+    eligible; versions without a ``data_source`` (registered before it was recorded) count
+    as trained on any source. Raises LookupError naming the date, the source and the newest
+    versions' sources and end dates when none qualifies.
     """
+    client = _client()
     day = _as_date(as_of).isoformat()
     dated = [(int(v.version), v.tags[DATA_END_TAG], v.tags.get(DATA_SOURCE_TAG))
-             for v in _versions(_client(), model_name) if DATA_END_TAG in v.tags]
-    eligible = [number for number, end, trained_on in dated
+             for v in _versions(client, model_name) if DATA_END_TAG in v.tags]
+    eligible = [(end, number) for number, end, trained_on in dated
                 if end <= day and trained_on in (None, source)]
     if eligible:
-        return max(eligible)
+        latest = max(end for end, _ in eligible)
+        numbers = [number for end, number in eligible if end == latest]
+        champion = _champion(client, model_name)
+        return champion if champion in numbers else max(numbers)
     newest = "; ".join(f"v{number} data to {end} from {trained_on or 'an unrecorded source'}"
                        for number, end, trained_on in reversed(dated[-5:]))
     raise LookupError(

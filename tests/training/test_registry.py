@@ -133,6 +133,29 @@ def test_version_for_date_keeps_to_the_data_source() -> None:
     assert r.version_for_date(MODEL, date(2024, 3, 15), SOURCE) == 1
 
 
+def test_version_for_date_prefers_newest_data_then_the_champion() -> None:
+    """A backtest version registered later (older data, higher number) does not take over
+    today's scoring, and a retraining on the same data the gate rejected does not either."""
+    today = _register(date(2024, 6, 1), recall=0.20)
+    assert r.promote_if_better(MODEL, today, "recall")[0]
+    backtest = _register(date(2024, 3, 1), recall=0.30)  # promoted or not, older data
+    assert r.version_for_date(MODEL, date(2024, 6, 1), SOURCE) == today
+    assert r.version_for_date(MODEL, date(2024, 5, 31), SOURCE) == backtest
+
+    rejected = _register(date(2024, 6, 1), recall=0.10)
+    assert not r.promote_if_better(MODEL, rejected, "recall")[0]
+    assert r.version_for_date(MODEL, date(2024, 7, 1), SOURCE) == today
+    r.promote(MODEL, rejected)  # a person's decision is followed
+    assert r.version_for_date(MODEL, date(2024, 7, 1), SOURCE) == rejected
+
+    newer_data = _register(date(2024, 7, 1), recall=0.05)  # rejected, but sees more
+    assert not r.promote_if_better(MODEL, newer_data, "recall")[0]
+    assert r.version_for_date(MODEL, date(2024, 7, 1), SOURCE) == newer_data
+    r.promote(MODEL, today)  # champion elsewhere: highest number among the latest end
+    twin = _register(date(2024, 7, 1))
+    assert r.version_for_date(MODEL, date(2024, 8, 1), SOURCE) == twin
+
+
 def test_download_for_date_uses_the_datasets_source(tiny_folder: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tiny_folder.parent)

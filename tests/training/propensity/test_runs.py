@@ -98,7 +98,8 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
                    f"{s.TRANSACTION_TIMESTAMP} < TIMESTAMP '2017-08-28'").iloc[0, 0]
     assert len(scores) == active == scores[s.HOUSEHOLD_ID].nunique()
     meta = pq.read_schema(out).metadata
-    assert meta[b"model_version"] == b"3" and meta[b"data_end"] == b"2017-08-28"
+    # v2 and v3 (rejected) end on the champion's day: the champion scores
+    assert meta[b"model_version"] == b"1" and meta[b"data_end"] == b"2017-08-28"
 
     # Point-in-time rule: no version's training data ends by an earlier date.
     with pytest.raises(GrowthError, match="no version of churn"):
