@@ -419,6 +419,24 @@ def print_readout(r) -> None:
     ci = (f" (95% CI {r.spend_uplift_ci95[0]:+,.2f} to {r.spend_uplift_ci95[1]:+,.2f})"
           if r.spend_uplift_ci95 else "")
     console.print(f"spend uplift per household: {r.spend_uplift:+,.2f}{ci}", highlight=False)
+    if r.by_decile:
+        console.print(_decile_table(r.by_decile))
+
+
+def _decile_table(bands) -> Table:
+    """The readout per score decile (1 = highest scores)."""
+    table = Table(title="by score decile (1 = highest; each interval on its own)")
+    for col in ("decile", "mean score", "treated", "rate", "control", "rate", "uplift (95% CI)"):
+        table.add_column(col, justify="right")
+    for b in bands:
+        uplift = "n/a (a group is empty)"
+        if b.uplift is not None:
+            lo, hi = b.uplift_ci95
+            uplift = f"{b.uplift * 100:+.1f} ({lo * 100:+.1f} to {hi * 100:+.1f})"
+        table.add_row(str(b.decile), "" if b.mean_score is None else f"{b.mean_score:.3f}",
+                      f"{b.treated.households:,}", f"{b.treated.rate:.1%}",
+                      f"{b.control.households:,}", f"{b.control.rate:.1%}", uplift)
+    return table
 
 
 @app.command("recommend")

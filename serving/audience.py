@@ -27,7 +27,8 @@ from serving.propensity import Population, PropensityStore
 from serving.schemas import AudienceMember, AudienceRequest, AudienceResponse
 from training.propensity.reasons import REASON_COLUMNS
 
-CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", "score", "decile", *REASON_COLUMNS, "control")
+SCORE, DECILE, CONTROL = "score", "decile", "control"  # audience columns growth readout reads
+CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", SCORE, DECILE, *REASON_COLUMNS, CONTROL)
 FORMATS = {".csv": "csv", ".json": "json"}  # file suffix -> AudienceRequest.format
 
 

@@ -15,6 +15,12 @@ hybrid score interval (method 10 of Newcombe 1998) and the two-sided p-value of 
 two-proportion z-test; incremental responders (uplift x treated households); the spend
 uplift per household with Welch's interval. Households of the audience with no transaction
 in the window count as non-responders with spend 0: nobody is dropped.
+
+When the audience says each household's score decile (JSON always, CSV when it has a ``decile``
+column), the readout is also given per decile: where the campaign worked (the top deciles, or
+all of them) decides how deep the next one should go, and the control group's rates by decile
+show whether the model's ranking held. Each decile's interval is its own (no adjustment for
+ten comparisons) and is wide where its control group is small.
 """
 
 from __future__ import annotations
@@ -35,10 +41,9 @@ from features.dataset import Dataset
 from features.household import sql_date
 from features.labels import check_covers
 from features.sources import GrowthError
-from serving.audience import parse_household_id
+from serving.audience import CONTROL, DECILE, SCORE, parse_household_id
 from serving.schemas import AudienceResponse
 
-CONTROL = "control"
 RESPONDED = "responded"
 SPEND = "spend"
 Z95 = float(stats.norm.ppf(0.975))
@@ -49,6 +54,8 @@ class AudienceFile:
     path: Path
     household_ids: np.ndarray  # int64, unique
     control: np.ndarray  # bool
+    decile: np.ndarray | None = None  # int, 1 = highest scores; None if the file lacks it
+    score: np.ndarray | None = None  # float
     model: str | None = None  # JSON audiences say what they were built from
     campaign_id: int | None = None
     as_of: date | None = None
@@ -69,7 +76,10 @@ def read_audience(path: Path) -> AudienceFile:
                               f"{first['msg']}") from None
         ids = np.array([m.household_id for m in body.households], dtype=np.int64)
         control = np.array([m.control for m in body.households], dtype=bool)
-        found = AudienceFile(path, ids, control, body.model, body.campaign_id, body.as_of)
+        decile = np.array([m.decile for m in body.households], dtype=np.int64)
+        score = np.array([m.score for m in body.households], dtype=float)
+        found = AudienceFile(path, ids, control, decile, score, body.model, body.campaign_id,
+                             body.as_of)
     elif path.suffix.lower() == ".csv":
         found = _read_csv(path)
     else:
@@ -96,7 +106,32 @@ def _read_csv(path: Path) -> AudienceFile:
     if len(bad):
         raise GrowthError(f"{path}, line {bad[0] + 2}: {CONTROL} must be 0 (treated) or 1 "
                           f"(control), got {frame[CONTROL].iloc[bad[0]]!r}")
-    return AudienceFile(path, np.array(ids, dtype=np.int64), (control == "1").to_numpy())
+    decile = score = None
+    if DECILE in frame.columns:
+        decile = _column(path, frame, DECILE, "an integer from 1 to 10",
+                         lambda v: v.isdigit() and 1 <= int(v) <= 10).astype(np.int64)
+    if SCORE in frame.columns:
+        score = _column(path, frame, SCORE, "a probability from 0 to 1", _is_probability)
+    return AudienceFile(path, np.array(ids, dtype=np.int64), (control == "1").to_numpy(),
+                        decile, score)
+
+
+def _is_probability(value: str) -> bool:
+    try:
+        return 0.0 <= float(value) <= 1.0  # False for nan
+    except ValueError:
+        return False
+
+
+def _column(path: Path, frame: pd.DataFrame, column: str, expected: str, valid) -> np.ndarray:
+    """An optional CSV column, every value checked; the first bad one is named by line."""
+    values = frame[column].str.strip()
+    ok = values.map(valid).to_numpy(bool)
+    if not ok.all():
+        line = int(np.flatnonzero(~ok)[0])
+        raise GrowthError(f"{path}, line {line + 2}: {column} must be {expected}, got "
+                          f"{frame[column].iloc[line]!r}")
+    return values.astype(float).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,17 @@ class Group:
     responders: int
     rate: float
     spend_per_household: float
+
+
+@dataclass(frozen=True)
+class Band:
+    """One score decile of the audience."""
+    decile: int
+    mean_score: float | None  # None when the file has no scores
+    treated: Group
+    control: Group
+    uplift: float | None  # None when either group has no household in this decile
+    uplift_ci95: tuple[float, float] | None
 
 
 @dataclass(frozen=True)
@@ -124,6 +170,7 @@ class Readout:
     incremental_responders_ci95: tuple[float, float]
     spend_uplift: float
     spend_uplift_ci95: tuple[float, float] | None  # None with fewer than 2 in a group
+    by_decile: list[Band]  # empty when the audience does not say its households' deciles
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, indent=2) + "\n"
@@ -150,6 +197,30 @@ def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
     pooled = (x1 + x2) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     return 1.0 if se == 0 else float(2 * stats.norm.sf(abs(x1 / n1 - x2 / n2) / se))
+
+
+def _group(responded: np.ndarray, spend: np.ndarray) -> Group:
+    n = len(responded)
+    return Group(n, int(responded.sum()), float(responded.mean()) if n else 0.0,
+                 float(spend.mean()) if n else 0.0)
+
+
+def _bands(audience: AudienceFile, responded: np.ndarray, spend: np.ndarray) -> list[Band]:
+    if audience.decile is None:
+        return []
+    bands = []
+    for decile in np.unique(audience.decile):
+        here = audience.decile == decile
+        t, c = here & ~audience.control, here & audience.control
+        tr, co = _group(responded[t], spend[t]), _group(responded[c], spend[c])
+        both = tr.households > 0 and co.households > 0
+        bands.append(Band(
+            decile=int(decile),
+            mean_score=None if audience.score is None else float(audience.score[here].mean()),
+            treated=tr, control=co, uplift=tr.rate - co.rate if both else None,
+            uplift_ci95=(newcombe(tr.responders, tr.households, co.responders, co.households)
+                         if both else None)))
+    return bands
 
 
 def outcomes(ds: Dataset, household_ids: np.ndarray, start: date, end: date,
@@ -230,8 +301,7 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
     responded = found[RESPONDED].to_numpy(bool)
     spend = found[SPEND].to_numpy(float)
     t, c = ~audience.control, audience.control
-    tr, co = (Group(int(m.sum()), int(responded[m].sum()), float(responded[m].mean()),
-                    float(spend[m].mean())) for m in (t, c))
+    tr, co = _group(responded[t], spend[t]), _group(responded[c], spend[c])
     lo, hi = newcombe(tr.responders, tr.households, co.responders, co.households)
     uplift = tr.rate - co.rate
     spend_ci = None
@@ -247,4 +317,4 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
         incremental_responders=uplift * tr.households,
         incremental_responders_ci95=(lo * tr.households, hi * tr.households),
         spend_uplift=tr.spend_per_household - co.spend_per_household,
-        spend_uplift_ci95=spend_ci)
+        spend_uplift_ci95=spend_ci, by_decile=_bands(audience, responded, spend))

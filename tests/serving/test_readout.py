@@ -18,6 +18,7 @@ import pytest
 from features import schema as s
 from features.dataset import load_dataset
 from features.sources import GrowthError
+from serving.audience import DECILE
 from serving.readout import newcombe, read_audience, readout, two_proportion_p, wilson
 from serving.schemas import AudienceMember, AudienceResponse
 from tests.fixtures import tiny_tables, write_folder
@@ -45,14 +46,17 @@ def test_intervals_match_newcombe_1998() -> None:
 def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """3,000 households that shopped in January; in March (the window) a treated household
     visits with chance 0.5 and spends 30, a control household with chance 0.3 and spends 20.
-    Households 9001-9010 of the audience never shop at all."""
+    The effect lies in score decile 1 (treated 0.6, control 0.2); decile 2 has none (0.4 and
+    0.4). Households 9001-9010 of the audience (decile 2) never shop at all."""
     rng = np.random.default_rng(0)
     n = 3000
     truth = pd.DataFrame({s.HOUSEHOLD_ID: np.arange(1, n + 1),
-                          "control": rng.random(n) < 0.2})
-    truth["visits"] = rng.random(n) < np.where(truth["control"], 0.3, 0.5)
+                          "control": rng.random(n) < 0.2,
+                          DECILE: np.repeat([1, 2], n // 2)})
+    chance = np.where(truth[DECILE] == 1, np.where(truth["control"], 0.2, 0.6), 0.4)
+    truth["visits"] = rng.random(n) < chance
     absent = pd.DataFrame({s.HOUSEHOLD_ID: np.arange(9001, 9011), "control": [0, 1] * 5,
-                           "visits": False})
+                           DECILE: 2, "visits": False})
     truth = pd.concat([truth, absent], ignore_index=True)
     truth["control"] = truth["control"].astype(bool)
     before = pd.DataFrame({s.HOUSEHOLD_ID: np.arange(1, n + 1),
@@ -86,8 +90,9 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
 
 
 def write_csv(path: Path, truth: pd.DataFrame) -> Path:
-    frame = truth[[s.HOUSEHOLD_ID]].assign(rank=np.arange(len(truth)) + 1, score=0.5,
-                                           control=truth["control"].astype(int))
+    frame = truth[[s.HOUSEHOLD_ID, DECILE]].assign(
+        rank=np.arange(len(truth)) + 1, score=np.where(truth[DECILE] == 1, 0.8, 0.3),
+        control=truth["control"].astype(int))
     frame.to_csv(path, index=False)
     return path
 
@@ -127,6 +132,35 @@ def test_visits_recover_the_planted_uplift(planted, tmp_path: Path) -> None:
     assert quiet.uplift == 0 and quiet.p_value == 1.0
 
 
+def test_the_readout_by_decile_finds_where_the_effect_lies(planted, tmp_path: Path) -> None:
+    folder, truth = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    r = readout(ds, read_audience(write_csv(tmp_path / "a.csv", truth)), START, 31)
+    assert [b.decile for b in r.by_decile] == [1, 2]
+    for band, mean_score in zip(r.by_decile, (0.8, 0.3), strict=True):
+        rows = truth[truth[DECILE] == band.decile]
+        treated, control = rows[~rows["control"]], rows[rows["control"]]
+        assert (band.treated.households, band.control.households) == (len(treated), len(control))
+        assert band.treated.responders == treated["visits"].sum()
+        assert band.control.responders == control["visits"].sum()
+        assert band.mean_score == pytest.approx(mean_score)
+    # planted: 0.6 - 0.2 in decile 1 (standard error 0.027), none in decile 2 (0.032)
+    top, rest = r.by_decile
+    assert abs(top.uplift - 0.4) < 0.08 and top.uplift_ci95[0] > 0.2
+    assert abs(rest.uplift) < 0.08 and rest.uplift_ci95[0] < 0
+    rest_uplift = rest.uplift
+    assert sum(b.treated.households for b in r.by_decile) == r.treated.households
+
+    no_top_control = truth.assign(control=truth["control"] & (truth[DECILE] == 2))
+    r = readout(ds, read_audience(write_csv(tmp_path / "b.csv", no_top_control)), START, 31)
+    assert r.by_decile[0].control.households == 0
+    assert r.by_decile[0].uplift is None and r.by_decile[0].uplift_ci95 is None
+    assert r.by_decile[1].uplift == pytest.approx(rest_uplift)
+    bare = tmp_path / "bare.csv"
+    truth[[s.HOUSEHOLD_ID]].assign(control=truth["control"].astype(int)).to_csv(bare, index=False)
+    assert readout(ds, read_audience(bare), START, 31).by_decile == []  # no decile column
+
+
 def test_redemptions_of_the_campaign_in_its_own_window(planted, tmp_path: Path) -> None:
     folder, _ = planted
     ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
@@ -148,6 +182,10 @@ def test_redemptions_of_the_campaign_in_its_own_window(planted, tmp_path: Path) 
     ("household_id,control\n1,0\n2,yes\n", "line 3: control must be 0 (treated) or 1"),
     ("household_id,control\n1,0\nabc,1\n", "line 3: expected a household id"),
     ("household_id,control\n1,0\n1,1\n", "household 1 is listed more than once"),
+    ("household_id,control,decile\n1,0,1\n2,1,11\n",
+     "line 3: decile must be an integer from 1 to 10, got '11'"),
+    ("household_id,control,score\n1,0,0.5\n2,1,high\n",
+     "line 3: score must be a probability from 0 to 1, got 'high'"),
 ])
 def test_bad_audience_files_are_named(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "a.csv"
@@ -206,5 +244,9 @@ def test_growth_readout_command(planted, tmp_path: Path) -> None:
     assert figures["treated"]["households"] + figures["control"]["households"] == len(truth)
     assert figures["end"] == "2017-04-01" and figures["outcome"] == "visit"
     assert f"uplift {figures['uplift'] * 100:+.1f} points" in res.stdout
+    assert [band["decile"] for band in figures["by_decile"]] == [1, 2]
+    top = figures["by_decile"][0]
+    lo, hi = (f"{x * 100:+.1f}" for x in top["uplift_ci95"])
+    assert "by score decile" in res.stdout and f"({lo} to {hi})" in res.stdout
     bad = growth("--start", "2017-13-01")
     assert bad.returncode == 2 and "--start" in bad.stderr and "Traceback" not in bad.stderr
