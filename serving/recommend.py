@@ -10,6 +10,8 @@ Everything is numpy arrays built once at load; a request does slicing and a FAIS
 
 from __future__ import annotations
 
+import atexit
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,17 @@ def limit_faiss_threads(threads: int) -> None:
     import faiss
 
     faiss.omp_set_num_threads(threads)
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every live object out of the collector's reach: full
+    collections over the large heap of a loaded bundle made the p99 tail
+    (shared/notes/serving-performance.md). The heap is unfrozen at exit, so the interpreter
+    still frees what it holds in cycles when it shuts down; left frozen, DuckDB's nanobind
+    bindings print dozens of "leaked" objects as the process ends."""
+    gc.collect()
+    gc.freeze()
+    atexit.register(gc.unfreeze)
 
 
 class RequestError(ValueError):

@@ -7,7 +7,6 @@ BentoML). Not a product surface.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from serving.bundle import TWO_TOWER, open_bundle
 from serving.config import load_serving_config, use_bentoml_home
 from serving.guard import error_body
-from serving.recommend import RecommendationStore, RequestError, limit_faiss_threads
+from serving.recommend import RecommendationStore, RequestError, freeze_heap, limit_faiss_threads
 from serving.schemas import RecommendRequest, RecommendResponse, ok
 
 state: dict = {}
@@ -31,8 +30,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     limit_faiss_threads(cfg.faiss_threads)
     bundle = open_bundle(os.environ.get("GROWTH_BUNDLE", f"{cfg.bundle_name}:latest"))
     state.update(bundle=bundle, recs=RecommendationStore(bundle.path / TWO_TOWER))
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     yield
 
 

@@ -5,7 +5,7 @@ audiences from one verified bundle (serving/bundle.py).
     bentoml serve serving.service:GrowthService  # BENTOML_HOME, GROWTH_BUNDLE pick the bundle
 
 Endpoints are ``async``: a request is a slice of precomputed arrays, one FAISS search or
-dictionary lookups, shorter than a thread-pool hop. After loading, ``gc.freeze()`` moves the
+dictionary lookups, shorter than a thread-pool hop. After loading, ``freeze_heap()`` moves the
 bundle's objects out of the collector's reach, which removes the p99 spikes of full
 collections over a large heap (shared/notes/serving-performance.md); FAISS searches on one
 thread; the access log and the (unsampled) OpenTelemetry spans are off unless
@@ -26,7 +26,6 @@ at ``/docs``, in place of BentoML's index page, which loads Google Tag Manager.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 
@@ -54,7 +53,12 @@ with bentoml.importing():
     from serving.audience import build_audience, to_csv
     from serving.bundle import PROPENSITY_MODELS, TWO_TOWER, open_bundle
     from serving.propensity import PropensityStore
-    from serving.recommend import RecommendationStore, RequestError, limit_faiss_threads
+    from serving.recommend import (
+        RecommendationStore,
+        RequestError,
+        freeze_heap,
+        limit_faiss_threads,
+    )
 
 CONFIG = load_serving_config()
 use_bentoml_home(CONFIG)
@@ -112,8 +116,7 @@ class GrowthService:
                                               self.versions[name])
                         for name in PROPENSITY_MODELS if self.bundle.has(name)}
         bind_endpoints(self)
-        gc.collect()
-        gc.freeze()
+        freeze_heap()
         self.ready = True
 
     def __is_ready__(self) -> bool:
