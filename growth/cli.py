@@ -13,20 +13,26 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from features.config import DataConfig, load_data_config
 from features.schema import MAX_ID, parse_id
 from features.sources import GrowthError
+from growth.display import (
+    console,
+    err_console,
+    print_comparison,
+    print_propensity,
+    print_readout,
+    print_report,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="growthloop: transactions -> recommenders, propensity models, audiences.")
@@ -36,10 +42,6 @@ train_app = typer.Typer(no_args_is_help=True, help="Train, evaluate, register mo
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
-
-# Logs and CI are not terminals; keep tables readable there instead of 80 columns wide.
-console = Console() if sys.stdout.isatty() else Console(width=140)
-err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=140)
 
 DataOpt = Annotated[Path | None, typer.Option(
     "--data", help="Folder of parquet/CSV files in the canonical schema "
@@ -86,22 +88,6 @@ def _load(data: Path | None, data_config: Path | None, quarantine_dir: Path | No
 
     cfg = load_data_config(data_config, overrides)
     return load_dataset(data, cfg, quarantine_dir), cfg
-
-
-def print_report(report) -> None:
-    table = Table(title=f"validation (quarantine: {report.quarantine_dir}/)")
-    for col in ("table", "input rows", "clean rows", "quarantined", "reasons", "kept, flagged"):
-        table.add_column(col, justify="right" if "rows" in col or col == "quarantined" else "left")
-    for t in report.tables.values():
-        reasons = ", ".join(f"{k}={v:,}" for k, v in t.quarantined.items()) or "-"
-        flags = ", ".join(f"{k}={v:,}" for k, v in t.warnings.items()) or "-"
-        table.add_row(t.table, f"{t.input_rows:,}", f"{t.clean_rows:,}",
-                      f"{t.quarantined_rows:,}", reasons, flags)
-    console.print(table)
-    for t in report.tables.values():
-        if t.ignored_columns:
-            console.print(f"[dim]{t.table}: ignored columns outside the contract: "
-                          f"{', '.join(t.ignored_columns)}[/dim]")
 
 
 @data_app.command("validate")
@@ -197,23 +183,6 @@ DaskOpt = Annotated[str | None, typer.Option(
                              "address (e.g. tcp://10.0.0.5:8786).")]
 ReportsOpt = Annotated[Path, typer.Option("--reports", help="metrics.json and plots go to "
                                                             "<reports>/<model>/.")]
-
-
-def print_propensity(summary: dict, reports: Path) -> None:
-    """The metric table of one propensity run (test set, or validation when there is none)."""
-    metrics = summary["metrics"]
-    part = "" if "roc_auc" in metrics["lightgbm"] else "val_"
-    table = Table(title=f"{summary['model']} v{summary['version']}, data to "
-                        f"{summary['data_end']} ({'test' if not part else 'validation'} set; "
-                        f"{summary['promotion']})")
-    for col in ("system", "ROC-AUC", "PR-AUC", "Brier", "ECE", "lift@10%", "capture@10%"):
-        table.add_column(col)
-    for name, m in metrics.items():
-        table.add_row(name, *(f"{m[part + k]:.4f}" for k in (
-            "roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct", "capture_at_10pct")))
-    console.print(table)
-    console.print(f"trained in {summary['train_seconds']:.0f} s (best iteration "
-                  f"{summary['best_iteration']}); report in {reports / summary['model']}")
 
 
 @train_app.command("churn")
@@ -395,48 +364,6 @@ def readout_cmd(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.to_json())
         console.print(f"-> {out}", highlight=False)
-
-
-def print_readout(r) -> None:
-    """The readout as a table and three lines a marketer can quote."""
-    what = ("visited" if r.outcome == "visit" else f"redeemed a coupon of campaign "
-            f"{r.campaign_id}")
-    table = Table(title=f"{r.audience}: households that {what} from {r.start} to "
-                        f"{r.end - timedelta(days=1)} ({(r.end - r.start).days} days)")
-    for col in ("group", "households", "responders", "rate", "spend per household"):
-        table.add_column(col, justify="left" if col == "group" else "right")
-    for name, g in (("treated", r.treated), ("control", r.control)):
-        table.add_row(name, f"{g.households:,}", f"{g.responders:,}", f"{g.rate:.1%}",
-                      f"{g.spend_per_household:,.2f}")
-    console.print(table)
-    lo, hi = r.uplift_ci95
-    relative = (f", relative {r.relative_uplift:+.1%}" if r.relative_uplift is not None else "")
-    console.print(f"uplift {r.uplift * 100:+.1f} points (95% CI {lo * 100:+.1f} to "
-                  f"{hi * 100:+.1f}){relative}, p = {r.p_value:.3g}", highlight=False)
-    lo, hi = r.incremental_responders_ci95
-    console.print(f"incremental responders among the treated: {r.incremental_responders:+,.0f} "
-                  f"(95% CI {lo:+,.0f} to {hi:+,.0f})", highlight=False)
-    ci = (f" (95% CI {r.spend_uplift_ci95[0]:+,.2f} to {r.spend_uplift_ci95[1]:+,.2f})"
-          if r.spend_uplift_ci95 else "")
-    console.print(f"spend uplift per household: {r.spend_uplift:+,.2f}{ci}", highlight=False)
-    if r.by_decile:
-        console.print(_decile_table(r.by_decile))
-
-
-def _decile_table(bands) -> Table:
-    """The readout per score decile (1 = highest scores)."""
-    table = Table(title="by score decile (1 = highest; each interval on its own)")
-    for col in ("decile", "mean score", "treated", "rate", "control", "rate", "uplift (95% CI)"):
-        table.add_column(col, justify="right")
-    for b in bands:
-        uplift = "n/a (a group is empty)"
-        if b.uplift is not None:
-            lo, hi = b.uplift_ci95
-            uplift = f"{b.uplift * 100:+.1f} ({lo * 100:+.1f} to {hi * 100:+.1f})"
-        table.add_row(str(b.decile), "" if b.mean_score is None else f"{b.mean_score:.3f}",
-                      f"{b.treated.households:,}", f"{b.treated.rate:.1%}",
-                      f"{b.control.households:,}", f"{b.control.rate:.1%}", uplift)
-    return table
 
 
 @app.command("recommend")
@@ -629,57 +556,6 @@ def models_rollback(name: Annotated[str, typer.Argument(help="A registered model
     except ValueError as exc:
         raise GrowthError(str(exc)) from exc
     console.print(f"{name}@{registry.CHAMPION}: v{restored} (was v{current})")
-
-
-def _cell(value) -> str:
-    """A metric with 4 decimals, a logged parameter (text) as it reads best, "-" if missing."""
-    if value is None or value != value:  # None or NaN
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
-    try:
-        return f"{float(value):.4g}" if any(c in str(value) for c in ".e") else str(value)
-    except ValueError:
-        return str(value)
-
-
-def print_comparison(model: str, frame, cols) -> None:
-    """One rich table: run fields on each run's first row only, our systems in bold. Each
-    column is exactly as wide as its widest value (headings wrap), so no figure is cut."""
-    from training.compare import label
-
-    heads = ["run", "version", "data ends", *(label(n) for n in (*cols.params, *cols.run_metrics)),
-             "system", *(label(n) for n in cols.metrics)]
-    run_keys = [*(f"param.{p}" for p in cols.params), *(f"run.{m}" for m in cols.run_metrics)]
-    sections: list[list[list[str]]] = []
-    for run_id, rows in frame.groupby("run_id", sort=False):
-        section = []
-        for j, r in enumerate(rows.to_dict("records")):
-            version = "-" if _cell(r["version"]) == "-" else (
-                f"v{int(r['version'])}{' *' if r['champion'] else ''}")
-            run_cells = [run_id[:8], version, _cell(r["data_end"]),
-                         *(_cell(r[k]) for k in run_keys)]
-            if j > 0:  # the run's fields once, on its first row
-                run_cells = [""] * len(run_cells)
-            section.append([*run_cells, r["system"], *(_cell(r[m]) for m in cols.metrics)])
-        sections.append(section)
-    rows = [row for section in sections for row in section]
-    table = Table(title=f"{model} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True,
-                  pad_edge=False)
-    system_at = heads.index("system")
-    for i, head in enumerate(heads):
-        width = max([len(row[i]) for row in rows] + [len(word) for word in head.split()])
-        table.add_column(head, width=width,
-                         justify="left" if i < 3 or i == system_at else "right")
-    for section in sections:
-        for row in section:
-            system = row[system_at]
-            row = [escape(c) for c in row]
-            if system in cols.ours:
-                row[system_at] = f"[bold]{row[system_at]}[/bold]"
-            table.add_row(*row)
-        table.add_section()
-    console.print(table)
 
 
 @app.command("compare")

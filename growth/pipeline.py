@@ -45,7 +45,7 @@ def dates_for(ds: Dataset, cfg: DataConfig, console: Console,
 def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console) -> dict:
     """Validate, build features at the standard as-of dates and print a summary, train the
     two-tower, churn and coupon models, and bundle the champions for serving."""
-    from growth.cli import print_report
+    from growth.display import print_report
 
     started = time.perf_counter()
     ds = load_dataset(data, cfg)
