@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the dependencies change. torch is pinned to the CPU build (pyproject.toml).
+# Reinstall when the dependencies change. torch is pinned (pyproject.toml) to the version
+# whose CPU wheel these machines' pip finds locally.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
