@@ -9,11 +9,13 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 # Logs and CI are not terminals; keep tables readable there instead of 80 columns wide.
-console = Console() if sys.stdout.isatty() else Console(width=140)
+# No markup on stdout: paths, column names and run fields are the user's text, and a "[x]" in
+# them must print as it is (styles are given as Text or style= instead).
+console = Console(markup=False) if sys.stdout.isatty() else Console(markup=False, width=140)
 err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=140)
 
 
@@ -29,8 +31,8 @@ def print_report(report) -> None:
     console.print(table)
     for t in report.tables.values():
         if t.ignored_columns:
-            console.print(f"[dim]{t.table}: ignored columns outside the contract: "
-                          f"{', '.join(t.ignored_columns)}[/dim]")
+            console.print(f"{t.table}: ignored columns outside the contract: "
+                          f"{', '.join(t.ignored_columns)}", style="dim")
 
 
 def print_propensity(summary: dict, reports: Path) -> None:
@@ -135,9 +137,8 @@ def print_comparison(model: str, frame, cols) -> None:
     for section in sections:
         for row in section:
             system = row[system_at]
-            row = [escape(c) for c in row]
             if system in cols.ours:
-                row[system_at] = f"[bold]{row[system_at]}[/bold]"
+                row = [*row[:system_at], Text(system, style="bold"), *row[system_at + 1:]]
             table.add_row(*row)
         table.add_section()
     console.print(table)

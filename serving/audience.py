@@ -90,6 +90,25 @@ def parse_household_id(value: str, where: str) -> int:
     return number
 
 
+def csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The rows of a CSV file that are not blank, each with the line it starts on, cells
+    stripped; a file that is not UTF-8 text or not CSV is a GrowthError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GrowthError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows, line = [], 1
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((line, [cell.strip() for cell in row]))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise GrowthError(f"{path}, line {line}: not CSV ({exc})") from None
+    return rows
+
+
 def read_household_ids(path: Path) -> list[int]:
     """The ids in ``path``: the ``household_id`` column of a parquet or CSV file (an audience
     this command or the API wrote, a suppression list), or one id per line of a text file.
@@ -107,25 +126,19 @@ def read_household_ids(path: Path) -> list[int]:
         if len(bad):
             parse_household_id(str(ids.iloc[bad[0]]), f"{path}, row {bad[0] + 1}")
         return ids.astype("int64").tolist()
-    lines = path.read_text().splitlines()
-    header = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if header is None:
+    rows = csv_rows(path)
+    if not rows:
         return []
     column = 0  # a text file: one id per line
-    if not lines[header].split(",")[0].strip().lstrip("-").isdigit():  # a header line
-        names = [c.strip() for c in next(csv.reader([lines[header]]))]
-        if s.HOUSEHOLD_ID not in names:
-            raise GrowthError(f"{path}, line {header + 1}: expected a {s.HOUSEHOLD_ID!r} column "
-                              f"or one id per line, got {lines[header]!r}")
-        column = names.index(s.HOUSEHOLD_ID)
-        header += 1
-    ids = []
-    for number, row in enumerate(csv.reader(lines[header:]), start=header + 1):
-        if not row or not "".join(row).strip():
-            continue
-        ids.append(parse_household_id(row[column] if column < len(row) else "",
-                                 f"{path}, line {number}"))
-    return ids
+    line, first = rows[0]
+    if not first[0].lstrip("-").isdigit():  # a header line
+        if s.HOUSEHOLD_ID not in first:
+            raise GrowthError(f"{path}, line {line}: expected a {s.HOUSEHOLD_ID!r} column "
+                              f"or one id per line, got {','.join(first)!r}")
+        column = first.index(s.HOUSEHOLD_ID)
+        rows = rows[1:]
+    return [parse_household_id(row[column] if column < len(row) else "", f"{path}, line {line}")
+            for line, row in rows]
 
 
 def write_audience(audience: AudienceResponse, fmt: str, out: Path) -> None:

@@ -13,7 +13,8 @@ group that was not contacted. Once the campaign has run and its transactions are
 Figures: each group's response rate; the uplift (treated minus control) with Newcombe's
 hybrid score interval (method 10 of Newcombe 1998) and the two-sided p-value of the pooled
 two-proportion z-test; incremental responders (uplift x treated households); the spend
-uplift per household with Welch's interval. Households of the audience with no transaction
+uplift per household with Welch's interval (none when a group has fewer than two households
+or neither group's spend varies). Households of the audience with no transaction
 in the window count as non-responders with spend 0: nobody is dropped.
 
 When the audience says each household's score decile (JSON always, CSV when it has a ``decile``
@@ -41,7 +42,7 @@ from features.dataset import Dataset
 from features.household import sql_date
 from features.labels import check_covers
 from features.sources import GrowthError
-from serving.audience import CONTROL, DECILE, SCORE, parse_household_id
+from serving.audience import CONTROL, DECILE, SCORE, csv_rows, parse_household_id
 from serving.schemas import AudienceResponse
 
 RESPONDED = "responded"
@@ -74,12 +75,18 @@ def read_audience(path: Path) -> AudienceFile:
             where = ".".join(map(str, first["loc"])) or "the file"
             raise GrowthError(f"{path}: not an audience as POST /audience answers it: {where}: "
                               f"{first['msg']}") from None
-        ids = np.array([m.household_id for m in body.households], dtype=np.int64)
-        control = np.array([m.control for m in body.households], dtype=bool)
-        decile = np.array([m.decile for m in body.households], dtype=np.int64)
-        score = np.array([m.score for m in body.households], dtype=float)
-        found = AudienceFile(path, ids, control, decile, score, body.model, body.campaign_id,
-                             body.as_of)
+        members = body.households
+        for i, m in enumerate(members):
+            where = f"{path}, households[{i}]"
+            parse_household_id(str(m.household_id), where)
+            _checked(where, DECILE, str(m.decile))
+            _checked(where, SCORE, repr(m.score))
+        found = AudienceFile(
+            path, np.array([m.household_id for m in members], dtype=np.int64),
+            np.array([m.control for m in members], dtype=bool),
+            np.array([m.decile for m in members], dtype=np.int64),
+            np.array([m.score for m in members], dtype=float),
+            body.model, body.campaign_id, body.as_of)
     elif path.suffix.lower() == ".csv":
         found = _read_csv(path)
     else:
@@ -93,27 +100,34 @@ def read_audience(path: Path) -> AudienceFile:
 
 
 def _read_csv(path: Path) -> AudienceFile:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows = csv_rows(path)
+    if not rows:
+        raise GrowthError(f"{path}: empty; expected an audience CSV as growth audience or "
+                          "POST /audience writes it")
+    (_, names), body = rows[0], rows[1:]
     for column in (s.HOUSEHOLD_ID, CONTROL):
-        if column not in frame.columns:
-            raise GrowthError(f"{path}: no column {column!r} (columns: "
-                              f"{', '.join(frame.columns)}); expected an audience CSV as "
-                              "growth audience or POST /audience writes it")
-    ids = [parse_household_id(value, f"{path}, line {line}")
-           for line, value in enumerate(frame[s.HOUSEHOLD_ID], start=2)]
-    control = frame[CONTROL].str.strip()
-    bad = np.flatnonzero(~control.isin(["0", "1"]).to_numpy())
-    if len(bad):
-        raise GrowthError(f"{path}, line {bad[0] + 2}: {CONTROL} must be 0 (treated) or 1 "
-                          f"(control), got {frame[CONTROL].iloc[bad[0]]!r}")
-    decile = score = None
-    if DECILE in frame.columns:
-        decile = _column(path, frame, DECILE, "an integer from 1 to 10",
-                         lambda v: v.isdigit() and 1 <= int(v) <= 10).astype(np.int64)
-    if SCORE in frame.columns:
-        score = _column(path, frame, SCORE, "a probability from 0 to 1", _is_probability)
-    return AudienceFile(path, np.array(ids, dtype=np.int64), (control == "1").to_numpy(),
-                        decile, score)
+        if column not in names:
+            raise GrowthError(f"{path}: no column {column!r} (columns: {', '.join(names)}); "
+                              "expected an audience CSV as growth audience or POST /audience "
+                              "writes it")
+    at = {name: i for i, name in enumerate(names)}
+    ids, control, decile, score = [], [], [], []
+    for line, row in body:
+        where = f"{path}, line {line}"
+        if len(row) != len(names):
+            raise GrowthError(f"{where}: {len(row)} fields, but the header names {len(names)}")
+        ids.append(parse_household_id(row[at[s.HOUSEHOLD_ID]], where))
+        if row[at[CONTROL]] not in ("0", "1"):
+            raise GrowthError(f"{where}: {CONTROL} must be 0 (treated) or 1 (control), got "
+                              f"{row[at[CONTROL]]!r}")
+        control.append(row[at[CONTROL]] == "1")
+        if DECILE in at:
+            decile.append(int(_checked(where, DECILE, row[at[DECILE]])))
+        if SCORE in at:
+            score.append(float(_checked(where, SCORE, row[at[SCORE]])))
+    return AudienceFile(path, np.array(ids, dtype=np.int64), np.array(control, dtype=bool),
+                        np.array(decile, dtype=np.int64) if DECILE in at else None,
+                        np.array(score, dtype=float) if SCORE in at else None)
 
 
 def _is_probability(value: str) -> bool:
@@ -123,15 +137,17 @@ def _is_probability(value: str) -> bool:
         return False
 
 
-def _column(path: Path, frame: pd.DataFrame, column: str, expected: str, valid) -> np.ndarray:
-    """An optional CSV column, every value checked; the first bad one is named by line."""
-    values = frame[column].str.strip()
-    ok = values.map(valid).to_numpy(bool)
-    if not ok.all():
-        line = int(np.flatnonzero(~ok)[0])
-        raise GrowthError(f"{path}, line {line + 2}: {column} must be {expected}, got "
-                          f"{frame[column].iloc[line]!r}")
-    return values.astype(float).to_numpy()
+CHECKS = {DECILE: ("an integer from 1 to 10",
+                   lambda v: v.isascii() and v.isdigit() and 1 <= int(v) <= 10),
+          SCORE: ("a probability from 0 to 1", _is_probability)}
+
+
+def _checked(where: str, column: str, value: str) -> str:
+    """``value`` if it is what ``column`` holds; else a GrowthError saying ``where``."""
+    expected, valid = CHECKS[column]
+    if not valid(value):
+        raise GrowthError(f"{where}: {column} must be {expected}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -271,10 +287,12 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
         raise GrowthError(f"--campaign-id {campaign_id}: {name} is the audience of campaign "
                           f"{audience.campaign_id}")
     campaign = campaign_id if campaign_id is not None else audience.campaign_id
+    origin = f"--start {start}"
     if campaign is not None:
         ds.require(s.COUPON_REDEMPTIONS, f"the readout of campaign {campaign}")
         first, stop = campaign_window(ds, campaign)
-        start = first if start is None else start
+        if start is None:
+            start, origin = first, f"campaign {campaign} began on {first}, which"
         if days is None and start >= stop:
             raise GrowthError(f"--start {start} is after campaign {campaign} ended "
                               f"({stop - timedelta(days=1)}): give --days")
@@ -284,12 +302,15 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
         raise GrowthError(f"--start is required: {name} does not say when it was scored "
                           "(a CSV audience); give the day the campaign began")
     if audience.as_of is not None and start < audience.as_of:
-        raise GrowthError(f"--start {start} is before {name} was scored (as of "
+        raise GrowthError(f"{origin} is before {name} was scored (as of "
                           f"{audience.as_of}): the campaign cannot have begun earlier")
     days = default_days if days is None else days
     if days < 1:
         raise GrowthError(f"--days must be at least 1, got {days}")
-    end = start + timedelta(days=days)
+    try:
+        end = start + timedelta(days=days)
+    except OverflowError:
+        raise GrowthError(f"--days {days} runs past the calendar's end") from None
     check_covers(ds, end, f"the readout from {start} to {end - timedelta(days=1)}")
     n_control, n_treated = int(audience.control.sum()), int((~audience.control).sum())
     if n_control == 0 or n_treated == 0:
@@ -305,7 +326,7 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
     lo, hi = newcombe(tr.responders, tr.households, co.responders, co.households)
     uplift = tr.rate - co.rate
     spend_ci = None
-    if min(tr.households, co.households) >= 2:
+    if min(tr.households, co.households) >= 2 and max(spend[t].var(), spend[c].var()) > 0:
         welch = stats.ttest_ind(spend[t], spend[c], equal_var=False)
         ci = welch.confidence_interval(0.95)
         spend_ci = (float(ci.low), float(ci.high)) if np.isfinite(ci.low) else None

@@ -130,6 +130,11 @@ def test_visits_recover_the_planted_uplift(planted, tmp_path: Path) -> None:
     quiet = readout(ds, read_audience(tmp_path / "a.csv"), date(2017, 2, 1), 28)
     assert quiet.treated.responders == quiet.control.responders == 0
     assert quiet.uplift == 0 and quiet.p_value == 1.0
+    # every visitor of a group spends the same: no spread, so no spend interval (Welch's
+    # degrees of freedom are 0/0), not a zero-width one
+    visitors = pd.concat([treated[treated["visits"]].head(3), control[control["visits"]].head(3)])
+    same = readout(ds, read_audience(write_csv(tmp_path / "same.csv", visitors)), START, 31)
+    assert same.spend_uplift == 30 - 20 and same.spend_uplift_ci95 is None
 
 
 def test_the_readout_by_decile_finds_where_the_effect_lies(planted, tmp_path: Path) -> None:
@@ -186,6 +191,10 @@ def test_redemptions_of_the_campaign_in_its_own_window(planted, tmp_path: Path) 
      "line 3: decile must be an integer from 1 to 10, got '11'"),
     ("household_id,control,score\n1,0,0.5\n2,1,high\n",
      "line 3: score must be a probability from 0 to 1, got 'high'"),
+    ("household_id,control,decile\n1,0,\u00b2\n", "line 2: decile must be an integer"),
+    ("household_id,control\n\n1,0\n\n2,x\n", "line 5: control must be 0 (treated) or 1"),
+    ('household_id,control,note\n1,0,"two\nlines"\n2,1\n', "line 4: 2 fields, but the header"),
+    ("", "empty; expected an audience CSV"),
 ])
 def test_bad_audience_files_are_named(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "a.csv"
@@ -195,11 +204,36 @@ def test_bad_audience_files_are_named(tmp_path: Path, content: str, message: str
     assert str(path) in str(err.value)
 
 
+def test_a_csv_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes("household_id,control\n1,0\n2,1\ncaf\u00e9,1\n".encode("latin-1"))
+    with pytest.raises(GrowthError, match=re.escape(f"{path}: not UTF-8 text")):
+        read_audience(path)
+
+
 def test_json_that_is_not_an_audience(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
     path.write_text(json.dumps({"model": "churn", "households": []}))
     with pytest.raises(GrowthError, match="not an audience as POST /audience answers it"):
         read_audience(path)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("score", float("nan"), "households[1]: score must be a probability from 0 to 1"),
+    ("score", 7.5, "households[1]: score must be a probability"),
+    ("decile", 42, "households[1]: decile must be an integer from 1 to 10, got '42'"),
+    ("household_id", -1, "households[1]: expected a household id"),
+    ("household_id", 2**70, "households[1]: expected a household id"),
+])
+def test_json_members_are_checked_like_csv_rows(tmp_path: Path, field: str, value,
+                                                message: str) -> None:
+    path = write_json(tmp_path / "a.json", [1, 2], [False, True], date(2017, 3, 1))
+    body = json.loads(path.read_text())
+    body["households"][1][field] = value
+    path.write_text(json.dumps(body))  # NaN as the bare token pydantic reads
+    with pytest.raises(GrowthError, match=re.escape(message)) as err:
+        read_audience(path)
+    assert str(path) in str(err.value)
 
 
 def test_requests_a_readout_cannot_answer(planted, tmp_path: Path) -> None:
@@ -216,8 +250,14 @@ def test_requests_a_readout_cannot_answer(planted, tmp_path: Path) -> None:
         readout(ds, no_control, START, 28)
     scored = read_audience(write_json(tmp_path / "a.json", [1, 2], [False, True],
                                       date(2017, 3, 1)))
-    with pytest.raises(GrowthError, match="is before .* was scored"):
+    with pytest.raises(GrowthError, match="--start 2017-02-01 is before .* was scored"):
         readout(ds, scored, date(2017, 2, 1))
+    later = read_audience(write_json(tmp_path / "later.json", [1, 2], [False, True],
+                                     date(2017, 3, 5)))
+    with pytest.raises(GrowthError, match="campaign 7 began on 2017-03-01, which is before"):
+        readout(ds, later)  # the start came from the campaign, not from --start
+    with pytest.raises(GrowthError, match="--days 100000000 runs past the calendar"):
+        readout(ds, csv, START, 100_000_000)
     with pytest.raises(GrowthError, match="is the audience of campaign 7"):
         readout(ds, scored, campaign_id=8)
     tables = tiny_tables()
@@ -230,7 +270,7 @@ def test_requests_a_readout_cannot_answer(planted, tmp_path: Path) -> None:
 
 def test_growth_readout_command(planted, tmp_path: Path) -> None:
     folder, truth = planted
-    audience = write_csv(tmp_path / "a.csv", truth)
+    audience = write_csv(tmp_path / "[draft]a.csv", truth)  # printed as it is, not as markup
 
     def growth(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "growth", "readout", str(audience),
@@ -248,5 +288,6 @@ def test_growth_readout_command(planted, tmp_path: Path) -> None:
     top = figures["by_decile"][0]
     lo, hi = (f"{x * 100:+.1f}" for x in top["uplift_ci95"])
     assert "by score decile" in res.stdout and f"({lo} to {hi})" in res.stdout
+    assert "[draft]" in res.stdout  # the title's path (wrapped to the table's width)
     bad = growth("--start", "2017-13-01")
     assert bad.returncode == 2 and "--start" in bad.stderr and "Traceback" not in bad.stderr
