@@ -29,22 +29,24 @@ def embedded_source() -> dict[str, Path]:
 
 
 def folder_source(folder: Path) -> dict[str, Path]:
-    """Files named after canonical tables in ``folder``; unknown files are ignored."""
+    """Files named after canonical tables in ``folder``, the name and suffix in any case
+    (``Products.CSV`` is the products table); unknown files are ignored."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataContractError(f"data folder {folder} does not exist or is not a folder")
-    found: dict[str, Path] = {}
-    for table in s.TABLES:
-        matches = [folder / f"{table}{suffix}" for suffix in SUFFIXES]
-        matches = [m for m in matches if m.exists()]
-        if len(matches) > 1:
-            names = ", ".join(m.name for m in matches)
+    names = {f"{table}{suffix}": table for table in s.TABLES for suffix in SUFFIXES}
+    matches: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        table = names.get(entry.name.lower())
+        if table is not None:
+            matches.setdefault(table, []).append(entry)
+    for table, paths in matches.items():
+        if len(paths) > 1:
+            given = ", ".join(m.name for m in paths)
             raise DataContractError(
-                f"{folder}: table {table!r} is given twice ({names}); keep one file per table"
+                f"{folder}: table {table!r} is given twice ({given}); keep one file per table"
             )
-        if matches:
-            found[table] = matches[0]
-    return found
+    return {table: paths[0] for table, paths in matches.items()}
 
 
 def resolve_source(data: Path | None) -> dict[str, Path]:

@@ -42,7 +42,8 @@ MIN_TIMESTAMP = "1990-01-01"
 MAX_TIMESTAMP = "2100-01-01"
 # A numeric offset after a clock time with 15+ hours or 60+ minutes: no zone has one, though
 # DuckDB's TIMESTAMPTZ cast reads them (``+25:00`` as 25 hours).
-IMPOSSIBLE_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d{2})?|\d{2}:?[6-9]\d)$"
+IMPOSSIBLE_OFFSET = (r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d{2})?|\d{2}:?[6-9]\d)"
+                     r"\s*$")
 UTF8_CHUNK = 1 << 20
 
 
@@ -109,20 +110,44 @@ def _require_utf8(path: Path) -> None:
                     ) from None
 
 
-def _check_names(path: Path, table: str, names: list[str]) -> None:
-    """Refuse columns that match the same contract name, and names validation uses itself."""
+def _check_names(path: Path, table: str, names: list[str],
+                 reserved: tuple[str, ...] = ()) -> None:
+    """Refuse columns that match the same contract name (any kept column, in a table that keeps
+    columns outside the contract), and names validation uses itself (plus ``reserved``).
+    Other repeated names, such as the unnamed empty columns of a spreadsheet export, are
+    ignored like any column outside the contract."""
+    spec = s.TABLES[table]
+    contract = {c.name for c in spec.columns}
     seen: dict[str, str] = {}
     for name in names:
         key = s.column_key(name)
-        if key in (ROW, STAGE_REASON) or key.startswith(RAW_PREFIX):
+        if key in (ROW, STAGE_REASON, *reserved) or key.startswith(RAW_PREFIX):
             raise DataContractError(
                 f"{path}: column {name!r} of table {table!r} uses a name reserved for "
-                f"validation ({ROW!r}, {STAGE_REASON!r}, {RAW_PREFIX}*); rename it")
-        if key in seen:
+                f"validation ({ROW!r}, {STAGE_REASON!r}, {RAW_PREFIX}*"
+                + "".join(f", {r!r}" for r in reserved) + "); rename it")
+        if key in seen and (key in contract or spec.keep_extra_columns):
             raise DataContractError(
                 f"{path}: columns {seen[key]!r} and {name!r} of table {table!r} are the same "
                 f"column {key!r} (names match ignoring case and surrounding spaces); keep one")
         seen[key] = name
+
+
+def _distinct_names(names: list[str]) -> list[str]:
+    """Names SQL can hold: an unnamed column (a spreadsheet export's empty ones) becomes
+    ``column_<position>`` and a repeated name outside the contract ``<name>_<position>``,
+    so their values still reach the quarantine file and the report lists them as ignored."""
+    seen: set[str] = set()
+    out = []
+    for position, name in enumerate(names, 1):
+        key = s.column_key(name)
+        if not key:
+            name = f"column_{position}"
+        elif key in seen:
+            name = f"{name.strip()}_{position}"
+        seen.add(s.column_key(name))
+        out.append(name)
+    return out
 
 
 def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> tuple[str, str]:
@@ -131,8 +156,9 @@ def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> tup
     as NULL (what typing reads). Returns (raw, src) view names."""
     raw, src = f"raw_{table}", f"src_{table}"
     try:
-        if path.suffix == ".parquet":
-            _check_names(path, table, pq.read_schema(path).names)
+        if path.suffix.lower() == ".parquet":
+            # DuckDB's row numbers come as a column of this name
+            _check_names(path, table, pq.read_schema(path).names, reserved=("file_row_number",))
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * EXCLUDE (file_row_number), "
                 f"file_row_number AS {ROW} FROM read_parquet({sql_str(str(path))}, "
@@ -144,17 +170,25 @@ def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> tup
             # failed load; row numbers come from the file order.
             _require_utf8(path)
             with path.open(newline="", encoding="utf-8-sig") as fh:
-                header = next(csv.reader(fh), [])
+                reader = csv.reader(fh)
+                header = next(reader, [])
+                header_only = next(reader, None) is None
             if not header:
                 raise DataContractError(f"{path}: file is empty; expected a header row")
-            arrow = pacsv.read_csv(
-                path,
-                convert_options=pacsv.ConvertOptions(
-                    column_types={name: pa.string() for name in header},
-                    strings_can_be_null=False,
-                ),
-            )
+            if header_only:  # pyarrow cannot infer columns from a header with no line end
+                arrow = pa.table({f"c{i}": pa.array([], pa.string())
+                                  for i in range(len(header))}).rename_columns(header)
+            else:
+                arrow = pacsv.read_csv(
+                    path,
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={name: pa.string() for name in header},
+                        strings_can_be_null=False,
+                    ),
+                )
             _check_names(path, table, arrow.column_names)
+            arrow = arrow.rename_columns(_distinct_names(arrow.column_names))
             markers = ", ".join(sql_str(m) for m in s.NULL_MARKERS)
             cells = "".join(f", CASE WHEN {sql_ident(c)} IN ({markers}) THEN NULL "
                             f"ELSE {sql_ident(c)} END AS {sql_ident(c)}"
@@ -164,7 +198,7 @@ def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> tup
             con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {raw}_arrow")
             con.execute(f"CREATE OR REPLACE TEMP VIEW {src} AS SELECT {ROW}{cells} FROM {raw}")
         con.execute(f"SELECT * FROM {src} LIMIT 0").fetchall()
-    except (duckdb.Error, pa.ArrowInvalid, OSError) as exc:
+    except (duckdb.Error, pa.ArrowInvalid, OSError, csv.Error) as exc:
         raise DataContractError(f"{path}: cannot read table {table!r}: {exc}") from exc
     return raw, src
 
@@ -223,9 +257,9 @@ def _reason_cases(table: s.Table, raw_names: dict[str, str], present: set[str]) 
         if col.required:
             cases.append(f"WHEN {raw_null} THEN 'null_{col.name}'")
         if col.name in table.null_as_zero:
-            # a null discount is no discount, but text that is not a number is an error
-            cases.append(f"WHEN NOT {raw_null} AND TRY_CAST({raw_col} AS DOUBLE) IS NULL "
-                         f"THEN 'bad_{col.name}'")
+            # a null discount is no discount, but a value that is not a finite number is an error
+            cases.append(f"WHEN NOT {raw_null} AND NOT coalesce(isfinite(TRY_CAST({raw_col} "
+                         f"AS DOUBLE)), false) THEN 'bad_{col.name}'")
         elif col.kind != "category":
             cases.append(f"WHEN NOT {raw_null} AND {typed_null} THEN 'bad_{col.name}'")
         if col.kind == "id":
@@ -271,7 +305,9 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
             raw_names[col.name] = by_key[col.name]
             _check_type(path, table.name, col, by_key[col.name], raw_types[by_key[col.name]])
         elif col.required:
-            found = ", ".join(raw_cols) or "none"
+            found = ", ".join(repr(c) if len(c) <= 60 else repr(c[:60]) + "..."
+                              for c in raw_cols[:30]) or "none"
+            found += f" and {len(raw_cols) - 30} more" if len(raw_cols) > 30 else ""
             raise DataContractError(
                 f"{path}: table {table.name!r} is missing required column {col.name!r} "
                 f"(expected {col.kind} values of type {s.DUCKDB_TYPE[col.kind]}; "

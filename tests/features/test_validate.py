@@ -40,6 +40,17 @@ def test_table_given_twice_is_refused(tmp_path: Path) -> None:
         folder_source(folder)
 
 
+def test_table_files_are_found_in_any_case(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "d", tiny_tables())
+    (folder / "products.parquet").rename(folder / "Products.PARQUET")
+    assert folder_source(folder)[s.PRODUCTS].name == "Products.PARQUET"
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.PRODUCTS].clean_rows == len(tiny_tables()[s.PRODUCTS])
+    tiny_tables()[s.PRODUCTS].to_csv(folder / "PRODUCTS.csv", index=False)
+    with pytest.raises(DataContractError, match="'products' is given twice"):
+        folder_source(folder)
+
+
 def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "d", tiny_tables())
     (folder / "products.parquet").write_bytes(b"not a parquet file")
@@ -98,6 +109,24 @@ def test_null_discount_means_zero(tmp_path: Path) -> None:
     ds = load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
     assert (ds.table(s.TRANSACTIONS)[s.RETAIL_DISC] == 0).all()
     assert ds.report.quarantined_rows == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_discounts_that_are_not_finite_numbers_are_quarantined(tmp_path: Path, fmt: str) -> None:
+    """A missing discount is no discount; an infinite one is an error, not a zero."""
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    if fmt == "csv":
+        tx = tx.astype({s.RETAIL_DISC: str, s.COUPON_DISC: str})
+        tx.loc[0, s.RETAIL_DISC], tx.loc[1, s.COUPON_DISC] = "inf", "1e400"
+    else:
+        tx.loc[0, s.RETAIL_DISC], tx.loc[1, s.COUPON_DISC] = float("inf"), float("-inf")
+    tables[s.TRANSACTIONS] = tx
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt=fmt),
+                      quarantine_dir=tmp_path / "q")
+    report = ds.report.tables[s.TRANSACTIONS]
+    assert report.quarantined == {"bad_retail_disc": 1, "bad_coupon_disc": 1}
+    assert report.input_rows == report.clean_rows + 2
 
 
 def test_campaign_with_end_before_start(tmp_path: Path) -> None:
@@ -212,6 +241,54 @@ def test_extra_columns_with_the_same_name_are_refused(tmp_path: Path) -> None:
         load_dataset(folder, quarantine_dir=tmp_path / "q")
 
 
+def test_unnamed_empty_columns_of_a_spreadsheet_export_are_ignored(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "d", tiny_tables(), fmt="csv")
+    path = folder / "transactions.csv"
+    path.write_text("".join(line + ",,\n" for line in path.read_text().splitlines()))
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    report = ds.report.tables[s.TRANSACTIONS]
+    assert report.clean_rows == len(tiny_tables()[s.TRANSACTIONS])
+    width = len(tiny_tables()[s.TRANSACTIONS].columns)
+    assert report.ignored_columns == [f"column_{width + 1}", f"column_{width + 2}"]
+
+
+def test_a_parquet_column_named_like_duckdbs_row_numbers_is_named(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    tables[s.PRODUCTS]["file_row_number"] = 0
+    folder = write_folder(tmp_path / "d", tables)
+    with pytest.raises(DataContractError, match=r"products\.parquet: column 'file_row_number'"):
+        load_dataset(folder, quarantine_dir=tmp_path / "q")
+
+
+def test_a_header_only_csv_without_a_line_end_is_an_empty_table(tmp_path: Path) -> None:
+    tables = tiny_tables()
+    folder = write_folder(tmp_path / "d", tables, fmt="csv")
+    (folder / "demographics.csv").write_text(f"{s.HOUSEHOLD_ID},age")
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.DEMOGRAPHICS].input_rows == 0
+
+
+def test_quoted_line_breaks_in_a_large_csv_load(tmp_path: Path) -> None:
+    """pyarrow splits a large file into blocks at line breaks unless told values hold them."""
+    tables = tiny_tables()
+    products = pd.concat([tables[s.PRODUCTS], pd.DataFrame(
+        {s.PRODUCT_ID: range(10**6, 10**6 + 60_000)})], ignore_index=True)
+    tables[s.PRODUCTS] = products.assign(**{s.BRAND: "Private\nLabel"})
+    folder = write_folder(tmp_path / "d", tables, fmt="csv")
+    assert (folder / "products.csv").stat().st_size > 1 << 20
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.PRODUCTS].clean_rows == len(products)
+    assert set(ds.table(s.PRODUCTS)[s.BRAND]) == {"Private\nLabel"}
+
+
+def test_a_header_the_csv_module_cannot_read_is_named(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "d", tiny_tables(), fmt="csv")
+    path = folder / "transactions.csv"
+    path.write_text('"' + path.read_text() + "1,2,3\n" * 50_000)  # one unclosed quote
+    with pytest.raises(DataContractError, match=r"transactions\.csv: cannot read table"):
+        load_dataset(folder, quarantine_dir=tmp_path / "q")
+
+
 def test_boolean_number_column_names_file_column_and_types(tmp_path: Path) -> None:
     tables = tiny_tables()
     tables[s.TRANSACTIONS][s.QUANTITY] = True
@@ -278,11 +355,11 @@ def test_timestamp_offsets_convert_to_the_canonical_zone(tmp_path: Path) -> None
 def test_offsets_no_zone_has_are_quarantined(tmp_path: Path) -> None:
     """DuckDB reads ``+25:00`` as 25 hours and ``+05:60`` as six; no zone has either."""
     values = ["2017-01-02 09:00:00+25:00", "2017-01-02 09:00:00+05:60",
-              "2017-01-02T09:00:00.5-1500", "2017-01-02 09:00:00+14:00",
-              "2017-01-02 09:00:00-0930"]
+              "2017-01-02T09:00:00.5-1500", "2017-01-02 09:00:00+25:00 ",
+              "2017-01-02 09:00:00+14:00", "2017-01-02 09:00:00-0930"]
     ds, kept = _load_text_timestamps(tmp_path, values)
-    assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 3}
-    assert sorted(kept[s.TRANSACTION_TIMESTAMP]) == sorted(values[:3])
+    assert ds.report.tables[s.TRANSACTIONS].quarantined == {"bad_transaction_timestamp": 4}
+    assert sorted(kept[s.TRANSACTION_TIMESTAMP]) == sorted(values[:4])
     clean = ds.df(f"SELECT {s.TRANSACTION_TIMESTAMP} AS ts FROM {s.TRANSACTIONS}")["ts"]
     assert {pd.Timestamp("2017-01-01 19:00"), pd.Timestamp("2017-01-02 18:30")} <= set(clean)
 
