@@ -17,6 +17,7 @@ from features.config import DataConfig
 from features.dataset import Dataset
 from features.household import household_features
 from features.product import product_features
+from features.sources import refuse_data_folder
 
 HOUSEHOLDS_FILE = "households.parquet"
 PRODUCTS_FILE = "products.parquet"
@@ -42,6 +43,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 def build_features(ds: Dataset, as_of: date, out_dir: Path,
                    cfg: DataConfig | None = None) -> FeatureBuild:
     """Compute household and product features as of ``as_of`` and write both tables."""
+    refuse_data_folder(out_dir, [t.file for t in ds.report.tables.values()], "feature folder")
     cfg = cfg or DataConfig()
     households = household_features(ds, as_of, cfg)
     products = product_features(ds, as_of, cfg)

@@ -62,6 +62,10 @@ def _windows(value: tuple[int, ...]) -> tuple[int, ...]:
 
 
 Dollars = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Dates and day counts a model can mean: far-off ones only overflow date arithmetic.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
+Days = Annotated[int, Field(gt=0, le=36_500)]  # a century at most
 
 
 class TierThresholds(Strict):
@@ -93,10 +97,10 @@ class DataConfig(Strict):
     # DuckDB memory limit (number + KB/MB/GB/TB or KiB/MiB/GiB/TiB); spills to disk beyond it
     memory_limit: Annotated[str, AfterValidator(_memory_limit)] = "4GB"
     # Standard evaluation settings (shared/design.md), so numbers compare across runs.
-    recommender_as_of: date = date(2017, 12, 4)
-    churn_as_of: date = date(2017, 11, 6)
-    churn_horizon_days: int = Field(56, gt=0)
-    coupon_split_date: date = date(2017, 8, 1)
+    recommender_as_of: Day = date(2017, 12, 4)
+    churn_as_of: Day = date(2017, 11, 6)
+    churn_horizon_days: Days = 56
+    coupon_split_date: Day = date(2017, 8, 1)
 
 
 RECOMMENDER_TEST_DAYS = 28  # a derived recommender date leaves four weeks to test on

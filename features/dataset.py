@@ -78,15 +78,16 @@ class Dataset:
             f"SELECT min({ts}), max({ts}) FROM {s.TRANSACTIONS}").fetchone()
         return first, last
 
-    def check_as_of(self, as_of: date) -> None:
+    def check_as_of(self, as_of: date, what: str = "as-of date") -> None:
         """Refuse to score, recommend or build features as of a day outside the data: from
-        its first transaction day to the day after its last (which sees every line)."""
+        its first transaction day to the day after its last (which sees every line).
+        ``what`` names the date in the message."""
         first, last = (ts.date() for ts in self.time_range())
         day = as_of.date() if isinstance(as_of, datetime) else as_of
         if not first <= day <= last + timedelta(days=1):
             raise GrowthError(
-                f"as-of date {day} is outside the data: {self.source} runs from {first} to "
-                f"{last}, so the as-of date may be from {first} to {last + timedelta(days=1)} "
+                f"{what} {day} is outside the data: {self.source} runs from {first} to "
+                f"{last}, so the {what} may be from {first} to {last + timedelta(days=1)} "
                 "(the day after its last transaction)")
 
 

@@ -6,6 +6,7 @@ A source is a mapping ``table name -> file``. The embedded default ships inside 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +48,14 @@ def folder_source(folder: Path) -> dict[str, Path]:
                 f"{folder}: table {table!r} is given twice ({given}); keep one file per table"
             )
     return {table: paths[0] for table, paths in matches.items()}
+
+
+def refuse_data_folder(folder: Path, files: Iterable[str | Path], what: str) -> None:
+    """A GrowthError when ``folder`` is where the data's ``files`` lie: what is written there
+    would mix with the tables, or replace one of them."""
+    if Path(folder).resolve() in {Path(f).resolve().parent for f in files}:
+        raise GrowthError(f"{what} {folder} is the data folder; its files would mix with the "
+                          "tables or replace one of them: choose another folder")
 
 
 def resolve_source(data: Path | None) -> dict[str, Path]:

@@ -116,6 +116,8 @@ MODEL = SynthModel()
 # Smallest arguments generate accepts (the CLI's options use the same bounds).
 MINIMUMS: dict[str, int] = {"households": 1, "products": 2 * len(DEPARTMENTS), "weeks": 1,
                             "seed": 0}
+MAXIMUMS: dict[str, int] = {"households": 10_000_000, "products": 10_000_000, "weeks": 520,
+                            "seed": 2**32 - 1}
 MINIMUM_REASONS: dict[str, str] = {
     "products": f"two per department, {len(DEPARTMENTS)} departments",
     "seed": "numpy seeds are non-negative",
@@ -238,13 +240,15 @@ def _sample_products(rng: np.random.Generator, p: _Products, dept_cdf: np.ndarra
 
 
 def _check_arguments(**values: int) -> None:
-    """GrowthError naming the first argument of :func:`generate` below its minimum."""
+    """GrowthError naming the first argument of :func:`generate` outside its range."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise GrowthError(f"{name} must be a whole number, got {value!r}")
         if value < MINIMUMS[name]:
             why = f" ({MINIMUM_REASONS[name]})" if name in MINIMUM_REASONS else ""
             raise GrowthError(f"{name} must be at least {MINIMUMS[name]}{why}, got {value}")
+        if value > MAXIMUMS[name]:
+            raise GrowthError(f"{name} must be at most {MAXIMUMS[name]:,}, got {value:,}")
 
 
 def generate(out_dir: Path, households: int = 2000, products: int = 5000, weeks: int = 53,

@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features import schema as s
-from features.sources import DataContractError, GrowthError
+from features.sources import DataContractError, GrowthError, refuse_data_folder
 
 ROW = "__row"
 RAW_PREFIX = "__raw_"
@@ -403,10 +403,7 @@ def _clear_quarantine(quarantine_dir: Path, files: dict[str, Path]) -> None:
     """
     if quarantine_dir.exists() and not quarantine_dir.is_dir():
         raise GrowthError(f"quarantine folder {quarantine_dir} is a file; expected a folder")
-    data_dirs = {Path(f).resolve().parent for f in files.values()}
-    if quarantine_dir.resolve() in data_dirs:
-        raise GrowthError(f"quarantine folder {quarantine_dir} is the data folder; quarantine "
-                          "files would mix with the tables: choose another folder")
+    refuse_data_folder(quarantine_dir, files.values(), "quarantine folder")
     for table in s.TABLES:
         qfile = quarantine_path(quarantine_dir, table)
         if not qfile.exists():

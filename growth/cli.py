@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from features.config import DataConfig, load_data_config
+from features.config import FIRST_DAY, LAST_DAY, DataConfig, load_data_config
 from features.schema import MAX_ID, parse_id
 from features.sources import GrowthError
 from growth.display import (
@@ -56,10 +56,14 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 
 def _date(value: str, option: str = "--as-of") -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"expected a date as YYYY-MM-DD, got {value!r}",
                                  param_hint=option) from exc
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise typer.BadParameter(f"expected a date from {FIRST_DAY} to {LAST_DAY}, got {value}",
+                                 param_hint=option)
+    return day
 
 
 def _household_ids(value: str | None) -> list[int] | None:

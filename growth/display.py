@@ -42,11 +42,15 @@ def print_propensity(summary: dict, reports: Path) -> None:
     table = Table(title=f"{summary['model']} v{summary['version']}, data to "
                         f"{summary['data_end']} ({'test' if not part else 'validation'} set; "
                         f"{summary['promotion']})")
-    for col in ("system", "ROC-AUC", "PR-AUC", "Brier", "ECE", "lift@10%", "capture@10%"):
+    # lift and capture are named after the config's top_fraction (lift_at_10pct at 0.1)
+    lift = next(k.removeprefix(part) for k in metrics["lightgbm"]
+                if k.startswith(part + "lift_at_"))
+    pct = lift.removeprefix("lift_at_").removesuffix("pct")
+    keys = ("roc_auc", "pr_auc", "brier", "ece", lift, lift.replace("lift", "capture"))
+    for col in ("system", "ROC-AUC", "PR-AUC", "Brier", "ECE", f"lift@{pct}%", f"capture@{pct}%"):
         table.add_column(col)
     for name, m in metrics.items():
-        table.add_row(name, *(f"{m[part + k]:.4f}" for k in (
-            "roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct", "capture_at_10pct")))
+        table.add_row(name, *(f"{m[part + k]:.4f}" for k in keys))
     console.print(table)
     console.print(f"trained in {summary['train_seconds']:.0f} s (best iteration "
                   f"{summary['best_iteration']}); report in {reports / summary['model']}")

@@ -287,7 +287,7 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
         raise GrowthError(f"--campaign-id {campaign_id}: {name} is the audience of campaign "
                           f"{audience.campaign_id}")
     campaign = campaign_id if campaign_id is not None else audience.campaign_id
-    origin = f"--start {start}"
+    given, origin = start is not None, f"--start {start}"
     if campaign is not None:
         ds.require(s.COUPON_REDEMPTIONS, f"the readout of campaign {campaign}")
         first, stop = campaign_window(ds, campaign)
@@ -304,6 +304,7 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
     if audience.as_of is not None and start < audience.as_of:
         raise GrowthError(f"{origin} is before {name} was scored (as of "
                           f"{audience.as_of}): the campaign cannot have begun earlier")
+    ds.check_as_of(start, "--start" if given else "readout start")
     days = default_days if days is None else days
     if days < 1:
         raise GrowthError(f"--days must be at least 1, got {days}")

@@ -144,6 +144,21 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
             "cannot open the Optuna storage bogus://x",
         ("tune", "churn", "--trials", "1", "--storage", "not a url"):
             "--storage 'not a url' is not a database URL",
+        ("tune", "churn", "--trials", "1", "--storage", "postgresql://x"):  # no driver
+            "cannot open the Optuna storage postgresql://x: ImportError",
+        # far-off dates and counts, which only overflow date arithmetic or LightGBM
+        ("train", "churn", "--as-of", "0001-01-01"):
+            "--as-of: expected a date from 1900-01-01 to 2199-12-31",
+        ("train", "churn", "--horizon-days", "1000000000"):
+            "horizon_days: Input should be less than or equal to 36500",
+        ("train", "churn", "--set", "num_leaves=200000"):
+            "num_leaves: Input should be less than or equal to 131072",
+        ("train", "churn", "--set", "num_threads=100000"):
+            "num_threads: Input should be less than or equal to 1024",
+        ("train", "coupon", "--set", "learning_rate=inf"):
+            "learning_rate: Input should be a finite number",
+        ("data", "synth", "--out", "d", "--households", "99999999999999999999999"):
+            "households must be at most 10,000,000",
     }
     for args, message in cases.items():
         res = growth(*args, cwd=tmp_path)
@@ -179,3 +194,25 @@ def test_every_command_summary_is_one_line() -> None:
     assert len(listed) >= 20
     multi = [name for name, cmd in listed if "\n" in (cmd.help or "").strip().split("\n\n")[0]]
     assert multi == []
+
+
+def test_propensity_table_follows_top_fraction(capsys) -> None:
+    """Lift and capture are named after the config's top_fraction (here 0.2, not 0.1)."""
+    from growth.display import print_propensity
+
+    m = {"roc_auc": 0.8, "pr_auc": 0.5, "brier": 0.1, "ece": 0.02, "lift_at_20pct": 2.5,
+         "capture_at_20pct": 0.5}
+    print_propensity({"model": "churn", "version": 3, "data_end": "2017-11-06",
+                      "promotion": "rejected", "metrics": {"lightgbm": m, "rfm_logistic": m},
+                      "train_seconds": 1.0, "best_iteration": 5}, Path("reports"))
+    out = capsys.readouterr().out
+    assert "lift@20%" in out and "capture@20%" in out and out.count("2.5000") == 2
+
+
+def test_features_are_never_written_over_the_data(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "d", tiny_tables())
+    before = (folder / "products.parquet").read_bytes()
+    res = growth("features", "build", "--as-of", "2017-01-23", "--data", str(folder),
+                 "--out", str(folder), cwd=tmp_path)
+    assert f"feature folder {folder} is the data folder" in _one_line_error(res)
+    assert (folder / "products.parquet").read_bytes() == before

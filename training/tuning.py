@@ -220,7 +220,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                               heartbeat_interval=60, grace_period=180)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, ImportError) as exc:  # ImportError: no driver installed
             raise GrowthError(f"cannot open the Optuna storage {_shown(parsed)}: "
                               f"{exc.__class__.__name__}: {exc}") from exc
 

@@ -258,6 +258,8 @@ def test_requests_a_readout_cannot_answer(planted, tmp_path: Path) -> None:
         readout(ds, later)  # the start came from the campaign, not from --start
     with pytest.raises(GrowthError, match="--days 100000000 runs past the calendar"):
         readout(ds, csv, START, 100_000_000)
+    with pytest.raises(GrowthError, match="--start 2016-06-01 is outside the data"):
+        readout(ds, csv, date(2016, 6, 1), 28)  # would read as nobody responding
     with pytest.raises(GrowthError, match="is the audience of campaign 7"):
         readout(ds, scored, campaign_id=8)
     tables = tiny_tables()

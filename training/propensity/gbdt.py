@@ -161,7 +161,12 @@ def _fit_dask(x: pd.DataFrame, y: np.ndarray, categorical: list[str], params: di
     # lightgbm.dask sets threads per worker itself; metrics are computed here afterwards.
     params = {k: v for k, v in params.items()
               if k not in ("metric", "first_metric_only", "num_threads")}
-    with Client(address, timeout=30) as client:
+    try:
+        client = Client(address, timeout=30)
+    except ValueError as exc:  # not an address at all; an unreachable one times out (OSError)
+        raise GrowthError(f"--dask-scheduler {address!r} is not a scheduler address ({exc}); "
+                          "expected tcp://HOST:PORT") from None
+    with client:
         workers = max(1, len(client.scheduler_info()["workers"]))
         dx = dd.from_pandas(x, npartitions=workers)
         dy = dd.from_pandas(pd.Series(y, index=x.index, name="label"), npartitions=workers)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from features.sources import GrowthError
 from training.propensity.gbdt import FeatureSpec
 
 
@@ -135,7 +136,8 @@ def fit_linear(spec: FeatureSpec, matrix: pd.DataFrame, y: np.ndarray, c: float,
     start with an entry of ``exclude``; constant columns get scale 1."""
     sub = linear_spec(spec, tuple(n for n in spec.names if not n.startswith(tuple(exclude))))
     if not sub.names:
-        raise ValueError(f"linear part: linear_exclude {list(exclude)} leaves no feature")
+        raise GrowthError(f"linear_exclude {list(exclude)} leaves the linear part no feature "
+                          "(its entries are name prefixes; an empty one matches every name)")
     x = design(sub, matrix)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from features.config import Strict, load_config
+from features.config import Day, Strict, load_config
 
 
 class TwoTowerConfig(Strict):
     seed: int = 0  # one seed for data order, initialisation and LightGBM
-    as_of: date = date(2017, 12, 4)  # training data ends the day before; test starts here
+    as_of: Day = date(2017, 12, 4)  # training data ends the day before; test starts here
     window_days: int = Field(28, gt=0)  # targets: distinct products bought in this window
     n_cutoffs: int = Field(8, ge=2)  # training examples from this many past windows
     # Train on products new to the household only: the tower's job is discovery; the blend

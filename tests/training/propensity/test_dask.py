@@ -44,3 +44,11 @@ def test_dask_training_predicts_and_saves_as_text(tmp_path: Path) -> None:
     assert (folder / MODEL_FILE).read_text().startswith("tree")
     np.testing.assert_allclose(PropensityModel.load(folder).predict(x_valid),
                                model.predict(x_valid))
+
+
+def test_a_scheduler_address_that_is_not_one_is_named() -> None:
+    from features.sources import GrowthError
+    from training.propensity.gbdt import _fit_dask
+
+    with pytest.raises(GrowthError, match="--dask-scheduler 'notanaddress' is not a scheduler"):
+        _fit_dask(pd.DataFrame({"x": [1.0]}), np.array([1]), [], {}, 1, "notanaddress")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.sources import GrowthError
 from training.propensity.bundle import LINEAR_FILE, PropensityModel, fit_propensity
 from training.propensity.config import PropensityConfig
 from training.propensity.gbdt import FeatureSpec
@@ -66,7 +67,7 @@ def test_categorical_levels_and_missing_values_enter_the_linear_part(data) -> No
         linear.columns)
     unseen = train.head(3).assign(demo_kind=["zzz", None, "a"])  # unknown level: no indicator
     assert np.isfinite(linear.margin(spec, spec.matrix(unseen))).all()
-    with pytest.raises(ValueError, match="leaves no feature"):
+    with pytest.raises(GrowthError, match="leaves the linear part no feature"):
         fit_linear(spec, spec.matrix(train), train[LABEL].to_numpy(), c=1.0, weight=0.5,
                    exclude=("",))
 
