@@ -66,6 +66,18 @@ def _date(value: str, option: str = "--as-of") -> date:
     return day
 
 
+def _out_file(path: Path | None, option: str, *suffixes: str) -> None:
+    """Refuse, before any work, an output that is a folder or has another file type (a
+    parquet file named .csv would mislead whoever opens it)."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise GrowthError(f"{option} {path}: expected a file name ending in "
+                          f"{' or '.join(suffixes)}")
+    if path.is_dir():
+        raise GrowthError(f"{option} {path} is a folder; expected a file")
+
+
 def _household_ids(value: str | None) -> list[int] | None:
     """``"1,2,3"`` -> [1, 2, 3]; None when not given; a clear error for anything else."""
     if value is None:
@@ -250,6 +262,7 @@ def score_cmd(
     if model not in ("churn", "coupon"):
         raise typer.BadParameter(f"expected churn or coupon, got {model!r}", param_hint="MODEL")
     day = _date(as_of) if as_of else None
+    _out_file(out, "--out", ".parquet")
     ds, data_cfg = _load(data, data_config, None)
     if day is None and campaign_id is None:  # the default date: the data config's, fitted
         from growth.pipeline import dates_for
@@ -310,10 +323,8 @@ def audience_cmd(
     from serving.recommend import RequestError
     from serving.serve import check_bundle_ref
 
-    fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise GrowthError(f"--out {out}: expected a file name ending in "
-                          f"{' or '.join(FORMATS)}")
+    _out_file(out, "--out", *FORMATS)
+    fmt = FORMATS[out.suffix.lower()]
     request = _audience_request(
         model=model, campaign_id=campaign_id, top_n=top_n, min_score=min_score,
         control_fraction=control_fraction, seed=seed, format=fmt,
@@ -359,6 +370,7 @@ def readout_cmd(
     """How an audience's treated households did against its control group, from the data."""
     from serving.readout import read_audience, readout
 
+    _out_file(out, "--out", ".json")
     found = read_audience(audience)
     ds, cfg = _load(data, data_config, None)
     result = readout(ds, found, _date(start, "--start") if start else None, days, campaign_id,
@@ -388,6 +400,7 @@ def recommend_cmd(
 
     ids = _household_ids(household_ids)
     day = _date(as_of)
+    _out_file(out, "--out", ".parquet")
     ds, _ = _load(data, data_config, None)
     frame = recommend_to_file(ds, day, k, out, ids, exclude_purchased)
     console.print(describe_recommendations(frame, k, day, out), highlight=False)
@@ -476,6 +489,7 @@ def tune_cmd(
     """Search hyper-parameters with Optuna on the validation window; write the best config."""
     from training.tuning import TuneRequest, tune
 
+    _out_file(out, "--out", ".yaml", ".yml")
     result = tune(TuneRequest(model, trials, storage=storage, study=study, workers=workers,
                               timeout=timeout, data=data, data_config=data_config,
                               config=config, overrides=tuple(overrides or ()), out=out))

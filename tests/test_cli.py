@@ -159,6 +159,12 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
             "learning_rate: Input should be a finite number",
         ("data", "synth", "--out", "d", "--households", "99999999999999999999999"):
             "households must be at most 10,000,000",
+        ("score", "churn", "--out", "scores.csv"):  # it writes parquet
+            "--out scores.csv: expected a file name ending in .parquet",
+        ("recommend", "--as-of", "2017-12-04", "--out", "."):
+            "--out .: expected a file name ending in .parquet",
+        ("tune", "churn", "--trials", "1", "--out", "tuned.json"):  # checked before any trial
+            "--out tuned.json: expected a file name ending in .yaml or .yml",
     }
     for args, message in cases.items():
         res = growth(*args, cwd=tmp_path)
