@@ -163,6 +163,7 @@ def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
                           f"{cfg.as_of - timedelta(days=1)} (every training label window ends "
                           f"by as_of), but {ds.source} ends on {last.date()}")
     cutoffs = [c for c in cutoffs if c > first.date()]
+    before_data = cfg.n_cutoffs - len(cutoffs)
     if not cutoffs:
         raise GrowthError(f"churn as of {cfg.as_of} with a {cfg.horizon_days}-day horizon "
                           f"needs purchases before {cfg.as_of - timedelta(cfg.horizon_days)}; "
@@ -174,7 +175,9 @@ def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
         raise GrowthError(
             f"no training cutoff: with as_of {cfg.as_of}, horizon {cfg.horizon_days} days, "
             f"{cfg.n_cutoffs} cutoffs every {cfg.step_days} days and data from {first.date()}, "
-            "every cutoff's label window overlaps the validation window; raise n_cutoffs")
+            + (f"{before_data} of the cutoffs fall before the data begins and the rest overlap "
+               "the validation window's labels: lower step_days" if before_data else
+               "every cutoff's label window overlaps the validation window; raise n_cutoffs"))
     train = pd.concat([examples_at(ds, c, cfg.horizon_days, data_cfg)
                        for c in sorted(train_cutoffs)], ignore_index=True)
     valid = examples_at(ds, valid_cutoff, cfg.horizon_days, data_cfg)

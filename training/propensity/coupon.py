@@ -72,6 +72,7 @@ def coupon_data(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = No
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is ds:
         return hit[1]
+    ds.check_as_of(cfg.split_date, "split date")
     pairs = coupon_pairs(ds, cfg.split_date)
     first, _ = ds.time_range()
     pairs = pairs[pairs[s.START_DATE] > pd.Timestamp(first.date())].reset_index(drop=True)

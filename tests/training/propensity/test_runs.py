@@ -208,3 +208,12 @@ def test_validation_score_for_the_tuner(ds) -> None:
 
     with pytest.raises(Pruned):
         coupon.validation_score(ds, load_coupon_config(overrides=COUPON), report=prune)
+
+
+def test_settings_the_data_cannot_hold_say_what_to_change(ds) -> None:
+    cfg = load_churn_config(overrides=[*CHURN, "step_days=1000"])
+    with pytest.raises(GrowthError, match="5 of the cutoffs fall before the data begins .* "
+                                          "lower step_days"):
+        churn.churn_data(ds, cfg)
+    with pytest.raises(GrowthError, match="split date 2030-01-01 is outside the data"):
+        coupon.coupon_data(ds, load_coupon_config(overrides=[*COUPON, "split_date=2030-01-01"]))
