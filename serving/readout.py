@@ -66,7 +66,8 @@ def read_audience(path: Path) -> AudienceFile:
     """An audience file as ``growth audience`` or ``POST /audience`` writes it: CSV (columns
     ``household_id`` and ``control``, 0 or 1) or JSON (the API's ``AudienceResponse``)."""
     if not path.is_file():
-        raise GrowthError(f"{path}: no such audience file")
+        raise GrowthError(f"{path}: " + ("a folder, not an audience file" if path.is_dir()
+                                         else "no such audience file"))
     if path.suffix.lower() == ".json":
         try:
             body = AudienceResponse.model_validate_json(path.read_bytes())

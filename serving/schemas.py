@@ -120,7 +120,7 @@ class AudienceRequest(Request):
     campaign_id: Id | None = Field(None, description="Required for coupon.")
     top_n: int | None = Field(None, ge=1, le=1_000_000,
                               description="Take the n highest-scoring households.")
-    min_score: float | None = Field(None, ge=0.0, le=1.0,
+    min_score: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
                                     description="Take households scoring at least this.")
     control_fraction: float = Field(0.0, ge=0.0, lt=1.0,
                                     description="Share held out at random as a control group "
