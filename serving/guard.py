@@ -7,7 +7,10 @@ header (compared in constant time), checked before the body is read: 401 otherwi
 BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder
 from Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON
 (415 otherwise) and at most ``max_body_bytes`` (413): the declared Content-Length is
-checked before anything is read, a chunked body is counted while it streams in. An empty
+checked before anything is read, a chunked body is counted while it streams in. A repeated
+Content-Type or Content-Length is a 400 (BentoML decodes by the first Content-Type, so a second
+one could pass a form or multipart body off as JSON), as is a Content-Length that is not a
+whole number. An empty
 body on an endpoint that takes one is a 400 with an example body (BentoML would read it as
 ``{}``, yet ``null`` is a 400).
 
@@ -62,11 +65,13 @@ def describe(detail: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any]) -> None:
+async def respond(send: Send, status: int, body: dict[str, Any],
+                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """``body`` as a JSON answer with ``status`` (and any extra ``headers``)."""
     payload = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", JSON),
-                            (b"content-length", str(len(payload)).encode())]})
+                            (b"content-length", str(len(payload)).encode()), *headers]})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -92,17 +97,27 @@ class RequestGuard:
         if scope["method"] != "POST":
             return await self.app(scope, receive, _ShapeErrors(scope, send))
         headers = dict(scope["headers"])
+        names = [name for name, _ in scope["headers"]]
+        for name in (b"content-type", b"content-length"):
+            if names.count(name) > 1:  # the app could read another one than checked here
+                return await respond(send, 400, error_body(
+                    None, f"header {name.decode()} is given {names.count(name)} times; give it "
+                          "once"))
         if scope["path"] in self.keyed_paths and not api_key_ok(headers.get(API_KEY_HEADER)):
-            return await _respond(send, 401, error_body(
+            return await respond(send, 401, error_body(
                 "X-API-Key", f"header missing or wrong: {scope['path']} needs the key set in "
                              f"{API_KEY_ENV} on the server"))
         media = headers.get(b"content-type", JSON).split(b";")[0].strip().lower()
         if media != JSON:
-            return await _respond(send, 415, error_body(
+            return await respond(send, 415, error_body(
                 None, f"Content-Type must be application/json, got {media.decode('latin-1')!r}"))
         declared = headers.get(b"content-length")
         if declared is not None:  # the server delivers exactly that many bytes: check it
-            if not declared.isdigit() or int(declared) > self.max_body_bytes:
+            if not declared.isdigit():
+                return await respond(send, 400, error_body(
+                    None, f"Content-Length must be a whole number of bytes, got "
+                          f"{declared.decode('latin-1')!r}"))
+            if int(declared) > self.max_body_bytes:
                 return await self._too_big(send)
             size = int(declared)
         else:  # chunked: count while the body streams in
@@ -112,13 +127,13 @@ class RequestGuard:
             receive, size = buffered
         example = self.examples.get(scope["path"])
         if size == 0 and example is not None:
-            return await _respond(send, 400, error_body(
+            return await respond(send, 400, error_body(
                 None, f"the request body is empty: POST {scope['path']} takes a JSON object, "
                       f"e.g. {example}"))
         await self.app(scope, receive, _ShapeErrors(scope, send))
 
     async def _too_big(self, send: Send) -> None:
-        await _respond(send, 413, error_body(
+        await respond(send, 413, error_body(
             None, f"request body exceeds {self.max_body_bytes:,} bytes"))
 
     async def _buffered(self, receive: Receive) -> tuple[Receive, int] | None:

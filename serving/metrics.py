@@ -26,9 +26,10 @@ import functools
 import os
 from time import perf_counter
 
-from serving.guard import ASGIApp, Message, Receive, Scope, Send
+from serving.guard import ASGIApp, Message, Receive, Scope, Send, respond, shaped_error
 
 METRICS_PATH = "/metrics"
+ALLOWED = b"GET, HEAD"  # methods /metrics answers
 UNRECORDED = frozenset({METRICS_PATH, "/healthz", "/livez", "/readyz"})
 OTHER = "other"
 # Prometheus' default buckets, with 2.5 ms added: most answers of /recommend take 1-5 ms.
@@ -79,8 +80,12 @@ class RequestMetrics:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path == METRICS_PATH and scope["method"] == "GET":
-            return await self._metrics(send)
+        if path == METRICS_PATH:
+            if scope["method"] in ("GET", "HEAD"):
+                return await self._metrics(send, head=scope["method"] == "HEAD")
+            return await respond(send, 405, shaped_error(
+                405, b"Method Not Allowed", scope["method"], path, ALLOWED),
+                headers=((b"allow", ALLOWED),))
         if path in UNRECORDED:
             return await self.app(scope, receive, send)
         endpoint = path if path in self.routes else OTHER
@@ -106,9 +111,9 @@ class RequestMetrics:
         return child
 
     @staticmethod
-    async def _metrics(send: Send) -> None:
+    async def _metrics(send: Send, head: bool = False) -> None:
         body, content_type = await asyncio.to_thread(exposition)  # reads every worker's file
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type.encode()),
                                 (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if head else body})

@@ -109,6 +109,7 @@ def assert_error(r, status: int, message: str) -> None:
     ("POST", "/no/such/path", 404, "Not Found: POST /no/such/path"),
     ("DELETE", "/", 405, "Method Not Allowed: DELETE /; allowed: GET, HEAD"),
     ("POST", "/docs", 405, "Method Not Allowed: POST /docs; allowed: GET, HEAD"),
+    ("POST", "/metrics", 405, "Method Not Allowed: POST /metrics; allowed: GET, HEAD"),
 ])
 def test_wrong_path_or_method(client, method: str, path: str, status: int,
                               message: str) -> None:
@@ -160,6 +161,47 @@ def test_not_json(client) -> None:
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert_error(r, 415, "Content-Type must be application/json, got "
                          "'application/x-www-form-urlencoded'")
+
+
+def test_repeated_or_malformed_body_headers(client) -> None:
+    """The guard checks one Content-Type; BentoML decodes by the first. Two of them, in
+    either order, could pass a form or multipart body off as JSON (a 200, or a 500)."""
+    for first, second in (("multipart/form-data; boundary=xx", "application/json"),
+                          ("application/json", "text/plain")):
+        r = client.post("/recommend", content=b'{"k": 1}',
+                        headers=[("Content-Type", first), ("Content-Type", second)])
+        assert_error(r, 400, "header content-type is given 2 times; give it once")
+    import asyncio
+
+    from serving.guard import RequestGuard
+
+    async def answer(headers: list[tuple[bytes, bytes]]) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def app(scope, receive, send) -> None:
+            raise AssertionError("the request reached the app")
+
+        scope = {"type": "http", "method": "POST", "path": "/recommend",
+                 "headers": [(b"content-type", b"application/json"), *headers]}
+        await RequestGuard(app, 1 << 20)(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(answer([(b"content-length", b"-1")]))  # clients cannot send these
+    assert sent[0]["status"] == 400
+    assert "Content-Length must be a whole number of bytes, got '-1'" in sent[1]["body"].decode()
+    sent = asyncio.run(answer([(b"content-length", b"2"), (b"content-length", b"9")]))
+    assert sent[0]["status"] == 400 and b"content-length is given 2 times" in sent[1]["body"]
+
+
+def test_metrics_answer_head(client) -> None:
+    r = client.head("/metrics")
+    assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 0
 
 
 def test_no_pickle_from_requests(client) -> None:
