@@ -159,6 +159,10 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
             "learning_rate: Input should be a finite number",
         ("data", "synth", "--out", "d", "--households", "99999999999999999999999"):
             "households must be at most 10,000,000",
+        ("train", "two-tower", "--set", "batch_size=0"):  # was a ZeroDivisionError
+            "batch_size: Input should be greater than or equal to 1",
+        ("train", "two-tower", "--set", "temperature=0"):  # was a math domain error
+            "temperature: Input should be greater than 0",
         ("score", "churn", "--out", "scores.csv"):  # it writes parquet
             "--out scores.csv: expected a file name ending in .parquet",
         ("recommend", "--as-of", "2017-12-04", "--out", "."):
