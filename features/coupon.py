@@ -3,7 +3,9 @@
 - ``campaign_exposure``: per household, the campaigns it received that are running on
   ``as_of`` (started before it, not yet ended), by campaign type, and how recently one
   started. Who receives a campaign is fixed when it starts, so this reads nothing after
-  ``as_of``.
+  ``as_of``; the by-type columns are the types of campaigns starting before ``as_of`` (or
+  before a later ``types_before``, a model's data end, so that every training cutoff of one
+  model has the same columns: a type that has not started yet counts 0).
 - ``coupon_features``: per (household, campaign) pair, as of the campaign's start: what the
   campaign offers (type, length, coupons, products covered) and the household's history with
   those products, with coupons and with earlier campaigns of the same type. Only
@@ -21,15 +23,18 @@ from features.dataset import Dataset
 from features.household import DAYS_52W, slug, sql_date
 
 
-def campaign_types(ds: Dataset) -> list[str]:
-    """Campaign types in ``campaign_descriptions`` (static attributes, so PIT-safe)."""
+def campaign_types(ds: Dataset, before: date) -> list[str]:
+    """Types of the campaigns in ``campaign_descriptions`` that start before ``before``."""
     rows = ds.con.execute(f"SELECT DISTINCT {s.CAMPAIGN_TYPE} FROM {s.CAMPAIGN_DESCRIPTIONS} "
-                          f"WHERE {s.CAMPAIGN_TYPE} IS NOT NULL ORDER BY 1").fetchall()
+                          f"WHERE {s.CAMPAIGN_TYPE} IS NOT NULL AND {s.START_DATE} < "
+                          f"CAST({sql_date(before)} AS TIMESTAMP) ORDER BY 1").fetchall()
     return [r[0] for r in rows]
 
 
-def campaign_exposure(ds: Dataset, as_of: date) -> pd.DataFrame | None:
-    """``household_id`` plus running-campaign counts as of ``as_of``; None without the
+def campaign_exposure(ds: Dataset, as_of: date, types_before: date | None = None
+                      ) -> pd.DataFrame | None:
+    """``household_id`` plus running-campaign counts as of ``as_of``, one count per type of
+    the campaigns starting before ``types_before`` (default ``as_of``); None without the
     campaign tables. Households with no campaign received before ``as_of`` are absent."""
     if not (ds.has(s.CAMPAIGNS) and ds.has(s.CAMPAIGN_DESCRIPTIONS)):
         return None
@@ -39,7 +44,7 @@ def campaign_exposure(ds: Dataset, as_of: date) -> pd.DataFrame | None:
     by_type = "".join(
         f", count(*) FILTER (WHERE {running} AND d.{s.CAMPAIGN_TYPE} = "
         f"'{t.replace(chr(39), chr(39) * 2)}') AS running_campaigns_{slug(t)}"
-        for t in campaign_types(ds))
+        for t in campaign_types(ds, types_before or as_of))
     return ds.df(f"""
         SELECT c.{h}, count(*) FILTER (WHERE {running}) AS running_campaigns {by_type},
                max(date_diff('day', CAST(d.{s.END_DATE} AS DATE), {d}))

@@ -21,6 +21,11 @@ Rules a file must follow (features/validate.py applies them):
   an offset is never ignored. Text with a zone DuckDB does not know, or with a numeric offset
   outside -14:59..+14:59 hours or with 60+ minutes (``+25:00``, ``+05:60``: DuckDB would
   read them), is quarantined as ``bad_<column>``.
+- Days (a campaign's ``start_date`` and ``end_date``): read like timestamps, then cut to the
+  day (midnight) in :data:`TIMEZONE`. A campaign starts on a day, and features as of its
+  start read nothing dated that day; a start written with a time of day
+  (``2017-01-20 12:00``, or a zone-aware midnight that converts to ``06:00``) would let that
+  morning's purchases and redemptions into them.
 """
 
 from __future__ import annotations
@@ -67,13 +72,14 @@ REDEMPTION_DATE = "redemption_date"
 REASON = "reason"
 SOURCE_ROW = "source_row"
 
-Kind = Literal["id", "number", "timestamp", "category"]
+Kind = Literal["id", "number", "timestamp", "day", "category"]
 
 # DuckDB type each kind is cast to in the clean tables.
 DUCKDB_TYPE: dict[str, str] = {
     "id": "BIGINT",
     "number": "DOUBLE",
     "timestamp": "TIMESTAMP",
+    "day": "TIMESTAMP",  # at midnight
     "category": "VARCHAR",
 }
 # The largest id: "id" columns are BIGINT, and the CLI and the service accept ids up to it.
@@ -105,17 +111,20 @@ _NUMERIC_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
 # and which are parsed cell by cell. Ids may be floats: a fractional id is a bad row. Any
 # other type (BOOLEAN in a number column, a list, ...) makes the file unusable. None: any.
 TEXT_TYPES: tuple[str, ...] = ("VARCHAR", "NULL")
+_TIME_TYPES = ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+               "TIMESTAMP WITH TIME ZONE", "DATE")
 FILE_TYPES: dict[str, tuple[str, ...] | None] = {
     "id": _NUMERIC_TYPES,
     "number": _NUMERIC_TYPES,
-    "timestamp": ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
-                  "TIMESTAMP WITH TIME ZONE", "DATE"),
+    "timestamp": _TIME_TYPES,
+    "day": _TIME_TYPES,
     "category": None,
 }
 FILE_TYPES_IN_WORDS: dict[str, str] = {
     "id": "an integer, float or decimal column",
     "number": "an integer, float or decimal column",
     "timestamp": "a timestamp or date column",
+    "day": "a timestamp or date column",
 }
 
 
@@ -186,8 +195,8 @@ TABLES: dict[str, Table] = {
             (
                 Column(CAMPAIGN_ID, "id"),
                 Column(CAMPAIGN_TYPE, "category"),
-                Column(START_DATE, "timestamp"),
-                Column(END_DATE, "timestamp"),
+                Column(START_DATE, "day"),
+                Column(END_DATE, "day"),
             ),
             key=(CAMPAIGN_ID,),
         ),

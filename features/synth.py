@@ -127,7 +127,7 @@ MINIMUM_REASONS: dict[str, str] = {
 def _arrow_schema(table: str, extra: tuple[str, ...] = ()) -> pa.Schema:
     """Arrow schema for a canonical table, types from the schema's column kinds."""
     kinds = {"id": pa.int64(), "number": pa.float64(), "timestamp": pa.timestamp("us"),
-             "category": pa.string()}
+             "day": pa.timestamp("us"), "category": pa.string()}
     fields = [pa.field(c.name, kinds[c.kind]) for c in s.TABLES[table].columns]
     return pa.schema(fields + [pa.field(name, pa.string()) for name in extra])
 

@@ -230,7 +230,7 @@ def _typed_expr(col: s.Column, raw: str | None, raw_type: str | None,
         as_double = f"TRY_CAST({r} AS DOUBLE)"
         value = f"CASE WHEN isfinite({as_double}) THEN {as_double} END"
         return f"coalesce({value}, 0::DOUBLE)" if zero_if_null else value
-    if col.kind == "timestamp":
+    if col.kind in ("timestamp", "day"):
         # Text goes through TIMESTAMPTZ, so that an offset converts the value to the
         # canonical zone (a cast to TIMESTAMP would ignore it); naive text is read in the
         # session zone, which validate_into sets to the canonical zone, so it keeps its wall
@@ -239,6 +239,8 @@ def _typed_expr(col: s.Column, raw: str | None, raw_type: str | None,
         ts = (f"timezone({sql_str(s.TIMEZONE)}, CASE WHEN NOT regexp_matches({r}, "
               f"{sql_str(IMPOSSIBLE_OFFSET)}) THEN TRY_CAST({r} AS TIMESTAMPTZ) END)"
               if raw_type == "VARCHAR" else f"TRY_CAST({r} AS TIMESTAMP)")
+        if col.kind == "day":
+            ts = f"date_trunc('day', {ts})"
         return (f"CASE WHEN {ts} >= TIMESTAMP '{MIN_TIMESTAMP}' AND {ts} < TIMESTAMP "
                 f"'{MAX_TIMESTAMP}' THEN {ts} END")
     return f"CAST({r} AS VARCHAR)"

@@ -19,6 +19,7 @@ ARROW_KIND = {
     "id": pa.types.is_int64,
     "number": pa.types.is_float64,
     "timestamp": lambda t: pa.types.is_timestamp(t) and t.tz is None,
+    "day": lambda t: pa.types.is_timestamp(t) and t.tz is None,
     "category": pa.types.is_string,
 }
 

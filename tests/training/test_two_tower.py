@@ -151,3 +151,37 @@ def test_too_little_history_is_a_clear_error_before_any_run(tiny_folder: Path,
         train_two_tower(ds, late, tmp_path / "ckpt", tmp_path / "reports")
     mlflow.set_tracking_uri(None)
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_training_examples_read_nothing_from_their_own_window(tmp_path: Path) -> None:
+    """Rewriting the spend of every line in the newest training window (its targets stay the
+    same products) leaves what that window's examples read unchanged: their households'
+    state and the items' price and popularity are as of the window's cutoff."""
+    generate(tmp_path / "data", households=120, products=150, weeks=24, seed=5)
+    cfg = CFG.model_copy(update={"n_cutoffs": 2})
+    before = prepare(load_dataset(tmp_path / "data", quarantine_dir=tmp_path / "q1"), cfg)
+    newest, val_cutoff = before.cutoffs[0], before.val_cutoff
+    path = tmp_path / "data" / "transactions.parquet"
+    tx = pd.read_parquet(path)
+    when = tx["transaction_timestamp"]
+    inside = (when >= pd.Timestamp(newest)) & (when < pd.Timestamp(val_cutoff))
+    assert inside.any()
+    tx.loc[inside, "sales_value"] *= 5
+    tx.loc[inside, "quantity"] += 3
+    tx.to_parquet(path, index=False)
+    after = prepare(load_dataset(tmp_path / "data", quarantine_dir=tmp_path / "q2"), cfg)
+    assert torch.equal(before.train_item_numeric[0], after.train_item_numeric[0])
+    for field in ("household_ids", "history_items", "history_weights", "numeric"):
+        assert np.array_equal(getattr(before.users, field), getattr(after.users, field))
+    assert np.array_equal(before.item, after.item)
+    # the validation cutoff's item features do read that window (and must differ)
+    assert not torch.equal(before.item_numeric, after.item_numeric)
+
+
+def test_each_batch_holds_one_cutoffs_examples() -> None:
+    from training.two_tower.train import _batches
+    example_cutoff = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    batches = _batches(example_cutoff, 4, np.random.default_rng(0))
+    assert all(set(example_cutoff[rows]) == {cutoff} for cutoff, rows in batches)
+    # full batches only, except a cutoff with fewer rows than a batch (cutoff 1)
+    assert sorted((c, len(r)) for c, r in batches) == [(0, 4), (0, 4), (1, 3), (2, 4)]

@@ -109,8 +109,11 @@ def cadence_features(ds: Dataset, cutoff: date, horizon_days: int) -> pd.DataFra
 
 
 def churn_features(ds: Dataset, cutoff: date, horizon_days: int,
-                   data_cfg: DataConfig | None = None) -> pd.DataFrame:
-    """Household and cadence features as of ``cutoff`` for every household active before it."""
+                   data_cfg: DataConfig | None = None, types_before: date | None = None
+                   ) -> pd.DataFrame:
+    """Household and cadence features as of ``cutoff`` for every household active before it.
+    ``types_before``: the model's data end, which fixes the campaign-type columns (see
+    :func:`features.coupon.campaign_exposure`); default ``cutoff``."""
     frame = household_features(ds, cutoff, data_cfg).merge(
         cadence_features(ds, cutoff, horizon_days), on=s.HOUSEHOLD_ID, how="left")
     x = frame["n_gaps"].to_numpy(float)  # repeat visit days
@@ -118,7 +121,7 @@ def churn_features(ds: Dataset, cutoff: date, horizon_days: int,
     t_x = t - frame["recency_days"].to_numpy(float) / 7
     frame["bgnbd_p_alive"], frame["bgnbd_no_visit"] = bgnbd_probabilities(
         fit_bgnbd(x, t_x, t), x, t_x, t, horizon_days / 7)
-    exposure = campaign_exposure(ds, cutoff)
+    exposure = campaign_exposure(ds, cutoff, types_before)
     if exposure is None:
         return frame
     frame = frame.merge(exposure, on=s.HOUSEHOLD_ID, how="left")
@@ -128,10 +131,12 @@ def churn_features(ds: Dataset, cutoff: date, horizon_days: int,
 
 
 def examples_at(ds: Dataset, cutoff: date, horizon_days: int,
-                data_cfg: DataConfig | None = None) -> pd.DataFrame:
+                data_cfg: DataConfig | None = None, types_before: date | None = None
+                ) -> pd.DataFrame:
     """Features as of ``cutoff`` with the churn label of the window that starts there."""
     labels = churn_labels(ds, cutoff, horizon_days)
-    frame = churn_features(ds, cutoff, horizon_days, data_cfg).merge(labels, on=s.HOUSEHOLD_ID)
+    frame = churn_features(ds, cutoff, horizon_days, data_cfg, types_before).merge(
+        labels, on=s.HOUSEHOLD_ID)
     frame.insert(1, CUTOFF, pd.Timestamp(cutoff))
     return frame
 
@@ -178,9 +183,10 @@ def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
             + (f"{before_data} of the cutoffs fall before the data begins and the rest overlap "
                "the validation window's labels: lower step_days" if before_data else
                "every cutoff's label window overlaps the validation window; raise n_cutoffs"))
-    train = pd.concat([examples_at(ds, c, cfg.horizon_days, data_cfg)
+    # every cutoff gets the campaign-type columns of the model's data end (as_of)
+    train = pd.concat([examples_at(ds, c, cfg.horizon_days, data_cfg, cfg.as_of)
                        for c in sorted(train_cutoffs)], ignore_index=True)
-    valid = examples_at(ds, valid_cutoff, cfg.horizon_days, data_cfg)
+    valid = examples_at(ds, valid_cutoff, cfg.horizon_days, data_cfg, cfg.as_of)
     spec = FeatureSpec.infer(pd.concat([train, valid], ignore_index=True),
                              exclude=NOT_FEATURES)
     data = ChurnData(train, valid, spec, valid_cutoff)

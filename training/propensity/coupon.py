@@ -87,9 +87,11 @@ def coupon_data(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = No
                 f"the {name} campaigns (split {cfg.split_date}, validation from {valid_start}) "
                 f"need both redeemed and not-redeemed rows; {len(part)} rows have "
                 f"{int(part[REDEEMED].sum())} redemptions: move split_date or validation_days")
+    # The spec (feature names, category levels) comes from the rows the model may see:
+    # levels that only campaigns on or after the split carry are unknown to it (NaN).
+    spec = FeatureSpec.infer(pd.concat([train, valid]), exclude=NOT_FEATURES)
     data = CouponData(train.reset_index(drop=True), valid.reset_index(drop=True),
-                      frame[is_test].reset_index(drop=True),
-                      FeatureSpec.infer(frame, exclude=NOT_FEATURES), valid_start)
+                      frame[is_test].reset_index(drop=True), spec, valid_start)
     _CACHE.clear()
     _CACHE[key] = (ds, data)
     return data

@@ -47,9 +47,12 @@ class Prepared:
 
     vocab: Vocab
     item_numeric: torch.Tensor  # [n_items + 1, F] as of the validation cutoff
+    # [n_cutoffs, n_items + 1, F]: row j as of cutoffs[j], what that cutoff's examples read
+    train_item_numeric: torch.Tensor
     users: UserState  # all training cutoffs' households, stacked
     user_row: np.ndarray  # [m] per example
     item: np.ndarray  # [m] per example
+    example_cutoff: np.ndarray  # [m] index into cutoffs
     val_state: UserState
     val_targets: dict[int, set[int]]  # household -> item indices
     val_exclude: list[np.ndarray] | None  # per validation household: items not to rank
@@ -111,9 +114,14 @@ def prepare(ds: Dataset, cfg: TwoTowerConfig) -> Prepared:
     return Prepared(
         vocab=vocab,
         item_numeric=torch.from_numpy(item_numeric(ds, vocab, val_cutoff)),
+        # an example's items are read as of its own cutoff: popularity as of the validation
+        # cutoff would count the purchases that are the example's target
+        train_item_numeric=torch.from_numpy(np.stack([item_numeric(ds, vocab, c)
+                                                      for c in cutoffs])),
         users=_stack([p.state for p in parts]),
         user_row=np.concatenate([p.user_row + o for p, o in zip(parts, offsets, strict=False)]),
         item=np.concatenate([p.item for p in parts]),
+        example_cutoff=np.concatenate([np.full(len(p.item), j) for j, p in enumerate(parts)]),
         val_state=val_state,
         val_targets={int(h): set(g.tolist()) for h, g in
                      val[val["item"] > 0].groupby(val.columns[0])["item"]},
@@ -249,6 +257,20 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def _batches(example_cutoff: np.ndarray, size: int,
+             rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+    """One epoch's batches as (cutoff index, example rows): each batch holds examples of one
+    cutoff, so its positives and in-batch negatives are read as of the same day; rows are
+    shuffled within each cutoff and the batches across cutoffs. A cutoff's last partial
+    batch is left out (a different one each epoch), unless it is the cutoff's only one."""
+    batches = []
+    for cutoff in np.unique(example_cutoff):
+        rows = rng.permutation(np.flatnonzero(example_cutoff == cutoff))
+        batches += [(int(cutoff), rows[i:i + size])
+                    for i in range(0, max(len(rows) - size + 1, 1), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = None,
           resume: bool = False, on_epoch=None) -> TrainResult:
     """Train with early stopping; with ``checkpoint_dir`` save each epoch, and with
@@ -259,7 +281,8 @@ def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = Non
     # DDP all-reduces dense gradients only, so distributed runs use dense id tables
     model = build_model(prep.vocab, cfg, sparse=world == 1)
     model.user.numeric.fit(torch.from_numpy(prep.users.numeric))
-    model.item.numeric.fit(prep.item_numeric[1:])
+    model.item.numeric.fit(prep.train_item_numeric[:, 1:].reshape(
+        -1, prep.train_item_numeric.shape[-1]))
     step_fn: torch.nn.Module = TrainStep(model, cfg.logq_correction)
     if world > 1:
         step_fn = torch.nn.parallel.DistributedDataParallel(step_fn)
@@ -276,19 +299,20 @@ def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = Non
         opt.load_state_dict(saved["optimizer"])
         state.update({k: saved[k] for k in state})
     started = time.perf_counter()
-    n = len(prep.item)
-    steps = n // cfg.batch_size
+    per_cutoff = np.bincount(prep.example_cutoff)
+    steps = int(np.maximum(per_cutoff[per_cutoff > 0] // cfg.batch_size, 1).sum())
     with Progress(disable=rank != 0 or not os.isatty(1), transient=True) as progress:
         while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
             epoch = state["epoch"]
             t0 = time.perf_counter()
-            order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+            batches = _batches(prep.example_cutoff, cfg.batch_size,
+                               np.random.default_rng([cfg.seed, epoch]))
             task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps)
             model.train()
             losses = []
             # every rank takes the same number of batches, so the all-reduces pair up
             for step in range(rank, steps - steps % world, world):
-                rows = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                cutoff, rows = batches[step]
                 item = torch.from_numpy(prep.item[rows])
                 extra_ids = None
                 if cfg.random_negatives:
@@ -297,7 +321,8 @@ def train(prep: Prepared, cfg: TwoTowerConfig, checkpoint_dir: Path | None = Non
                     extra_ids = torch.randint(1, prep.vocab.n_items + 1,
                                               (cfg.random_negatives,), generator=gen)
                 loss = step_fn(_user_tensors(prep.vocab, prep.users, prep.user_row[rows]),
-                               item, categorical, prep.item_numeric, log_q, extra_ids)
+                               item, categorical, prep.train_item_numeric[cutoff], log_q,
+                               extra_ids)
                 opt.zero_grad()
                 loss.backward()  # under DDP this also averages gradients across ranks
                 opt.step()

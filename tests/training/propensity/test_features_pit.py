@@ -13,6 +13,7 @@ from features import schema as s
 from features.coupon import campaign_exposure, coupon_features
 from features.dataset import load_dataset
 from features.labels import coupon_pairs
+from tests.fixtures import tiny_tables, write_folder
 from training.propensity.churn import cadence_features, churn_features
 
 
@@ -62,6 +63,61 @@ def test_churn_features_ignore_rows_after_the_cutoff(tiny_folder: Path, tmp_path
     later = tx.iloc[[0]].assign(**{s.BASKET_ID: 999, s.TRANSACTION_TIMESTAMP:
                                    pd.Timestamp("2017-01-23 00:00")})
     pd.concat([tx, later]).to_parquet(tiny_folder / f"{s.TRANSACTIONS}.parquet", index=False)
+    # a campaign of a type no earlier campaign has, starting on the cutoff, received by all
+    descriptions = pd.read_parquet(tiny_folder / f"{s.CAMPAIGN_DESCRIPTIONS}.parquet")
+    pd.concat([descriptions, pd.DataFrame({
+        s.CAMPAIGN_ID: [3], s.CAMPAIGN_TYPE: ["Type Z"],
+        s.START_DATE: [pd.Timestamp("2017-01-23")], s.END_DATE: [pd.Timestamp("2017-02-23")]})]
+    ).to_parquet(
+        tiny_folder / f"{s.CAMPAIGN_DESCRIPTIONS}.parquet", index=False)
+    received = pd.read_parquet(tiny_folder / f"{s.CAMPAIGNS}.parquet")
+    pd.concat([received, pd.DataFrame({s.HOUSEHOLD_ID: [1, 2, 3], s.CAMPAIGN_ID: 3})]).to_parquet(
+        tiny_folder / f"{s.CAMPAIGNS}.parquet", index=False)
     after = churn_features(load_dataset(tiny_folder, quarantine_dir=tmp_path / "b"),
                            date(2017, 1, 23), 14)
-    pd.testing.assert_frame_equal(before, after)
+    pd.testing.assert_frame_equal(before, after)  # no running_campaigns_type_z column
+    # a model whose data end after the new campaign starts has its column at every cutoff
+    ds = load_dataset(tiny_folder, quarantine_dir=tmp_path / "c")
+    fixed = churn_features(ds, date(2017, 1, 23), 14, types_before=date(2017, 2, 1))
+    assert (fixed["running_campaigns_type_z"] == 0).all()
+    pd.testing.assert_frame_equal(before, fixed.drop(columns="running_campaigns_type_z"))
+
+
+def _campaign_2_with_same_day_rows(start: object) -> dict[str, pd.DataFrame]:
+    """The tiny tables with a purchase of campaign 2's product and a redemption of its own
+    coupon on its start day (2017-01-20), and its start written as ``start``."""
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    same_day = tx.iloc[[0]].assign(**{s.BASKET_ID: 555, s.PRODUCT_ID: 10, s.SALES_VALUE: 100.0,
+                                      s.TRANSACTION_TIMESTAMP: pd.Timestamp("2017-01-20 05:00")})
+    tables[s.TRANSACTIONS] = pd.concat([tx, same_day], ignore_index=True)
+    tables[s.COUPON_REDEMPTIONS] = pd.concat([tables[s.COUPON_REDEMPTIONS], pd.DataFrame({
+        s.HOUSEHOLD_ID: [1], s.COUPON_UPC: [901], s.CAMPAIGN_ID: [2],
+        s.REDEMPTION_DATE: [pd.Timestamp("2017-01-20 05:00")]})], ignore_index=True)
+    descriptions = tables[s.CAMPAIGN_DESCRIPTIONS]
+    if isinstance(start, pd.Timestamp) and start.tz is not None:  # a zone-aware column
+        for column in (s.START_DATE, s.END_DATE):
+            descriptions[column] = descriptions[column].dt.tz_localize(start.tz)
+    descriptions[s.START_DATE] = descriptions[s.START_DATE].astype(object)
+    descriptions.loc[descriptions[s.CAMPAIGN_ID] == 2, s.START_DATE] = start
+    if not isinstance(start, str):
+        descriptions[s.START_DATE] = pd.to_datetime(descriptions[s.START_DATE])
+    return tables
+
+
+@pytest.mark.parametrize("start, fmt", [
+    (pd.Timestamp("2017-01-20"), "parquet"),
+    ("2017-01-20 12:00:00", "csv"),  # a time of day written in the file
+    (pd.Timestamp("2017-01-20", tz="America/Chicago"), "parquet"),  # 06:00 in UTC
+])
+def test_coupon_features_read_nothing_from_the_campaigns_first_day(
+        tmp_path: Path, start: object, fmt: str) -> None:
+    folder = write_folder(tmp_path / "data", _campaign_2_with_same_day_rows(start), fmt)
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    pairs = coupon_pairs(ds, date(2017, 1, 25))
+    pair = pairs[(pairs[s.CAMPAIGN_ID] == 2) & (pairs[s.HOUSEHOLD_ID] == 1)]
+    assert pair[s.START_DATE].iloc[0] == pd.Timestamp("2017-01-20")  # cut to the day
+    assert pair["redeemed"].iloc[0] == 1  # the same-day redemption is the label ...
+    feats = coupon_features(ds, pair).iloc[0]
+    assert feats["prior_redemptions_of_offered_coupons"] == 0  # ... and never a feature
+    assert feats["covered_spend_4w"] == pytest.approx(5.0)  # not the 100.0 bought that day
