@@ -514,8 +514,12 @@ def _versions(name: str) -> list[dict]:
 
     rows = registry.list_versions(name)
     if not rows:
-        known = ", ".join(registry.registered_models()) or "none yet"
-        raise GrowthError(f"no registered model {name!r}; registered models: {known}")
+        models = registry.registered_models()
+        if name in models:
+            raise GrowthError(f"registered model {name!r} has no versions (all deleted); "
+                              f"train one to register a version")
+        raise GrowthError(f"no registered model {name!r}; registered models: "
+                          f"{', '.join(models) or 'none yet'}")
     return rows
 
 

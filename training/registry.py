@@ -9,8 +9,8 @@ the point-in-time rule for backtests.
   ``Dataset.source``) and its metrics (``metric.<name>`` tags), so promotion and backtests need
   nothing but the registry.
 - ``promote_if_better`` moves ``@champion`` only on a strict improvement over the champion
-  (trained on the same data) and every baseline, and writes the decision on the version
-  (tag ``promotion``); ``promote`` / ``rollback`` are the manual overrides.
+  (trained on the same data, ending no earlier) and every baseline, and writes the decision
+  on the version (tag ``promotion``); ``promote`` / ``rollback`` are the manual overrides.
 - ``version_for_date``: a backtest as of day D on some data may only use a version trained
   on that data whose training data ended on or before D (the latest such end; the champion
   among versions that share it); ``Dataset.check_as_of`` refuses a D outside the data.
@@ -20,6 +20,8 @@ Registry stages are deprecated in MLflow 3: the champion is an alias (``models:/
 
 from __future__ import annotations
 
+import fcntl
+import math
 import operator
 import os
 import socket
@@ -78,6 +80,27 @@ def _client() -> MlflowClient:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def _promotion_lock() -> Iterator[None]:
+    """Hold an exclusive lock while a promotion reads the champion, compares and moves the
+    alias, so two trainings that finish together cannot both pass against the old champion
+    and leave the later writer (maybe the worse one) serving. The lock is a file beside a
+    SQLite store (the embedded one, or one several processes share); a tracking server
+    offers no lock, so there the last of two simultaneous promotions wins."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        yield
+        return
+    db = Path(unquote(uri.removeprefix("sqlite:///").split("?")[0])).resolve()
+    lock = db.with_name(f"{db.name}.promotion.lock")
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def setup(experiment: str) -> str:
@@ -265,8 +288,13 @@ def _tags(client: MlflowClient, model_name: str, version: int) -> dict[str, str]
 
 
 def _metric(tags: dict[str, str], metric: str) -> float | None:
+    """The ``metric.<metric>`` tag as a number; None when absent or not finite (NaN: nothing
+    to compare with)."""
     value = tags.get(METRIC_PREFIX + metric)
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def promote_if_better(
@@ -285,17 +313,32 @@ def promote_if_better(
     ``promote`` to force a switch of metric). Nor can a champion trained on other data (its
     ``data_source`` differs; untagged champions from older stores are compared): a metric on
     another data set says nothing about this one, and replacing the served model with one
-    trained on different data is a person's decision. Raises ValueError if the candidate
-    lacks the metric.
+    trained on different data is a person's decision. Nor can a champion whose training
+    data end later: a backtest (an older as-of date, judged on an older validation window)
+    never replaces today's model by itself. A candidate whose metric is not a finite number
+    is rejected, and so is any candidate when a baseline's value is not one. The read,
+    the comparison and the alias move hold a lock (:func:`_promotion_lock`). Raises
+    ValueError if the candidate lacks the metric.
     """
+    with _promotion_lock():
+        return _promote_if_better(model_name, version, metric, higher_is_better, baselines)
+
+
+def _promote_if_better(model_name: str, version: int, metric: str, higher_is_better: bool,
+                       baselines: dict[str, float] | None) -> tuple[bool, str]:
     client = _client()
     own = _tags(client, model_name, version)
-    value = _metric(own, metric)
-    if value is None:
+    if METRIC_PREFIX + metric not in own:
         raise ValueError(
             f"{model_name} v{version} has no tag {METRIC_PREFIX}{metric}; "
             "pass metrics= to register_version"
         )
+    value = _metric(own, metric)
+    if value is None:
+        reason = (f"rejected: {metric} {own[METRIC_PREFIX + metric]} is not a finite number "
+                  "(nothing to compare)")
+        client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
+        return False, reason
     better = operator.gt if higher_is_better else operator.lt
     op, not_op = (">", "<=") if higher_is_better else ("<", ">=")
     passed: list[str] = []
@@ -306,10 +349,15 @@ def promote_if_better(
     elif champion is not None:
         held_tags = _tags(client, model_name, champion)
         held, held_source = _metric(held_tags, metric), held_tags.get(DATA_SOURCE_TAG)
+        held_end, own_end = held_tags.get(DATA_END_TAG), own.get(DATA_END_TAG)
         if held_source is not None and held_source != own.get(DATA_SOURCE_TAG):
             failed.append(f"(champion v{champion} was trained on other data, {held_source}: "
                           f"not comparable; `growth models promote {model_name} {version}` "
                           "serves this one)")
+        elif held_end is not None and own_end is not None and own_end < held_end:
+            failed.append(f"(its training data end on {own_end}, before champion "
+                          f"v{champion}'s {held_end}: a backtest does not replace the served "
+                          f"model; `growth models promote {model_name} {version}` serves it)")
         elif held is None:
             failed.append(f"(champion v{champion} has no {metric} to compare with)")
         elif better(value, held):
@@ -319,7 +367,9 @@ def promote_if_better(
     else:
         passed.append("(no champion yet)")
     for name, base in (baselines or {}).items():
-        if better(value, base):
+        if not math.isfinite(base):
+            failed.append(f"(baseline {name} has no finite {metric}: {base:g})")
+        elif better(value, base):
             passed.append(f"{op} baseline {name} {base:g}")
         else:
             failed.append(f"{not_op} baseline {name} {base:g}")
@@ -330,7 +380,7 @@ def promote_if_better(
     )
     client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
     if promoted:
-        promote(model_name, version)
+        _promote(client, model_name, version)
     return promoted, reason
 
 
@@ -344,6 +394,12 @@ def promote(model_name: str, version: int, reason: str | None = None) -> None:
     """
     client = _client()
     client.get_model_version(model_name, str(version))  # fail clearly if it does not exist
+    with _promotion_lock():
+        _promote(client, model_name, version, reason)
+
+
+def _promote(client: MlflowClient, model_name: str, version: int,
+             reason: str | None = None) -> None:
     previous = _champion(client, model_name)
     if previous == version:
         raise GrowthError(f"{model_name} v{version} is already @{CHAMPION}; nothing changed")
@@ -360,9 +416,15 @@ def rollback(model_name: str) -> int:
     """Move ``@champion`` back to the version the current champion replaced; returns it.
 
     Repeated rollbacks walk further back along the ``previous_champion`` chain. Raises
-    ValueError when there is no champion or it replaced nothing.
+    ValueError when there is no champion, it replaced nothing, or the version it replaced
+    has been deleted.
     """
     client = _client()
+    with _promotion_lock():
+        return _rollback(client, model_name)
+
+
+def _rollback(client: MlflowClient, model_name: str) -> int:
     current = _champion(client, model_name)
     if current is None:
         raise ValueError(f"{model_name} has no {CHAMPION}: nothing to roll back")
@@ -373,6 +435,14 @@ def rollback(model_name: str) -> int:
             f"{model_name} {CHAMPION} v{current} has no {PREVIOUS_CHAMPION_TAG} tag: "
             "it replaced no earlier champion, so there is nothing to roll back to"
         )
+    try:
+        client.get_model_version(model_name, previous)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ValueError(
+            f"{model_name} {CHAMPION} v{current} replaced v{previous}, which has been deleted: "
+            f"choose a version with `growth models promote {model_name} VERSION`") from None
     client.set_registered_model_alias(model_name, CHAMPION, previous)
     return int(previous)
 

@@ -225,6 +225,12 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                               f"{exc.__class__.__name__}: {exc}") from exc
 
 
+def _in_memory(url: str) -> bool:
+    """A SQLite URL without a file (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``)."""
+    parsed = _parse_url(url)
+    return parsed.drivername.startswith("sqlite") and parsed.database in (None, "", ":memory:")
+
+
 def _parse_url(url: str) -> URL:
     """``url`` as SQLAlchemy reads it; a clear error for what is not a database URL."""
     try:
@@ -268,6 +274,45 @@ def _searched(spec: ModelSpec, cfg: BaseModel, overrides: tuple[str, ...]) -> li
         raise GrowthError(f"nothing to tune for {spec.name}: every searched field "
                           f"({', '.join(spec.space)}) is fixed with --set or not in its config")
     return names
+
+
+STUDY_ATTR = "growthloop"  # the study's user attribute that records what its trials tune
+UNCHECKED_FIELDS = ("threads", "num_threads")  # machines may differ in cores
+
+
+def _check_study(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched: list[str],
+                 request: TuneRequest, source: str) -> None:
+    """Record what a new study tunes (model, data, fixed settings); refuse to add trials to
+    a study that tunes something else, whose best trial would be written as this model's
+    config: another model, other data, or other fixed settings (``--set``, ``--config``)."""
+    fixed = {k: v for k, v in base.model_dump(mode="json").items()
+             if k not in searched and k not in UNCHECKED_FIELDS}
+    identity = {"model": spec.name, "data": source,
+                "data_config": load_data_config(request.data_config).model_dump(mode="json"),
+                "searched": sorted(searched), "fixed": fixed}
+    recorded = study.user_attrs.get(STUDY_ATTR)
+    if recorded is None:
+        if study.trials:
+            raise GrowthError(f"study {study.study_name} already holds {len(study.trials)} "
+                              "trials that do not say what they tune; choose another --study")
+        study.set_user_attr(STUDY_ATTR, identity)
+        return
+    if recorded == identity:
+        return
+    differ = [key for key in identity if recorded.get(key) != identity[key]]
+    if "fixed" in differ:
+        differ.remove("fixed")
+        theirs = recorded.get("fixed", {})
+        differ += [f"{k} ({theirs.get(k)!r} there, {v!r} here)" for k, v in fixed.items()
+                   if theirs.get(k) != v]
+        differ += [f"{k} (only there)" for k in theirs if k not in fixed]
+    for key in ("model", "data"):
+        if key in differ:
+            differ[differ.index(key)] = (f"{key} ({recorded.get(key)!r} there, "
+                                         f"{identity[key]!r} here)")
+    raise GrowthError(f"study {study.study_name} tunes something else: {'; '.join(differ)}; "
+                      "its best trial would not be this run's, so nothing is added to it: "
+                      "choose another --study, or the same model, data and settings")
 
 
 def _with(cfg: BaseModel, values: dict[str, Any]) -> BaseModel:
@@ -401,6 +446,12 @@ def tune(request: TuneRequest) -> TuneResult:
     searched = _searched(spec, base, request.overrides)
     study_name = request.study or f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     url = storage_url(request, study_name)
+    if url and _in_memory(url):
+        if request.workers > 1:
+            raise GrowthError(f"--storage {url!r} is an in-memory database, which each worker "
+                              "process would open empty: give a file (sqlite:///F.db) or a "
+                              "server's URL to share a study between workers")
+        url = None  # the same as no storage: the study lives in this process
     shown_url = _shown(_parse_url(url)) if url else None
     quotas = _quotas(request.trials, request.workers)
     seeds = [_sampler_seed(request, getattr(base, "seed", 0), i) for i in range(len(quotas))]
@@ -413,6 +464,7 @@ def tune(request: TuneRequest) -> TuneResult:
                                 sampler=optuna.samplers.TPESampler(seed=seeds[0]),
                                 pruner=_pruner(spec), study_name=study_name,
                                 direction="maximize", load_if_exists=True)
+    _check_study(study, spec, base, searched, request, ds.source)
     params = {"model": spec.name, "metric": spec.metric, "study": study_name,
               "storage": shown_url or "in-memory", "trials": request.trials,
               "workers": len(quotas), "timeout_s": request.timeout, "searched": ",".join(searched),

@@ -225,7 +225,7 @@ def test_champion_from_other_data_is_not_compared() -> None:
     model alone and says how to replace it by hand."""
     served = _register(date(2024, 3, 1), recall=0.14, source="/data/shop-b")
     r.promote(MODEL, served)
-    candidate = _register(date(2024, 4, 1), recall=0.90)
+    candidate = _register(date(2024, 6, 1), recall=0.90)
     promoted, reason = r.promote_if_better(MODEL, candidate, "recall")
     assert not promoted and r.champion_version(MODEL) == served
     assert reason == ("rejected: recall 0.9 (champion v1 was trained on other data, "
@@ -237,6 +237,67 @@ def test_champion_from_other_data_is_not_compared() -> None:
     MlflowClient().delete_model_version_tag(MODEL, str(same_data), r.DATA_SOURCE_TAG)
     assert r.promote_if_better(MODEL, candidate, "recall") == (
         True, "promoted: recall 0.9 > champion v3 0.15")
+
+
+def test_a_backtest_does_not_replace_the_champion() -> None:
+    """A version whose training data end before the champion's was judged on an older
+    validation window: the gate leaves today's model serving."""
+    today = _register(date(2024, 6, 1), recall=0.14)
+    assert r.promote_if_better(MODEL, today, "recall")[0]
+    backtest = _register(date(2024, 3, 1), recall=0.30)
+    promoted, reason = r.promote_if_better(MODEL, backtest, "recall")
+    assert not promoted and r.champion_version(MODEL) == today
+    assert reason == ("rejected: recall 0.3 (its training data end on 2024-03-01, before "
+                      "champion v1's 2024-06-01: a backtest does not replace the served model; "
+                      f"`growth models promote {MODEL} 2` serves it)")
+    same_end = _register(date(2024, 6, 1), recall=0.15)
+    assert r.promote_if_better(MODEL, same_end, "recall")[0]
+
+
+def test_metrics_that_are_not_numbers_never_pass_the_gate() -> None:
+    nan_first = _register(date(2024, 3, 1), recall=float("nan"))
+    assert r.promote_if_better(MODEL, nan_first, "recall") == (
+        False, "rejected: recall nan is not a finite number (nothing to compare)")
+    assert r.champion_version(MODEL) is None
+    good = _register(date(2024, 4, 1), recall=0.2)
+    assert r.promote_if_better(MODEL, good, "recall", baselines={"pop": float("nan")}) == (
+        False, "rejected: recall 0.2 (baseline pop has no finite recall: nan)")
+    assert r.promote_if_better(MODEL, good, "recall")[0]
+    # a champion whose tag says nan (an older store) cannot be compared with
+    MlflowClient().set_model_version_tag(MODEL, str(good), "metric.recall", "nan")
+    later = _register(date(2024, 5, 1), recall=0.3)
+    assert r.promote_if_better(MODEL, later, "recall") == (
+        False, "rejected: recall 0.3 (champion v2 has no recall to compare with)")
+
+
+def test_gates_finishing_together_keep_the_better_version(tmp_path: Path) -> None:
+    """Two processes gate at once (the worse one first reads the champion, then waits):
+    the read, comparison and alias move hold the store's lock, so the better one ends
+    serving and its predecessor is the version it really replaced."""
+    first = _register(date(2024, 3, 1), recall=0.1)
+    assert r.promote_if_better(MODEL, first, "recall")[0]
+    better = _register(date(2024, 4, 1), recall=0.9)
+    worse = _register(date(2024, 4, 1), recall=0.6)
+    script = (
+        "import sys, time\n"
+        "from training import registry as r\n"
+        "real = r._champion\n"
+        "def slow(client, name):\n"
+        "    champion = real(client, name)\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+        "    return champion\n"
+        "r._champion = slow\n"
+        f"print(r.promote_if_better({MODEL!r}, int(sys.argv[1]), 'recall')[0])\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    slow_worse = subprocess.Popen([sys.executable, "-c", script, str(worse), "3"], env=env,
+                                  stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    quick_better = subprocess.run([sys.executable, "-c", script, str(better), "0"], env=env,
+                                  capture_output=True, text=True, timeout=120)
+    assert slow_worse.communicate(timeout=120)[0].strip() == "True"  # beat v1 alone
+    assert quick_better.stdout.strip() == "True"  # then v3 > v2 under the lock
+    assert r.champion_version(MODEL) == better
+    assert _tag(better, "previous_champion") == str(worse)
 
 
 def test_promote_if_better_lower_is_better() -> None:
@@ -266,6 +327,18 @@ def test_promote_and_rollback() -> None:
     assert [row["champion"] for row in r.list_versions(MODEL)] == [True, False]
     local = mlflow.artifacts.download_artifacts(f"models:/{MODEL}@{r.CHAMPION}")
     assert (Path(local) / "readme.txt").read_text() == "weights"
+
+
+def test_rollback_to_a_deleted_version_says_so() -> None:
+    v1, v2 = _register(date(2024, 3, 1)), _register(date(2024, 4, 1))
+    r.promote(MODEL, v1)
+    r.promote(MODEL, v2)
+    MlflowClient().delete_model_version(MODEL, str(v1))
+    with pytest.raises(ValueError, match=f"{MODEL} champion v2 replaced v1, which has been "
+                                         "deleted: choose a version with `growth models "
+                                         f"promote {MODEL} VERSION`"):
+        r.rollback(MODEL)
+    assert r.champion_version(MODEL) == v2
 
 
 def test_tracked_run_final_statuses() -> None:

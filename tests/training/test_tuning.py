@@ -3,7 +3,9 @@ parent, pruned trials marked, and a tuned config that the model's loader accepts
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -176,6 +178,43 @@ def test_no_completed_trial_writes_no_config(tiny_folder: Path, tmp_path: Path,
         tuning.tune(tuning.TuneRequest("fake", trials=2, data=tiny_folder,
                                        out=tmp_path / "fake.yaml"))
     assert not (tmp_path / "fake.yaml").exists()
+
+
+def test_a_study_that_tunes_something_else_is_refused(tiny_folder: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared study's best trial becomes the written config: trials of another model, on
+    other data or with other fixed settings must not be mixed into it."""
+    monkeypatch.setitem(tuning.SPECS, "fake",
+                        lambda: _fake_spec(lambda ds, cfg, report: cfg.learning_rate))
+    monkeypatch.setitem(tuning.SPECS, "other", lambda: dataclasses.replace(
+        _fake_spec(lambda ds, cfg, report: 1.0), name="other"))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def run(model: str = "fake", *sets: str, data: Path = tiny_folder) -> tuning.TuneResult:
+        return tuning.tune(tuning.TuneRequest(model, trials=1, storage=storage, study="s",
+                                              data=data, overrides=sets,
+                                              out=tmp_path / f"{model}.yaml"))
+
+    run()
+    assert run().study_trials == 2  # same model, data and settings: trials add up
+    with pytest.raises(GrowthError, match=r"study s tunes something else: num_leaves \(31 "
+                                          r"there, 7 here\)"):
+        run("fake", "num_leaves=7")
+    other = tmp_path / "other-data"
+    shutil.copytree(tiny_folder, other)
+    with pytest.raises(GrowthError, match="study s tunes something else: data"):
+        run(data=other)
+    with pytest.raises(GrowthError, match="study s tunes something else: model .'fake' there, "
+                                          "'other' here."):
+        run("other")
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 2
+
+
+def test_an_in_memory_storage_cannot_be_shared_by_workers(tiny_folder: Path) -> None:
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(GrowthError, match="in-memory database, which each worker"):
+            tuning.tune(tuning.TuneRequest("churn", trials=2, workers=2, storage=url,
+                                           data=tiny_folder))
 
 
 def test_tune_command(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
