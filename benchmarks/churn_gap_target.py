@@ -58,7 +58,7 @@ def validation_folds(data: Path | None):
     sets = churn.training_set(ds, cfg)
     spec = FeatureSpec.infer(pd.concat([sets.train, sets.valid]), exclude=churn.NOT_FEATURES)
     horizon = pd.Timedelta(days=cfg.horizon_days)
-    second = churn.examples_at(ds, SECOND_VALIDATION, cfg.horizon_days)
+    second = churn.examples_at(ds, SECOND_VALIDATION, cfg.horizon_days, types_before=cfg.as_of)
     folds = [(sets.valid[churn.CUTOFF].iloc[0].date(), sets.train, sets.valid),
              (SECOND_VALIDATION,
               sets.train[sets.train[churn.CUTOFF] + horizon <= pd.Timestamp(SECOND_VALIDATION)],

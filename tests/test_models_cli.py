@@ -76,6 +76,20 @@ def test_unknown_model_or_version_is_one_error_line(monkeypatch: pytest.MonkeyPa
         assert err.startswith("error:") and message in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
     assert registry.champion_version("recs") == 1
+    # a model whose every version was deleted, and a champion whose predecessor was
+    register("recs", date(2017, 6, 1), 0.30)  # v2 replaces v1
+    mlflow.MlflowClient().delete_model_version("recs", "1")
+    register("empty", date(2017, 5, 1), 0.20)
+    mlflow.MlflowClient().delete_model_version("empty", "1")
+    for args, message in [
+        (("models", "rollback", "recs"), "recs champion v2 replaced v1, which has been "
+                                         "deleted: choose a version with `growth models "
+                                         "promote recs VERSION`"),
+        (("models", "list", "empty"), "registered model 'empty' has no versions (all "
+                                      "deleted); train one to register a version"),
+    ]:
+        code, out, err = growth(monkeypatch, capsys, *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_promoting_the_champion_again_changes_nothing(monkeypatch: pytest.MonkeyPatch,

@@ -38,6 +38,8 @@ from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from features.sources import EMBEDDED_SOURCE, GrowthError
 from training.tracking import artifact_location, tracking_uri
@@ -89,11 +91,15 @@ def _promotion_lock() -> Iterator[None]:
     and leave the later writer (maybe the worse one) serving. The lock is a file beside a
     SQLite store (the embedded one, or one several processes share); a tracking server
     offers no lock, so there the last of two simultaneous promotions wins."""
-    uri = tracking_uri()
-    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+    try:
+        url = make_url(tracking_uri())
+    except ArgumentError:  # not a database URL (a server, a file store): no lock
+        url = None
+    if url is None or not url.drivername.startswith("sqlite") or url.database in (
+            None, "", ":memory:"):
         yield
         return
-    db = Path(unquote(uri.removeprefix("sqlite:///").split("?")[0])).resolve()
+    db = Path(url.database).resolve()
     lock = db.with_name(f"{db.name}.promotion.lock")
     with open(lock, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -254,12 +254,12 @@ def storage_url(request: TuneRequest, study: str) -> str | None:
     return None
 
 
-def _sampler_seed(request: TuneRequest, seed: int, worker: int) -> int | None:
+def _sampler_seed(shared: bool, seed: int, worker: int) -> int | None:
     """Each worker its own seed, or parallel workers would draw the same startup trials.
-    With a storage given, other sessions or machines may join the study with the same
-    config seed: draw from fresh entropy then (their trials interleave anyway, so the
-    order is not reproducible)."""
-    return None if request.storage else seed + worker
+    With a storage given (``shared``), other sessions or machines may join the study with
+    the same config seed: draw from fresh entropy then (their trials interleave anyway, so
+    the order is not reproducible)."""
+    return None if shared else seed + worker
 
 
 def _pruner(spec: ModelSpec) -> optuna.pruners.MedianPruner:
@@ -277,7 +277,21 @@ def _searched(spec: ModelSpec, cfg: BaseModel, overrides: tuple[str, ...]) -> li
 
 
 STUDY_ATTR = "growthloop"  # the study's user attribute that records what its trials tune
-UNCHECKED_FIELDS = ("threads", "num_threads")  # machines may differ in cores
+# settings that may differ between the sessions of one study: machines differ in cores,
+# memory and folders, and none of these changes a trial's score
+UNCHECKED_FIELDS = ("threads", "num_threads", "memory_limit", "quarantine_dir")
+
+
+def _checked(settings: dict[str, Any], leave_out: list[str] | tuple[str, ...] = ()
+             ) -> dict[str, Any]:
+    return {k: v for k, v in settings.items()
+            if k not in UNCHECKED_FIELDS and k not in leave_out}
+
+
+def _differences(name: str, theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    return ([f"{name}.{k} ({theirs.get(k)!r} there, {v!r} here)" for k, v in ours.items()
+             if theirs.get(k) != v]
+            + [f"{name}.{k} (only there)" for k in theirs if k not in ours])
 
 
 def _check_study(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched: list[str],
@@ -285,11 +299,11 @@ def _check_study(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched
     """Record what a new study tunes (model, data, fixed settings); refuse to add trials to
     a study that tunes something else, whose best trial would be written as this model's
     config: another model, other data, or other fixed settings (``--set``, ``--config``)."""
-    fixed = {k: v for k, v in base.model_dump(mode="json").items()
-             if k not in searched and k not in UNCHECKED_FIELDS}
     identity = {"model": spec.name, "data": source,
-                "data_config": load_data_config(request.data_config).model_dump(mode="json"),
-                "searched": sorted(searched), "fixed": fixed}
+                "data_config": _checked(load_data_config(request.data_config).model_dump(
+                    mode="json")),
+                "searched": sorted(searched),
+                "fixed": _checked(base.model_dump(mode="json"), searched)}
     recorded = study.user_attrs.get(STUDY_ATTR)
     if recorded is None:
         if study.trials:
@@ -299,17 +313,15 @@ def _check_study(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched
         return
     if recorded == identity:
         return
-    differ = [key for key in identity if recorded.get(key) != identity[key]]
-    if "fixed" in differ:
-        differ.remove("fixed")
-        theirs = recorded.get("fixed", {})
-        differ += [f"{k} ({theirs.get(k)!r} there, {v!r} here)" for k, v in fixed.items()
-                   if theirs.get(k) != v]
-        differ += [f"{k} (only there)" for k in theirs if k not in fixed]
-    for key in ("model", "data"):
-        if key in differ:
-            differ[differ.index(key)] = (f"{key} ({recorded.get(key)!r} there, "
-                                         f"{identity[key]!r} here)")
+    differ: list[str] = []
+    for key, ours in identity.items():
+        theirs = recorded.get(key)
+        if theirs == ours:
+            continue
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            differ += _differences(key, theirs, ours)
+        else:
+            differ.append(f"{key} ({theirs!r} there, {ours!r} here)")
     raise GrowthError(f"study {study.study_name} tunes something else: {'; '.join(differ)}; "
                       "its best trial would not be this run's, so nothing is added to it: "
                       "choose another --study, or the same model, data and settings")
@@ -454,7 +466,8 @@ def tune(request: TuneRequest) -> TuneResult:
         url = None  # the same as no storage: the study lives in this process
     shown_url = _shown(_parse_url(url)) if url else None
     quotas = _quotas(request.trials, request.workers)
-    seeds = [_sampler_seed(request, getattr(base, "seed", 0), i) for i in range(len(quotas))]
+    shared = bool(request.storage) and url is not None
+    seeds = [_sampler_seed(shared, getattr(base, "seed", 0), i) for i in range(len(quotas))]
     storage = open_storage(url) if url else None
     # in the parent too: bad data, or data too short for the model, fails here with one
     # line, before the study or any worker starts

@@ -278,21 +278,27 @@ def test_gates_finishing_together_keep_the_better_version(tmp_path: Path) -> Non
     assert r.promote_if_better(MODEL, first, "recall")[0]
     better = _register(date(2024, 4, 1), recall=0.9)
     worse = _register(date(2024, 4, 1), recall=0.6)
+    read = tmp_path / "worse-read-the-champion"
     script = (
-        "import sys, time\n"
+        "import pathlib, sys, time\n"
         "from training import registry as r\n"
         "real = r._champion\n"
         "def slow(client, name):\n"
         "    champion = real(client, name)\n"
-        "    time.sleep(float(sys.argv[2]))\n"
+        "    if sys.argv[2]:\n"
+        "        pathlib.Path(sys.argv[2]).touch()\n"
+        "        time.sleep(3)\n"
         "    return champion\n"
         "r._champion = slow\n"
         f"print(r.promote_if_better({MODEL!r}, int(sys.argv[1]), 'recall')[0])\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    slow_worse = subprocess.Popen([sys.executable, "-c", script, str(worse), "3"], env=env,
-                                  stdout=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    quick_better = subprocess.run([sys.executable, "-c", script, str(better), "0"], env=env,
+    slow_worse = subprocess.Popen([sys.executable, "-c", script, str(worse), str(read)],
+                                  env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not read.exists():  # the worse one has read v1 as champion and now waits
+        assert slow_worse.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    quick_better = subprocess.run([sys.executable, "-c", script, str(better), ""], env=env,
                                   capture_output=True, text=True, timeout=120)
     assert slow_worse.communicate(timeout=120)[0].strip() == "True"  # beat v1 alone
     assert quick_better.stdout.strip() == "True"  # then v3 > v2 under the lock
@@ -402,3 +408,14 @@ def test_close_stale_runs_kills_runs_of_dead_processes(tmp_path: Path) -> None:
         assert _status(alive.info.run_id) == "RUNNING"
     assert _status(no_pid) == "KILLED"
     assert r.close_stale_runs("no-such-experiment") == []
+
+
+def test_the_promotion_lock_sits_beside_any_sqlite_store(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    for uri in (f"sqlite:///{tmp_path}/a.db", f"sqlite+pysqlite:///{tmp_path}/b.db",
+                f"sqlite:///{tmp_path}/c.db?timeout=5", "sqlite://", "http://127.0.0.1:1"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        with r._promotion_lock():
+            pass
+    assert sorted(p.name for p in tmp_path.glob("*.lock")) == [
+        "a.db.promotion.lock", "b.db.promotion.lock", "c.db.promotion.lock"]

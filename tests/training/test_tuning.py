@@ -159,13 +159,15 @@ def test_same_seed_same_trials(tiny_folder: Path, tmp_path: Path,
     monkeypatch.setitem(tuning.SPECS, "fake",
                         lambda: _fake_spec(lambda ds, cfg, report: cfg.learning_rate))
 
-    def drawn(*sets: str) -> list[float]:
+    def drawn(*sets: str, storage: str | None = None) -> list[float]:
         result = tuning.tune(tuning.TuneRequest("fake", trials=3, data=tiny_folder,
-                                                overrides=sets, out=tmp_path / "fake.yaml"))
+                                                overrides=sets, storage=storage,
+                                                out=tmp_path / "fake.yaml"))
         runs = _children(result.parent_run_id, "fake_tuning")
         return sorted(float(r.data.params["learning_rate"]) for r in runs)
 
     assert drawn() == drawn() != drawn("seed=1")
+    assert drawn(storage="sqlite://") == drawn()  # in memory: the same as no storage
 
 
 def test_no_completed_trial_writes_no_config(tiny_folder: Path, tmp_path: Path,
@@ -190,16 +192,24 @@ def test_a_study_that_tunes_something_else_is_refused(tiny_folder: Path, tmp_pat
         _fake_spec(lambda ds, cfg, report: 1.0), name="other"))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
 
-    def run(model: str = "fake", *sets: str, data: Path = tiny_folder) -> tuning.TuneResult:
+    def run(model: str = "fake", *sets: str, data: Path = tiny_folder,
+            data_config: str = "") -> tuning.TuneResult:
+        config = tmp_path / "data.yaml"
+        config.write_text(data_config or "seed: 0\n")
         return tuning.tune(tuning.TuneRequest(model, trials=1, storage=storage, study="s",
-                                              data=data, overrides=sets,
+                                              data=data, overrides=sets, data_config=config,
                                               out=tmp_path / f"{model}.yaml"))
 
     run()
     assert run().study_trials == 2  # same model, data and settings: trials add up
-    with pytest.raises(GrowthError, match=r"study s tunes something else: num_leaves \(31 "
-                                          r"there, 7 here\)"):
+    # another machine's memory and folders change no score
+    assert run(data_config="memory_limit: 2GB\nquarantine_dir: elsewhere\n").study_trials == 3
+    with pytest.raises(GrowthError, match=r"study s tunes something else: fixed.num_leaves "
+                                          r"\(31 there, 7 here\)"):
         run("fake", "num_leaves=7")
+    with pytest.raises(GrowthError, match=r"study s tunes something else: "
+                                          r"data_config.top_departments \(12 there, 3 here\)"):
+        run(data_config="top_departments: 3\n")
     other = tmp_path / "other-data"
     shutil.copytree(tiny_folder, other)
     with pytest.raises(GrowthError, match="study s tunes something else: data"):
@@ -207,7 +217,7 @@ def test_a_study_that_tunes_something_else_is_refused(tiny_folder: Path, tmp_pat
     with pytest.raises(GrowthError, match="study s tunes something else: model .'fake' there, "
                                           "'other' here."):
         run("other")
-    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 2
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 3
 
 
 def test_an_in_memory_storage_cannot_be_shared_by_workers(tiny_folder: Path) -> None:

@@ -185,3 +185,25 @@ def test_each_batch_holds_one_cutoffs_examples() -> None:
     assert all(set(example_cutoff[rows]) == {cutoff} for cutoff, rows in batches)
     # full batches only, except a cutoff with fewer rows than a batch (cutoff 1)
     assert sorted((c, len(r)) for c, r in batches) == [(0, 4), (0, 4), (1, 3), (2, 4)]
+
+
+def test_training_reads_each_batchs_items_as_of_its_cutoff(prepared, monkeypatch) -> None:
+    """The loop hands every batch the item features of its own cutoff (never those of the
+    validation cutoff), and the item normaliser learns from the training cutoffs' values."""
+    from training.two_tower import train as loop
+
+    _, prep = prepared
+    seen: list[torch.Tensor] = []
+    forward = loop.TrainStep.forward
+
+    def spy(self, user_inputs, item, categorical, item_numeric, log_q, extra_ids):
+        seen.append(item_numeric)
+        return forward(self, user_inputs, item, categorical, item_numeric, log_q, extra_ids)
+
+    monkeypatch.setattr(loop.TrainStep, "forward", spy)
+    result = train(prep, CFG.model_copy(update={"epochs": 1}))
+    rows = {prep.train_item_numeric[j].data_ptr(): j for j in range(len(prep.cutoffs))}
+    assert {rows.get(t.data_ptr()) for t in seen} == set(range(len(prep.cutoffs)))
+    assert not any(torch.equal(t, prep.item_numeric) for t in seen)
+    values = prep.train_item_numeric[:, 1:].reshape(-1, prep.train_item_numeric.shape[-1])
+    assert torch.allclose(result.model.item.numeric.mean, values.mean(0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -217,3 +218,26 @@ def test_settings_the_data_cannot_hold_say_what_to_change(ds) -> None:
         churn.churn_data(ds, cfg)
     with pytest.raises(GrowthError, match="split date 2030-01-01 is outside the data"):
         coupon.coupon_data(ds, load_coupon_config(overrides=[*COUPON, "split_date=2030-01-01"]))
+
+
+def test_feature_columns_come_from_what_the_model_may_see(data: Path, tmp_path: Path) -> None:
+    """A campaign type first seen at or after the coupon split is no level of the coupon
+    model; churn, whose data end later, gets its column at every training cutoff (0 before
+    its first campaign, never missing)."""
+    folder = tmp_path / "data"
+    shutil.copytree(data, folder)
+    path = folder / f"{s.CAMPAIGN_DESCRIPTIONS}.parquet"
+    descriptions = pd.read_parquet(path)
+    late = descriptions[s.START_DATE] >= pd.Timestamp("2017-07-10")
+    assert late.any() and (~late).any()
+    descriptions.loc[late, s.CAMPAIGN_TYPE] = "Type Z"
+    descriptions.to_parquet(path, index=False)
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    coupon_spec = coupon.coupon_data(ds, load_coupon_config(overrides=COUPON)).spec
+    assert "Type Z" not in coupon_spec.categories[s.CAMPAIGN_TYPE]
+    sets = churn.churn_data(ds, load_churn_config(overrides=CHURN))
+    assert sets.train[churn.CUTOFF].min() < pd.Timestamp("2017-07-10")
+    column = sets.train["running_campaigns_type_z"]
+    assert column.notna().all() and (column[sets.train[churn.CUTOFF] <= pd.Timestamp(
+        "2017-07-10")] == 0).all()
+    assert "running_campaigns_type_z" in sets.spec.names
