@@ -31,18 +31,15 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from features.sources import EMBEDDED_SOURCE, GrowthError
-from training.tracking import artifact_location, tracking_uri
+from training.tracking import artifact_location, sqlite_file, tracking_uri
 
 if TYPE_CHECKING:
     from features.dataset import Dataset
@@ -70,11 +67,8 @@ def _artifact_root() -> str | None:
     """
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         return artifact_location()
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///") and ":memory:" not in uri:
-        db = Path(unquote(uri.removeprefix("sqlite:///").split("?")[0])).resolve()
-        return (db.parent / "artifacts").as_uri()
-    return None
+    db = sqlite_file(tracking_uri())
+    return None if db is None else (db.parent / "artifacts").as_uri()
 
 
 def _client() -> MlflowClient:
@@ -91,15 +85,10 @@ def _promotion_lock() -> Iterator[None]:
     and leave the later writer (maybe the worse one) serving. The lock is a file beside a
     SQLite store (the embedded one, or one several processes share); a tracking server
     offers no lock, so there the last of two simultaneous promotions wins."""
-    try:
-        url = make_url(tracking_uri())
-    except ArgumentError:  # not a database URL (a server, a file store): no lock
-        url = None
-    if url is None or not url.drivername.startswith("sqlite") or url.database in (
-            None, "", ":memory:"):
+    db = sqlite_file(tracking_uri())
+    if db is None:
         yield
         return
-    db = Path(url.database).resolve()
     lock = db.with_name(f"{db.name}.promotion.lock")
     with open(lock, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -52,6 +52,7 @@ from features.config import load_data_config, parse_overrides
 from features.dataset import Dataset, load_dataset
 from features.sources import GrowthError
 from training import registry
+from training.tracking import sqlite_file
 
 TUNING_DIR = Path("artifacts/tuning")  # default SQLite studies (relative to the working dir)
 TUNED_DIR = Path("configs/tuned")  # default output: configs/tuned/<model>.yaml
@@ -210,8 +211,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     any process mark the trials of a worker that died as FAIL instead of RUNNING forever."""
     parsed = _parse_url(url)
     if parsed.drivername.startswith("sqlite"):
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_file(url)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
@@ -227,8 +229,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
 def _in_memory(url: str) -> bool:
     """A SQLite URL without a file (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``)."""
-    parsed = _parse_url(url)
-    return parsed.drivername.startswith("sqlite") and parsed.database in (None, "", ":memory:")
+    return _parse_url(url).drivername.startswith("sqlite") and sqlite_file(url) is None
 
 
 def _parse_url(url: str) -> URL:
