@@ -6,18 +6,29 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench bench-serve lint clean
+.PHONY: run test install lock bench bench-serve lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the dependencies change. torch is pinned (pyproject.toml) to the version
-# whose CPU wheel these machines' pip finds locally.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# Reinstall when the dependencies or their pins change. torch is pinned (pyproject.toml) to
+# the version whose CPU wheel these machines' pip finds locally; constraints.txt pins every
+# package to the version the recorded figures were measured with.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-pin constraints.txt to what a fresh resolve of pyproject.toml's ranges gives today (a
+# scratch venv, so .venv is untouched); then `make install` and re-measure BENCHMARKS.md.
+# torch's pin drops the wheel's local label (+cpu), so PyPI's build satisfies it too.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable \
+	  | sed 's/^torch==\([^+]*\)+.*/torch==\1/'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
 run: $(STAMP)
 	$(VENV)/bin/growth run
