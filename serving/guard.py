@@ -5,8 +5,9 @@ When ``GROWTH_API_KEY`` is set, the keyed paths (``/audience``) need it in the `
 header (compared in constant time), checked before the body is read: 401 otherwise.
 
 BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder
-from Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON
-(415 otherwise) and at most ``max_body_bytes`` (413): the declared Content-Length is
+from Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON in
+UTF-8 and uncompressed (415 otherwise: another charset or a Content-Encoding names itself,
+rather than coming back as invalid JSON) and at most ``max_body_bytes`` (413): the declared Content-Length is
 checked before anything is read, a chunked body is counted while it streams in. A repeated
 Content-Type or Content-Length is a 400 (BentoML decodes by the first Content-Type, so a second
 one could pass a form or multipart body off as JSON), as is a Content-Length that is not a
@@ -98,7 +99,7 @@ class RequestGuard:
         headers = dict(scope["headers"])
         if len(headers) < len(scope["headers"]):  # a header repeated: rare, so checked here
             names = [name for name, _ in scope["headers"]]
-            for name in (b"content-type", b"content-length"):
+            for name in (b"content-type", b"content-length", b"content-encoding"):
                 if names.count(name) > 1:  # the app could read another one than checked here
                     return await respond(send, 400, error_body(
                         None, f"header {name.decode()} is given {names.count(name)} times; "
@@ -107,10 +108,14 @@ class RequestGuard:
             return await respond(send, 401, error_body(
                 "X-API-Key", f"header missing or wrong: {scope['path']} needs the key set in "
                              f"{API_KEY_ENV} on the server"))
-        media = headers.get(b"content-type", JSON).split(b";")[0].strip().lower()
+        media, *params = headers.get(b"content-type", JSON).split(b";")
+        media = media.strip().lower()
         if media != JSON:
             return await respond(send, 415, error_body(
                 None, f"Content-Type must be application/json, got {media.decode('latin-1')!r}"))
+        unreadable = _unreadable_body(params, headers.get(b"content-encoding"))
+        if unreadable:
+            return await respond(send, 415, error_body(None, unreadable))
         declared = headers.get(b"content-length")
         if declared is not None:  # the server delivers exactly that many bytes: check it
             if not declared.isdigit():
@@ -161,6 +166,25 @@ class RequestGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         return replay, size
+
+
+UTF8 = (b"utf-8", b"utf8", b"us-ascii", b"ascii")
+
+
+def _unreadable_body(params: list[bytes], encoding: bytes | None) -> str | None:
+    """Why a JSON body cannot be read as sent, or None: the service reads uncompressed UTF-8
+    (JSON's own encoding), and would otherwise call gzip or latin-1 bytes invalid JSON."""
+    for param in params:
+        name, _, value = param.partition(b"=")
+        if name.strip().lower() == b"charset":
+            charset = value.strip().strip(b'"').lower()
+            if charset not in UTF8:
+                return (f"Content-Type charset must be utf-8, got "
+                        f"{charset.decode('latin-1')!r}: send the JSON body as UTF-8")
+    if encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
+        return (f"Content-Encoding {encoding.strip().decode('latin-1')!r} is not supported: "
+                "send the JSON body uncompressed")
+    return None
 
 
 def shaped_error(status: int, body: bytes, method: str, path: str,

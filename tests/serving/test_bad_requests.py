@@ -163,6 +163,27 @@ def test_not_json(client) -> None:
                          "'application/x-www-form-urlencoded'")
 
 
+def test_body_charset_and_encoding(client) -> None:
+    """A body the service cannot read as sent says why (415), not "invalid JSON" (400)."""
+    import gzip
+
+    body = json.dumps({"household_id": 1, "k": 3}).encode()
+    r = client.post("/recommend", content=gzip.compress(body),
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert_error(r, 415, "Content-Encoding 'gzip' is not supported: send the JSON body "
+                         "uncompressed")
+    r = client.post("/recommend", content='{"departments": ["CAFÉ"]}'.encode("latin-1"),
+                    headers={"Content-Type": "application/json; charset=ISO-8859-1"})
+    assert_error(r, 415, "Content-Type charset must be utf-8, got 'iso-8859-1': send the JSON "
+                         "body as UTF-8")
+    for content_type in ("application/json; charset=utf-8", 'application/json;charset="UTF-8"'):
+        r = client.post("/recommend", content=body, headers={"Content-Type": content_type})
+        assert r.status_code == 200, r.text
+    r = client.post("/recommend", content=body,
+                    headers={"Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert r.status_code == 200, r.text
+
+
 def test_repeated_or_malformed_body_headers(client) -> None:
     """The guard checks one Content-Type; BentoML decodes by the first. Two of them, in
     either order, could pass a form or multipart body off as JSON (a 200, or a 500)."""
