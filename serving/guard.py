@@ -7,9 +7,9 @@ header (compared in constant time), checked before the body is read: 401 otherwi
 BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder
 from Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON in
 UTF-8 and uncompressed (415 otherwise: another charset or a Content-Encoding names itself,
-rather than coming back as invalid JSON) and at most ``max_body_bytes`` (413): the declared Content-Length is
-checked before anything is read, a chunked body is counted while it streams in. A repeated
-Content-Type or Content-Length is a 400 (BentoML decodes by the first Content-Type, so a second
+rather than coming back as invalid JSON) and at most ``max_body_bytes`` (413): the declared
+Content-Length is checked before anything is read, a chunked body is counted while it streams
+in. A repeated Content-Type, Content-Length or Content-Encoding is a 400 (BentoML decodes by the first Content-Type, so a second
 one could pass a form or multipart body off as JSON), as is a Content-Length that is not a
 whole number. An empty body on an endpoint that takes one is a 400 with an example body
 (BentoML would read it as ``{}``, yet ``null`` is a 400).
