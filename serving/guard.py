@@ -9,9 +9,9 @@ from Content-Type (multipart, and pickle on internal calls). Here a POST must be
 UTF-8 and uncompressed (415 otherwise: another charset or a Content-Encoding names itself,
 rather than coming back as invalid JSON) and at most ``max_body_bytes`` (413): the declared
 Content-Length is checked before anything is read, a chunked body is counted while it streams
-in. A repeated Content-Type, Content-Length or Content-Encoding is a 400 (BentoML decodes by the first Content-Type, so a second
-one could pass a form or multipart body off as JSON), as is a Content-Length that is not a
-whole number. An empty body on an endpoint that takes one is a 400 with an example body
+in. A repeated Content-Type, Content-Length or Content-Encoding is a 400 (BentoML decodes by
+the first Content-Type, so a second one could pass a form or multipart body off as JSON), as
+is a Content-Length that is not a whole number. An empty body on an endpoint that takes one is a 400 with an example body
 (BentoML would read it as ``{}``, yet ``null`` is a 400).
 
 Every error answer of the app behind, whatever the method, leaves in the shape of
