@@ -4,15 +4,16 @@ only, not empty, of bounded size, and one error shape that names the field.
 When ``GROWTH_API_KEY`` is set, the keyed paths (``/audience``) need it in the ``X-API-Key``
 header (compared in constant time), checked before the body is read: 401 otherwise.
 
-BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder
-from Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON in
-UTF-8 and uncompressed (415 otherwise: another charset or a Content-Encoding names itself,
-rather than coming back as invalid JSON) and at most ``max_body_bytes`` (413): the declared
-Content-Length is checked before anything is read, a chunked body is counted while it streams
-in. A repeated Content-Type, Content-Length or Content-Encoding is a 400 (BentoML decodes by
-the first Content-Type, so a second one could pass a form or multipart body off as JSON), as
-is a Content-Length that is not a whole number. An empty body on an endpoint that takes one is a 400 with an example body
-(BentoML would read it as ``{}``, yet ``null`` is a 400).
+BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder from
+Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON in UTF-8
+and uncompressed (415 otherwise: another charset or a Content-Encoding names itself, rather
+than coming back as invalid JSON) and at most ``max_body_bytes`` (413): the declared
+Content-Length is checked before anything is read, a chunked body is counted while it
+streams in. A repeated Content-Type, Content-Length or Content-Encoding is a 400 (BentoML
+decodes by the first Content-Type, so a second one could pass a form or multipart body off
+as JSON), as is a Content-Length that is not a whole number. An empty body on an endpoint
+that takes one is a 400 with an example body (BentoML would read it as ``{}``, yet ``null``
+is a 400).
 
 Every error answer of the app behind, whatever the method, leaves in the shape of
 ``error_body``: BentoML answers pydantic errors with 400 ``{"error": "1 validation error for
