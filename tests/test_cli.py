@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from features import schema as s
+from tests.cli import run_growth
 from tests.fixtures import tiny_tables, write_folder
 
-
-def growth(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "growth", *args], cwd=cwd, text=True,
-                          capture_output=True, env={**os.environ, "COLUMNS": "200"},
-                          timeout=300)
+growth = run_growth
 
 
 def test_validate_embedded_data_prints_counts(tmp_path: Path) -> None:

@@ -4,9 +4,7 @@ server, written as the API answers; exclusion files; errors named by option."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,16 +12,15 @@ import pytest
 
 from features.sources import GrowthError
 from serving.audience import read_household_ids
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.cli import run_growth
 
 
 def growth_audience(world, *args: str, bundle: str | None = None
                     ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BENTOML_HOME": str(world.bentoml_home), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "growth", "audience", *args,
-                           "--bundle", bundle or world.tag],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    """``growth audience`` on the serving tests' store, run in their session folder."""
+    return run_growth("audience", *args, "--bundle", bundle or world.tag,
+                      cwd=world.data.parent, env={"BENTOML_HOME": str(world.bentoml_home)},
+                      timeout=120)
 
 
 def test_cli_audience_equals_the_api_answer(world, client, tmp_path: Path) -> None:
@@ -78,7 +75,8 @@ def test_bad_options_are_one_line_errors(world, tmp_path: Path, args: tuple[str,
     res = growth_audience(world, *args)
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.startswith(message) and len(res.stderr.strip().splitlines()) == 1
-    assert not (REPO / "a.json").exists() and not (REPO / "a.csv").exists()
+    cwd = world.data.parent
+    assert not (cwd / "a.json").exists() and not (cwd / "a.csv").exists()
 
 
 def test_model_missing_from_the_bundle_is_named(world, tmp_path: Path) -> None:

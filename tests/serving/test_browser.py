@@ -102,8 +102,10 @@ def _submit(browser, button: str) -> str:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.find_element(By.CSS_SELECTOR, f'button[value="{button}"]').click()
     status = browser.find_element(By.ID, "status")
+    # cleared first, so a previous answer still shown cannot pass for this one's
+    browser.execute_script("arguments[0].textContent = '';", status)
+    browser.find_element(By.CSS_SELECTOR, f'button[value="{button}"]').click()
     WebDriverWait(browser, WAIT_S).until(
         lambda _: status.text and status.text != "Scoring...")
     return status.text

@@ -71,7 +71,9 @@ def schemas(client) -> dict[str, dict]:
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_no_5xx_from_any_body(client, schemas, path: str) -> None:
-    @settings(max_examples=150, deadline=None, database=None,
+    # derandomized: every run draws the same 150 bodies, so a failure replays and CI cannot
+    # turn red on a change that did not cause it (set derandomize=False to explore more)
+    @settings(max_examples=150, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(body=bodies(schemas[path]))
     def check(body) -> None:

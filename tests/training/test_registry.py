@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -279,27 +280,45 @@ def test_gates_finishing_together_keep_the_better_version(tmp_path: Path) -> Non
     better = _register(date(2024, 4, 1), recall=0.9)
     worse = _register(date(2024, 4, 1), recall=0.6)
     read = tmp_path / "worse-read-the-champion"
+    locking = tmp_path / "better-takes-the-lock"
+    # the worse one reads the champion, then waits until the better one is about to take the
+    # lock (and 2 s more): without the lock, the better one reads the same champion and
+    # promotes in that time, and the worse one then overwrites it; with it, it waits
     script = (
-        "import pathlib, sys, time\n"
+        "import contextlib, pathlib, sys, time\n"
         "from training import registry as r\n"
-        "real = r._champion\n"
+        "version, role = int(sys.argv[1]), sys.argv[2]\n"
+        "read, locking = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4])\n"
+        "real_champion, real_lock = r._champion, r._promotion_lock\n"
         "def slow(client, name):\n"
-        "    champion = real(client, name)\n"
-        "    if sys.argv[2]:\n"
-        "        pathlib.Path(sys.argv[2]).touch()\n"
-        "        time.sleep(3)\n"
+        "    champion = real_champion(client, name)\n"
+        "    read.touch()\n"
+        "    deadline = time.monotonic() + 120\n"
+        "    while not locking.exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "    time.sleep(2)\n"
         "    return champion\n"
-        "r._champion = slow\n"
-        f"print(r.promote_if_better({MODEL!r}, int(sys.argv[1]), 'recall')[0])\n")
+        "@contextlib.contextmanager\n"
+        "def announced():\n"
+        "    locking.touch()\n"
+        "    with real_lock():\n"
+        "        yield\n"
+        "if role == 'slow':\n"
+        "    r._champion = slow\n"
+        "else:\n"
+        "    r._promotion_lock = announced\n"
+        f"print(r.promote_if_better({MODEL!r}, version, 'recall')[0])\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    slow_worse = subprocess.Popen([sys.executable, "-c", script, str(worse), str(read)],
+    markers = [str(read), str(locking)]
+    slow_worse = subprocess.Popen([sys.executable, "-c", script, str(worse), "slow", *markers],
                                   env=env, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not read.exists():  # the worse one has read v1 as champion and now waits
         assert slow_worse.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    quick_better = subprocess.run([sys.executable, "-c", script, str(better), ""], env=env,
-                                  capture_output=True, text=True, timeout=120)
+    quick_better = subprocess.run([sys.executable, "-c", script, str(better), "quick",
+                                   *markers], env=env, capture_output=True, text=True,
+                                  timeout=120)
     assert slow_worse.communicate(timeout=120)[0].strip() == "True"  # beat v1 alone
     assert quick_better.stdout.strip() == "True"  # then v3 > v2 under the lock
     assert r.champion_version(MODEL) == better
@@ -389,7 +408,8 @@ def test_close_stale_runs_kills_runs_of_dead_processes(tmp_path: Path) -> None:
             [sys.executable, "-c", script], cwd=REPO, env=os.environ.copy(),
             stdout=subprocess.PIPE, stderr=err, text=True,
         )
-    try:
+    try:  # the child's first line, or a failure within 120 s (never a hung read)
+        assert select.select([proc.stdout], [], [], 120)[0], stderr.read_text()
         doomed = proc.stdout.readline().strip()
         assert doomed, stderr.read_text()
     finally:

@@ -6,7 +6,6 @@ workers log their trials under one parent run there."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.synth import generate
+from tests.cli import run_growth
 from tests.servers import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,10 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def growth(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "COLUMNS": "200",
-           "PYTHONPATH": str(ROOT), "BENTOML_HOME": str(cwd / "bentoml")}
-    res = subprocess.run([sys.executable, "-m", "growth", *args], cwd=cwd, text=True,
-                         capture_output=True, timeout=300, env=env)
+    res = run_growth(*args, cwd=cwd, env={"MLFLOW_TRACKING_URI": server.url})
     assert res.returncode == 0, f"growth {' '.join(args)}:\n{res.stderr[-3000:]}"
     return res
 

@@ -34,6 +34,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tune() loads data with the default quarantine folder, relative to the working
+    directory: run in tmp_path, never the repository's quarantine/."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _children(parent_run_id: str, experiment: str) -> list:
     runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
     return [r for r in runs if r.data.tags.get(MLFLOW_PARENT_RUN_ID) == parent_run_id]

@@ -24,6 +24,7 @@ from features.sources import GrowthError
 from features.synth import generate
 from serving.bundle import BundleError, build_bundle
 from serving.config import load_serving_config
+from tests.cli import run_growth
 from training import registry
 from training.two_tower.run import describe_recommendations, recommend_to_file
 
@@ -32,12 +33,7 @@ SMALL = ["as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", 
          "lr=0.003", "candidates=30", "rerank_rounds=20"]
 
 
-def growth(*args: str, cwd: Path, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "growth", *args]
-    if kw.pop("background", False):
-        return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-    return subprocess.run(cmd, cwd=cwd, text=True, capture_output=True, timeout=600)
+growth = run_growth
 
 
 def sets(values: list[str]) -> list[str]:
@@ -146,17 +142,23 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
 
 def test_sigkill_then_resume(data: Path, tmp_path: Path) -> None:
     long = [v for v in SMALL if not v.startswith("epochs")] + ["epochs=60", "patience=100"]
-    proc = growth("train", "two-tower", "--data", str(data), *sets(long), cwd=tmp_path,
-                  background=True)
+    log = tmp_path / "first.log"
+    # output to a file: a pipe nobody reads while polling could fill and stall the training
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "growth", "train", "two-tower", "--data",
+                                 str(data), *sets(long)], cwd=tmp_path, stdout=out,
+                                stderr=subprocess.STDOUT)
     ckpt = tmp_path / "artifacts" / "two_tower" / "checkpoints" / "2017-06-05-seed0"
     deadline = time.time() + 240
-    while not (ckpt / "checkpoint.pt").exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() < deadline, "no checkpoint written"
-        time.sleep(0.05)
-    time.sleep(0.3)  # into a later epoch
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        while not (ckpt / "checkpoint.pt").exists():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint written"
+            time.sleep(0.05)
+        time.sleep(0.3)  # into a later epoch
+    finally:  # killed in any case: a 60-epoch training left running would load later tests
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     res = growth("train", "two-tower", "--data", str(data), *sets(long), "--resume",
                  cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -21,6 +21,7 @@ from features.config import DataConfig
 from features.dataset import load_dataset
 from features.sources import GrowthError
 from features.synth import generate
+from tests.cli import run_growth
 from training import registry
 from training.propensity import churn, coupon, score
 from training.propensity.config import load_churn_config, load_coupon_config
@@ -40,10 +41,7 @@ COUPON = ["split_date=2017-07-10", "validation_days=90", "learning_rate=0.1",
           "min_data_in_leaf=30", "max_rounds=150", "early_stopping_rounds=15"]
 
 
-def growth(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "growth", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+growth = run_growth
 
 
 @pytest.fixture(scope="module")
