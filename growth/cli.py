@@ -67,8 +67,13 @@ def _date(value: str, option: str = "--as-of") -> date:
 
 
 def _out_file(path: Path | None, option: str, *suffixes: str) -> None:
-    """Refuse, before any work, an output that is a folder or has another file type (a
-    parquet file named .csv would mislead whoever opens it)."""
+    """Refuse, before any work, an output that is a folder, has another file type (a
+    parquet file named .csv would mislead whoever opens it) or cannot be written: a file is
+    created and removed in the nearest existing folder of its path (where the folders it
+    needs will be made), which os.access cannot tell for root (e.g. /sys, /proc)."""
+    import os
+    import tempfile
+
     if path is None:
         return
     if path.suffix.lower() not in suffixes:
@@ -76,6 +81,15 @@ def _out_file(path: Path | None, option: str, *suffixes: str) -> None:
                           f"{' or '.join(suffixes)}")
     if path.is_dir():
         raise GrowthError(f"{option} {path} is a folder; expected a file")
+    folder = next(p for p in path.absolute().parents if p.exists())
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".growth-check-"):
+            pass
+    except OSError as exc:
+        raise GrowthError(f"{option} {path}: cannot write into {folder} ({exc.strerror})"
+                          ) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise GrowthError(f"{option} {path}: the file is read-only")
 
 
 def _household_ids(value: str | None) -> list[int] | None:
@@ -155,6 +169,7 @@ def features_build(
                   f"columns -> {result.products}")
 
 
+@train_app.command("two_tower", hidden=True)  # the registry's spelling works too
 @train_app.command("two-tower")
 def train_two_tower_cmd(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Training data ends the day "
@@ -257,6 +272,7 @@ def score_cmd(
     data: DataOpt = None, data_config: ConfigOpt = None,
 ) -> None:
     """Batch propensity scores, deciles and reason codes with the point-in-time version."""
+    from features.schema import CAMPAIGN_ID
     from training.propensity.score import score_to_file
 
     if model not in ("churn", "coupon"):
@@ -270,7 +286,16 @@ def score_cmd(
         data_cfg = dates_for(ds, data_cfg, console, report=(
             "churn_as_of" if model == "churn" else "coupon_split_date",))
     rows, version, day = score_to_file(ds, model, out, day, campaign_id, data_cfg)
-    console.print(f"{model} v{version} as of {day}: {len(rows):,} rows -> {out}")
+    if model == "churn":
+        console.print(f"churn v{version} as of {day}: {len(rows):,} rows -> {out}")
+    elif campaign_id is not None:
+        console.print(f"coupon v{version}, campaign {campaign_id} as of its start {day}: "
+                      f"{len(rows):,} rows -> {out}")
+    else:  # one version (data ending by day); each campaign's features as of its own start
+        ids = rows[CAMPAIGN_ID].unique()
+        console.print(f"coupon v{version}, {len(ids)} campaign(s) starting on or after {day} "
+                      f"({', '.join(map(str, ids[:10]))}{', ...' if len(ids) > 10 else ''}), "
+                      f"each as of its start: {len(rows):,} rows -> {out}")
 
 
 AUDIENCE_OPTIONS = {"model": "MODEL", "campaign_id": "--campaign-id", "top_n": "--top-n",
@@ -487,12 +512,14 @@ def tune_cmd(
         "--out", help="Tuned config file (default: configs/tuned/<model>.yaml).")] = None,
 ) -> None:
     """Search hyper-parameters with Optuna on the validation window; write the best config."""
-    from training.tuning import TuneRequest, tune
+    from training.tuning import TuneRequest, tune, tuned_path
 
-    _out_file(out, "--out", ".yaml", ".yml")
-    result = tune(TuneRequest(model, trials, storage=storage, study=study, workers=workers,
-                              timeout=timeout, data=data, data_config=data_config,
-                              config=config, overrides=tuple(overrides or ()), out=out))
+    request = TuneRequest(_spelled(model, ["churn", "coupon", "two-tower"]), trials,
+                          storage=storage, study=study, workers=workers, timeout=timeout,
+                          data=data, data_config=data_config, config=config,
+                          overrides=tuple(overrides or ()), out=out)
+    _out_file(tuned_path(request), "--out", ".yaml", ".yml")
+    result = tune(request)
     console.print(f"best of study {result.study}: trial {result.best_trial}, validation "
                   f"score {result.best_value:.4f}")
     table = Table()
@@ -506,6 +533,17 @@ def tune_cmd(
     if result.storage:
         console.print(f"resume or share: --storage {result.storage} --study {result.study}")
     console.print(f"tuned config: {result.config_path}")
+    if result.warning:
+        err_console.print(f"warning: {result.warning}", highlight=False)
+
+
+def _spelled(name: str, known: list[str]) -> str:
+    """``two-tower`` (how `growth train` and `growth tune` spell it) as the registry and
+    MLflow name it, ``two_tower``; any name either way round when only the other is known."""
+    for other in (name.replace("-", "_"), name.replace("_", "-")):
+        if name not in known and other in known:
+            return other
+    return name
 
 
 def _versions(name: str) -> list[dict]:
@@ -529,7 +567,8 @@ def models_list(name: Annotated[str | None, typer.Argument(
     """Versions: where their training data ends, metrics, the promotion decision."""
     from training import registry
 
-    names = [name] if name else registry.registered_models()
+    known = registry.registered_models()
+    names = [_spelled(name, known)] if name else known
     if not names:
         console.print("no registered models yet")
         return
@@ -555,6 +594,7 @@ def models_promote(name: Annotated[str, typer.Argument(help="A registered model.
     """Give VERSION the @champion alias by hand; `growth models rollback` undoes it."""
     from training import registry
 
+    name = _spelled(name, registry.registered_models())
     numbers = [v["version"] for v in _versions(name)]
     if version not in numbers:
         raise GrowthError(f"{name} has no version {version}; versions: "
@@ -571,6 +611,7 @@ def models_rollback(name: Annotated[str, typer.Argument(help="A registered model
     """Move @champion back to the version the current champion replaced."""
     from training import registry
 
+    name = _spelled(name, registry.registered_models())
     _versions(name)
     current = registry.champion_version(name)
     try:
@@ -594,7 +635,8 @@ def compare_cmd(
 
     if fmt not in ("table", "csv"):
         raise typer.BadParameter(f"--format is table or csv, not {fmt!r}")
-    models = [model] if model else experiments()
+    known = experiments()
+    models = [_spelled(model, known)] if model else known
     if not models:
         raise GrowthError("no runs in MLflow yet: train a model first")
     results = {name: compare_runs(name, last) for name in models}

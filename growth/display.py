@@ -111,8 +111,19 @@ def _cell(value) -> str:
 
 
 def print_comparison(model: str, frame, cols) -> None:
-    """One rich table: run fields on each run's first row only, our systems in bold. Each
-    column is exactly as wide as its widest value (headings wrap), so no figure is cut."""
+    """One rich table per data source (figures on different data do not compare; the gate
+    does not compare them either), newest runs first."""
+    if frame.empty:
+        console.print(f"{model}: no finished run has evaluated a model yet")
+        return
+    sources = frame["data_source"].fillna("an unrecorded source")
+    for source in sources.unique():
+        _comparison_table(f"{model} on {source}", frame[sources == source], cols)
+
+
+def _comparison_table(title: str, frame, cols) -> None:
+    """Run fields on each run's first row only, our systems in bold. Each column is exactly
+    as wide as its widest value (headings wrap), so no figure is cut."""
     from training.compare import label
 
     heads = ["run", "version", "data ends", *(label(n) for n in (*cols.params, *cols.run_metrics)),
@@ -131,7 +142,7 @@ def print_comparison(model: str, frame, cols) -> None:
             section.append([*run_cells, r["system"], *(_cell(r[m]) for m in cols.metrics)])
         sections.append(section)
     rows = [row for section in sections for row in section]
-    table = Table(title=f"{model} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True,
+    table = Table(title=f"{title} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True,
                   pad_edge=False)
     system_at = heads.index("system")
     for i, head in enumerate(heads):

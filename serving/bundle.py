@@ -105,6 +105,20 @@ def _not_bundled(name: str, champion: dict[str, Any] | None, source: str) -> str
     return None
 
 
+def _remedy(name: str, source: str) -> str:
+    """What makes ``name`` bundleable for ``source``: promoting the newest version trained on
+    it, when there is one (the gate never lets a version replace a champion trained on other
+    data, so training again would not help), else training one."""
+    from training import registry
+
+    ours = [r["version"] for r in registry.list_versions(name)
+            if r[registry.DATA_SOURCE_TAG] == source]
+    if ours:
+        return (f"v{max(ours)} was trained on this data: make it the champion with "
+                f"`growth models promote {name} {max(ours)}`")
+    return f"train {name} on this data ({source}) and make it the champion"
+
+
 def _download(name: str, version: int, dest: Path) -> Path:
     import mlflow
 
@@ -143,12 +157,11 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     champions = {name: _champion(name) for name in (TWO_TOWER, *PROPENSITY_MODELS)}
     whys = {name: why for name, champion in champions.items()
             if (why := _not_bundled(name, champion, source)) is not None}
+    missing = {name: f"{why}; {_remedy(name, source)}, then run `growth bundle` again"
+               for name, why in whys.items()}
     if len(whys) == len(champions):
         raise BundleError(f"no model has a @champion trained on this data ({source}): "
-                          + "; ".join(whys.values()) + "; train them on this data, then run "
-                          "`growth bundle` again")
-    missing = {name: f"{why}; train {name} on this data ({source}) and make it the champion, "
-                     "then run `growth bundle` again" for name, why in whys.items()}
+                          + "; ".join(missing.values()))
     models: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)

@@ -135,9 +135,13 @@ def openapi_document(service) -> dict:
     """BentoML's OpenAPI spec of ``service`` with the service's own description in place of
     BentoML's default one (a readme of badges from img.shields.io, readthedocs.org and
     badgen.net, and links to BentoML's Slack, GitHub and Twitter), which the page policy
-    would block and which describes BentoML, not this service."""
+    would block and which describes BentoML, not this service. Its version is the
+    project's (BentoML leaves ``"None"`` for a service that is not built into a Bento)."""
+    from importlib.metadata import version
+
     spec = service.openapi_spec.asdict()
     spec["info"]["description"] = service.description
+    spec["info"]["version"] = version("growthloop")
     spec["info"].pop("contact", None)
     return spec
 

@@ -121,6 +121,24 @@ def test_unusable_output_path_is_one_line_naming_it(tiny_folder: Path, tmp_path:
     assert taken.read_text() == "not a folder"
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path) -> None:
+    """--out and the folder it goes into are checked before the data is read (whose error
+    would show first here): writing failed only after minutes of work, or a printed table."""
+    blocker = tmp_path / "configs"  # a file where the output's folder would be made
+    blocker.write_text("not a folder")
+    no_data = str(tmp_path / "no-data")
+    cases = {
+        ("recommend", "--as-of", "2017-12-04", "--out", "configs/r.parquet"): "configs/r.parquet",
+        ("readout", "audience.csv", "--out", "configs/r.json"): "configs/r.json",
+        ("tune", "coupon", "--trials", "1", "--out", "configs/t.yaml"): "configs/t.yaml",
+        ("tune", "coupon", "--trials", "1"): "configs/tuned/coupon.yaml",  # the default --out
+    }
+    for args, out in cases.items():
+        res = growth(*args, "--data", no_data, cwd=tmp_path)
+        assert (f"--out {out}: cannot write into {blocker.resolve()} (Not a directory)"
+                in _one_line_error(res)), args
+
+
 def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None:
     """Checked before loading: the embedded data would take seconds and print a report."""
     cases = {
@@ -140,7 +158,8 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
         ("tune", "churn", "--trials", "1", "--storage", "not a url"):
             "--storage 'not a url' is not a database URL",
         ("tune", "churn", "--trials", "1", "--storage", "postgresql://x"):  # no driver
-            "cannot open the Optuna storage postgresql://x: ImportError",
+            "cannot open the Optuna storage postgresql://x: its postgresql driver, Python "
+            "module psycopg, is not installed",
         # far-off dates and counts, which only overflow date arithmetic or LightGBM
         ("train", "churn", "--as-of", "0001-01-01"):
             "--as-of: expected a date from 1900-01-01 to 2199-12-31",

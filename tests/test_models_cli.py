@@ -102,3 +102,29 @@ def test_promoting_the_champion_again_changes_nothing(monkeypatch: pytest.Monkey
     after = registry.list_versions("recs")[0]
     assert after["champion"] and after[registry.PROMOTION_TAG] == before
     assert before.startswith("promoted: recall 0.2")
+
+
+def test_two_tower_answers_to_either_spelling(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    """`growth train two-tower` registers `two_tower`: the models commands take the name as
+    train spells it (compare too: tests/training/test_compare.py)."""
+    register("two_tower", date(2017, 5, 1), 0.20)
+    register("two_tower", date(2017, 6, 1), 0.10)  # rejected
+    code, out, err = growth(monkeypatch, capsys, "models", "list", "two-tower")
+    assert code == 0, err
+    assert "two_tower" in out and "v1 *" in out
+    code, out, err = growth(monkeypatch, capsys, "models", "promote", "two-tower", "2")
+    assert code == 0 and "two_tower@champion: v2 (was v1)" in out, err
+    code, out, err = growth(monkeypatch, capsys, "models", "rollback", "two-tower")
+    assert code == 0 and "two_tower@champion: v1 (was v2)" in out, err
+    code, _, err = growth(monkeypatch, capsys, "models", "list", "two-towers")
+    assert code == 2 and "no registered model 'two-towers'; registered models: two_tower" in err
+
+
+def test_spelled() -> None:
+    from growth.cli import _spelled
+
+    assert _spelled("two-tower", ["churn", "two_tower"]) == "two_tower"
+    assert _spelled("two_tower", ["churn", "two-tower"]) == "two-tower"
+    assert _spelled("two_tower", ["two_tower"]) == "two_tower"
+    assert _spelled("nope", ["two_tower"]) == "nope"

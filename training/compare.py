@@ -4,9 +4,10 @@ A training run evaluates our model and its baselines on the same split and logs 
 system's metrics as ``<system>.<metric>`` (``two_tower_blend.recall_all_at_20``,
 ``lightgbm.roc_auc``); metrics without a dot belong to the run (``train_seconds``). The
 comparison has one row per (run, system): the run's registered version and whether it holds
-``@champion``, where its training data ends, a few key parameters and run metrics, then the
-system's metrics. Which columns are key is a small per-model choice (:data:`COLUMNS`); any
-other model gets the metrics its systems share.
+``@champion``, where its training data ends and which data it read (runs on different data
+are not comparable: the table prints one section per data source), a few key parameters and
+run metrics, then the system's metrics. Which columns are key is a small per-model choice
+(:data:`COLUMNS`); any other model gets the metrics its systems share.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from training import registry
 from training.tracking import tracking_uri
 
 MAX_METRICS = 6  # fallback: at most this many metric columns
-RUN_FIELDS = ("run_id", "run_name", "started", "version", "champion", "data_end")
+RUN_FIELDS = ("run_id", "run_name", "started", "version", "champion", "data_end",
+              "data_source")
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ def compare_runs(model: str, last: int = 10) -> tuple[pd.DataFrame, Columns]:
     ``model`` that evaluated systems (newest first), and the columns chosen for it.
 
     Row fields: run_id, run_name, started (UTC), version and champion (of the version the
-    run registered; None/False when it registered none), data_end, then ``param.<name>``,
+    run registered; None/False when it registered none), data_end, data_source (None for
+    runs logged before it was recorded), then ``param.<name>``,
     ``run.<metric>``, system and the system's metrics.
     """
     client = MlflowClient(tracking_uri())
@@ -154,6 +157,8 @@ def compare_runs(model: str, last: int = 10) -> tuple[pd.DataFrame, Columns]:
             "champion": bool(version.get("champion")),
             "data_end": run.data.tags.get(registry.DATA_END_TAG)
             or version.get(registry.DATA_END_TAG),
+            "data_source": run.data.tags.get(registry.DATA_SOURCE_TAG)
+            or version.get(registry.DATA_SOURCE_TAG),
             **{f"param.{p}": run.data.params.get(p) for p in cols.params},
             **{f"run.{m}": run_metrics.get(m) for m in cols.run_metrics},
         }

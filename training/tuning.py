@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import re
 import socket
 import tempfile
 import warnings
@@ -59,6 +60,15 @@ TUNED_DIR = Path("configs/tuned")  # default output: configs/tuned/<model>.yaml
 STATE_TAG = "optuna.state"
 SQLITE_TIMEOUT_S = 60  # wait this long for another process's write lock
 TWO_TOWER_TRIAL_EPOCHS = 4  # a two-tower trial trains at most this many epochs
+# the first line of a tuned config (a YAML comment), which ``recorded_best`` reads back
+HEADER = ("{model} tuned by `growth tune {command}`: study {study}, trial {trial} of {trials}, "
+          "{metric} {value:.6g}")
+HEADER_LINE = re.compile(r"# (?P<model>\S+) tuned by `growth tune [^`]*`: study (?P<study>.*), "
+                         r"trial \d+ of \d+, (?P<metric>\S+) (?P<value>\S+)")
+# what to pip install for a database driver module SQLAlchemy imports for a storage URL
+DRIVER_PACKAGES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
+                   "MySQLdb": "mysqlclient (or PyMySQL, with a mysql+pymysql:// URL)",
+                   "pymysql": "PyMySQL"}
 
 Report = Callable[[int, float], None]  # report(step, value): an intermediate value
 Suggest = Callable[[optuna.Trial, str], Any]  # draws one parameter by name
@@ -203,6 +213,7 @@ class TuneResult:
     parent_run_id: str
     session_states: dict[str, int] = field(default_factory=dict)  # this session's trials
     study_trials: int = 0  # all trials in the study (other sessions and machines too)
+    warning: str | None = None  # config_path held a better config, now replaced
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -222,7 +233,17 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                               heartbeat_interval=60, grace_period=180)
-        except (SQLAlchemyError, ImportError) as exc:  # ImportError: no driver installed
+        except ImportError as exc:  # the URL's driver, imported before any connection
+            module = getattr(exc.__cause__, "name", None) or exc.name
+            if module is None:
+                raise GrowthError(f"cannot open the Optuna storage {_shown(parsed)}: "
+                                  f"ImportError: {exc}") from exc
+            raise GrowthError(
+                f"cannot open the Optuna storage {_shown(parsed)}: its "
+                f"{parsed.get_backend_name()} driver, Python module {module}, is not installed "
+                "(growthloop installs only SQLite's): pip install "
+                f"{DRIVER_PACKAGES.get(module, module)}") from exc
+        except SQLAlchemyError as exc:
             raise GrowthError(f"cannot open the Optuna storage {_shown(parsed)}: "
                               f"{exc.__class__.__name__}: {exc}") from exc
 
@@ -449,9 +470,45 @@ def write_tuned_config(cfg: BaseModel, path: Path, header: list[str]) -> Path:
     return path
 
 
+def tuned_path(request: TuneRequest) -> Path:
+    """Where the session writes its config: ``out``, or configs/tuned/<model>.yaml."""
+    return request.out or TUNED_DIR / f"{model_spec(request.model).name}.yaml"
+
+
+def recorded_best(path: Path) -> dict[str, str] | None:
+    """The model, study, metric and value that a tuned config's first line (``HEADER``)
+    records; None when ``path`` is no file or does not start with that line."""
+    if not path.is_file():
+        return None
+    found = HEADER_LINE.fullmatch(path.read_text(errors="replace").partition("\n")[0])
+    return found.groupdict() if found else None
+
+
+def _replaces_better(path: Path, spec: ModelSpec, value: float) -> str | None:
+    """A warning when ``path`` holds this model's config with a better ``spec.metric`` than
+    ``value`` (higher is better; compared as written, to 6 significant digits)."""
+    old = recorded_best(path)
+    if old is None or (old["model"], old["metric"]) != (spec.name, spec.metric):
+        return None
+    try:
+        if float(old["value"]) <= float(f"{value:.6g}"):
+            return None
+    except ValueError:  # not a number: nothing to compare
+        return None
+    return (f"replaced {path}, whose {spec.metric} {old['value']} (study {old['study']}) is "
+            f"better than this study's {value:.6g}; the replaced config is logged in MLflow "
+            f"experiment {spec.name}_tuning, run {old['study']}")
+
+
 def tune(request: TuneRequest) -> TuneResult:
     """Run one tuning session (see the module docstring); returns the study's best trial
-    and where its config was written."""
+    and where its config was written.
+
+    A config already at that path is replaced even when its header records a better value
+    of the same metric for the same model; ``TuneResult.warning`` then names both values.
+    Not refused: the values of sessions on other data, dates or ``--set`` values are not
+    comparable, the session asked for this path, and a refusal could only come after the
+    whole study ran; the replaced config stays logged with its own session's MLflow run."""
     if request.trials < 1 or request.workers < 1:
         raise GrowthError("--trials and --workers must be at least 1")
     spec = model_spec(request.model)
@@ -500,10 +557,12 @@ def tune(request: TuneRequest) -> TuneResult:
                               "failed, or --timeout too short): no config written")
         best = study.best_trial
         tuned = _with(base, best.params)
-        path = request.out or TUNED_DIR / f"{spec.name}.yaml"
+        path = tuned_path(request)
+        warning = _replaces_better(path, spec, best.value)
         write_tuned_config(tuned, path, [
-            f"{spec.name} tuned by `growth tune {request.model}`: study {study_name}, "
-            f"trial {best.number} of {len(trials)}, {spec.metric} {best.value:.6g}",
+            HEADER.format(model=spec.name, command=request.model, study=study_name,
+                          trial=best.number, trials=len(trials), metric=spec.metric,
+                          value=best.value),
             f"storage: {shown_url or 'in-memory'}; written {datetime.now(UTC):%Y-%m-%d %H:%M} "
             "UTC"])
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
@@ -515,5 +574,5 @@ def tune(request: TuneRequest) -> TuneResult:
                   if any(t.state == s for t in mine)}
         mlflow.set_tags({f"trials.{k.lower()}": str(v) for k, v in states.items()})
     return TuneResult(study_name, shown_url, best.number, float(best.value), dict(best.params),
-                      path, parent.info.run_id, states, len(trials))
+                      path, parent.info.run_id, states, len(trials), warning)
 

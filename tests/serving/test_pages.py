@@ -5,6 +5,7 @@ reference, and nothing the browser is allowed to load, is outside the service.""
 from __future__ import annotations
 
 import re
+from importlib import metadata
 
 import pytest
 
@@ -52,6 +53,7 @@ def test_api_spec_describes_this_service(client) -> None:
     assert spec.status_code == 200 and spec.headers["content-type"] == "application/json"
     info = spec.json()["info"]
     assert info["title"] == "growthloop"
+    assert info["version"] == metadata.version("growthloop") != "None"  # not BentoML's
     assert "propensity scores and audiences" in info["description"]
     assert "://" not in spec.text  # no outside address at all
     assert {"/recommend", "/audience"} <= set(spec.json()["paths"])

@@ -25,15 +25,16 @@ SYSTEMS = ("popularity", "two_tower_only", "buy_again", "two_tower_blend")
 
 def log_run(experiment: str, metrics: dict[str, float], params: dict[str, str] | None = None,
             data_end: date = date(2017, 6, 5), register_as: str | None = None,
-            gate: str | None = None) -> str:
+            gate: str | None = None, source: str = "synthetic") -> str:
     """A finished tracked run with ``metrics``, optionally registered and gated on ``gate``."""
     with registry.tracked_run(experiment, "train", params=params,
-                              tags={registry.DATA_END_TAG: data_end.isoformat()}) as run:
+                              tags={registry.DATA_END_TAG: data_end.isoformat(),
+                                    registry.DATA_SOURCE_TAG: source}) as run:
         mlflow.log_metrics(metrics)
         mlflow.log_text("weights", "model/readme.txt")
     if register_as:
         version = registry.register_version(register_as, run.info.run_id, "model", data_end,
-                                            "synthetic", {gate: metrics[gate]})
+                                            source, {gate: metrics[gate]})
         registry.promote_if_better(register_as, version, gate)
     time.sleep(0.01)  # distinct start times: the comparison sorts by them
     return run.info.run_id
@@ -109,6 +110,37 @@ def test_compare_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
     code, _, err = growth(monkeypatch, capsys, "compare", "nope")
     assert code == 2 and "error: no runs of 'nope'" in err
+
+
+def test_runs_on_other_data_are_compared_apart(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """A run on another shop's data (here a better-looking one) is not set beside the
+    champion's: one table per data source, and a data_source column in the CSV."""
+    log_run("two_tower", two_tower_metrics(0.20), {"dim": "32"}, date(2017, 5, 1),
+            "two_tower", "best_val_recall_at_20", source="/data/shop-a")
+    log_run("two_tower", two_tower_metrics(0.60), {"dim": "64"}, date(2017, 6, 5),
+            "two_tower", "best_val_recall_at_20", source="/data/shop-b")
+    code, out, err = growth(monkeypatch, capsys, "compare", "two_tower")
+    assert code == 0, err
+    assert growth(monkeypatch, capsys, "compare", "two-tower") == (0, out, err)  # as train
+    a, b = out.index("two_tower on /data/shop-a"), out.index("two_tower on /data/shop-b")
+    assert b < a  # newest run's data first
+    assert "0.6300" in out[b:a] and "0.2300" in out[a:]  # two_tower_blend of each run
+    assert "v1 *" in out[a:] and "v2" in out[b:a] and "v2 *" not in out  # not comparable
+    code, out, err = growth(monkeypatch, capsys, "compare", "two_tower", "--format", "csv")
+    assert code == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    assert set(table["data_source"]) == {"/data/shop-a", "/data/shop-b"}
+    assert set(table.loc[table["data_source"] == "/data/shop-b", "version"]) == {2}
+
+
+def test_experiment_without_evaluated_runs_says_so(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    with registry.tracked_run("churn", "evaluated nothing"):
+        mlflow.log_metric("train_seconds", 1.0)
+    code, out, err = growth(monkeypatch, capsys, "compare", "churn")
+    assert code == 0, err
+    assert "churn: no finished run has evaluated a model yet" in " ".join(out.split())
 
 
 def test_propensity_table_shows_every_figure_whole(monkeypatch: pytest.MonkeyPatch,

@@ -439,3 +439,18 @@ def test_the_promotion_lock_sits_beside_any_sqlite_store(tmp_path: Path,
             pass
     assert sorted(p.name for p in tmp_path.glob("*.lock")) == [
         "a.db.promotion.lock", "b.db.promotion.lock", "c.db.promotion.lock"]
+
+
+def test_bundle_remedy_promotes_a_version_of_the_data_when_there_is_one() -> None:
+    """A champion trained on other data keeps the alias against every later version (the gate
+    does not compare across data), so training again cannot make a bundle: say to promote."""
+    from serving.bundle import _remedy
+
+    assert _remedy(MODEL, SOURCE) == (f"train {MODEL} on this data ({SOURCE}) and make it the "
+                                      "champion")
+    assert r.promote_if_better(MODEL, _register(date(2024, 3, 1), 0.5, source="/other"),
+                               "recall")[0]
+    ours = _register(date(2024, 4, 1), 0.9)
+    assert not r.promote_if_better(MODEL, ours, "recall")[0]  # not comparable: rejected
+    assert _remedy(MODEL, SOURCE) == (f"v{ours} was trained on this data: make it the champion "
+                                      f"with `growth models promote {MODEL} {ours}`")

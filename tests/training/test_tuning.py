@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -247,3 +248,55 @@ def test_tune_command(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     code, _, err = growth(monkeypatch, capsys, "tune", "lasso", "--trials", "2")
     assert code == 2 and "cannot tune 'lasso'" in err
+
+
+def test_a_better_tuned_config_is_replaced_with_a_warning(
+        tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """A worse study replaces the config anyway (scores of other data or settings are not
+    comparable), but says so, naming both values; the loader still reads the file."""
+    offset = [1.0]
+    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
+        lambda ds, cfg, report: cfg.learning_rate + offset[0]))
+    out = tmp_path / "fake.yaml"
+
+    def tune(study: str) -> tuning.TuneResult:
+        return tuning.tune(tuning.TuneRequest("fake", trials=2, study=study,
+                                              data=tiny_folder, out=out))
+
+    first = tune("good")
+    assert first.warning is None
+    assert tuning.recorded_best(out) == {"model": "fake", "study": "good", "metric": "auc",
+                                         "value": f"{first.best_value:.6g}"}
+    offset[0] = 0.0
+    code, stdout, err = growth(monkeypatch, capsys, "tune", "fake", "--trials", "2",
+                               "--study", "worse", "--data", str(tiny_folder), "--out",
+                               str(out))
+    assert code == 0, err[-3000:]
+    worse = float(tuning.recorded_best(out)["value"])
+    assert worse < first.best_value
+    assert (f"warning: replaced {out}, whose auc {first.best_value:.6g} (study good) is better "
+            f"than this study's {worse:.6g}; the replaced config is logged in MLflow experiment "
+            "fake_tuning, run good") in " ".join(err.split())
+    assert load_config(FakeConfig, out).learning_rate + offset[0] == pytest.approx(worse)
+    offset[0] = 2.0
+    assert tune("better").warning is None
+
+
+@pytest.mark.parametrize("url, module, package", [
+    ("postgresql://u@127.0.0.1:1/db", "psycopg", "'psycopg[binary]'"),
+    ("postgresql+psycopg2://u@127.0.0.1:1/db", "psycopg2", "psycopg2-binary"),
+    ("mysql://u@127.0.0.1:1/db", "MySQLdb", "mysqlclient (or PyMySQL, with a mysql+pymysql"),
+    ("mysql+pymysql://u@127.0.0.1:1/db", "pymysql", "PyMySQL")])
+def test_a_storage_without_its_driver_names_the_package(url: str, module: str,
+                                                        package: str) -> None:
+    """No server needed: SQLAlchemy imports the URL's driver before it connects."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed")
+    dialect = url.split(":")[0].split("+")[0]
+    with pytest.raises(GrowthError, match=re.escape(
+            f"its {dialect} driver, Python module {module}, is not installed (growthloop "
+            f"installs only SQLite's): pip install {package}")):
+        tuning.open_storage(url)

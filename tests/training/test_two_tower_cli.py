@@ -77,6 +77,9 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
                  "--household-ids", f"{some},999999", "--exclude-purchased", "--out",
                  str(tmp_path / "new.parquet"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.startswith("two_tower v1 as of 2017-06-05: 2 households x 5 products")
+    assert ("1 of them had no purchase before 2017-06-05 and got the popular list: 999999"
+            in " ".join(res.stdout.split()))
     new = pd.read_parquet(tmp_path / "new.parquet")
     assert new.groupby(s.HOUSEHOLD_ID).size().to_dict() == {some: 5, 999999: 5}
     assert set(new.loc[new[s.HOUSEHOLD_ID] == some, "reason"]) == {"similar"}
@@ -105,7 +108,7 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     assert (per_household["size"] == k).all() and (per_household["nunique"] == k).all()
     assert "popular" in set(full["reason"]) and set(full[s.PRODUCT_ID]) <= sold
     assert describe_recommendations(full, k, as_of, tmp_path) == (
-        f"4 households x {k} products -> {tmp_path}")
+        f"two_tower v1 as of {as_of}: 4 households x {k} products -> {tmp_path}")
     new = recommend_to_file(ds, as_of, 200, tmp_path / "new200.parquet", [some],
                             exclude_purchased=True)
     assert len(new) == new[s.PRODUCT_ID].nunique() == min(200, len(sold - bought))
@@ -128,9 +131,12 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
         build_bundle(load_dataset(copy, quarantine_dir=tmp_path / "q3"), load_serving_config())
     assert str(err.value) == (
         f"no model has a @champion trained on this data ({copy}): two_tower @champion v1 was "
-        f"trained on {data.resolve()}; churn has no @champion in the registry at bundle time; "
-        "coupon has no @champion in the registry at bundle time; train them on this data, "
-        "then run `growth bundle` again")
+        f"trained on {data.resolve()}; train two_tower on this data ({copy}) and make it the "
+        "champion, then run `growth bundle` again; churn has no @champion in the registry at "
+        f"bundle time; train churn on this data ({copy}) and make it the champion, then run "
+        "`growth bundle` again; coupon has no @champion in the registry at bundle time; "
+        f"train coupon on this data ({copy}) and make it the champion, then run `growth "
+        "bundle` again")
     # a champion registered before sources were recorded: the snapshot finds out
     mlflow.MlflowClient().delete_model_version_tag("two_tower", "1", registry.DATA_SOURCE_TAG)
     other = tmp_path / "other"
@@ -171,10 +177,25 @@ def test_sigkill_then_resume(data: Path, tmp_path: Path) -> None:
 def test_describe_recommendations_says_why_a_list_is_short(tmp_path: Path) -> None:
     frame = pd.DataFrame({s.HOUSEHOLD_ID: [1, 1, 1, 2, 2], "rank": [1, 2, 3, 1, 2],
                           s.PRODUCT_ID: [10, 11, 12, 10, 11]})
+    frame.attrs.update(model_version=3, cold_start=[])
     out = tmp_path / "r.parquet"
     assert describe_recommendations(frame, 2, date(2017, 2, 1), out) == (
-        f"2 households x 2 products -> {out}")
+        f"two_tower v3 as of 2017-02-01: 2 households x 2 products -> {out}")
     assert describe_recommendations(frame, 3, date(2017, 2, 1), out) == (
-        f"2 households, 5 rows -> {out}; 1 of them get fewer than 3 products: no more "
-        "products (new to the household, with --exclude-purchased) were sold before "
-        "2017-02-01")
+        f"two_tower v3 as of 2017-02-01: 2 households, 5 rows -> {out}; 1 of them get fewer "
+        "than 3 products: no more products (new to the household, with --exclude-purchased) "
+        "were sold before 2017-02-01")
+
+
+def test_describe_recommendations_names_households_without_history(tmp_path: Path) -> None:
+    """Given households with no purchase before the date get the popular list: say so."""
+    frame = pd.DataFrame({s.HOUSEHOLD_ID: range(8), "rank": 1, s.PRODUCT_ID: 10})
+    out = tmp_path / "r.parquet"
+    frame.attrs.update(model_version=2, cold_start=[5])
+    assert describe_recommendations(frame, 1, date(2017, 2, 1), out) == (
+        f"two_tower v2 as of 2017-02-01: 8 households x 1 products -> {out}; 1 of them had "
+        "no purchase before 2017-02-01 and got the popular list: 5")
+    frame.attrs["cold_start"] = list(range(1, 8))
+    assert describe_recommendations(frame, 1, date(2017, 2, 1), out).endswith(
+        "; 7 of them had no purchase before 2017-02-01 and got the popular list: 1, 2, 3, 4, "
+        "5 and 2 more")

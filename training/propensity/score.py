@@ -45,8 +45,9 @@ def load_for_date(model_name: str, as_of: date, ds: Dataset,
                   dest: Path) -> tuple[PropensityModel, int]:
     """The newest registered version trained on the data of ``ds`` whose training data ends
     on or before ``as_of``."""
-    folder, version = registry.download_for_date(model_name, as_of, ds, dest,
-                                                 f"growth train {model_name}")
+    date_option = "--as-of" if model_name == "churn" else "--split-date"
+    folder, version = registry.download_for_date(
+        model_name, as_of, ds, dest, f"growth train {model_name} {date_option} {as_of}")
     return PropensityModel.load(folder), version
 
 

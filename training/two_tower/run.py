@@ -157,7 +157,8 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
     ``as_of`` must lie within the data (``Dataset.check_as_of``). Given households without
     purchases before ``as_of`` get popular items (``popular``). Every household gets ``k``
     rows unless fewer products were sold before ``as_of`` (see ``Recommender.recommend``
-    and :func:`describe_recommendations`)."""
+    and :func:`describe_recommendations`). ``frame.attrs`` holds ``model_version`` and
+    ``cold_start``: the given households without a purchase before ``as_of``."""
     if not 1 <= k <= 200:
         raise GrowthError(f"--k must be between 1 and 200, got {k}")
     ds.check_as_of(as_of)
@@ -183,17 +184,28 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)
+    frame.attrs.update(model_version=version, cold_start=cold.tolist())
     return frame
 
 
 def describe_recommendations(frame: pd.DataFrame, k: int, as_of: date, out: Path) -> str:
-    """What ``growth recommend`` prints: households and rows written, and why some lists
-    are shorter than ``k`` (the only reason :func:`recommend_to_file` leaves one short)."""
+    """What ``growth recommend`` prints for :func:`recommend_to_file`'s ``frame``: the model
+    version, households and rows written, why some lists are shorter than ``k`` (the only
+    reason it leaves one short), and which given households had no purchase before
+    ``as_of`` (so got the popular list), naming the first few."""
     per_household = frame.groupby(s.HOUSEHOLD_ID).size()
-    line = f"{len(per_household):,} households x {k} products -> {out}"
+    head = (f"{MODEL_NAME} v{frame.attrs['model_version']} as of {as_of}: "
+            f"{len(per_household):,} households")
+    line = f"{head} x {k} products -> {out}"
     short = int((per_household < k).sum())
     if short:
-        line = (f"{len(per_household):,} households, {len(frame):,} rows -> {out}; {short:,} "
-                f"of them get fewer than {k} products: no more products (new to the "
-                f"household, with --exclude-purchased) were sold before {as_of}")
+        line = (f"{head}, {len(frame):,} rows -> {out}; {short:,} of them get fewer than {k} "
+                f"products: no more products (new to the household, with "
+                f"--exclude-purchased) were sold before {as_of}")
+    cold = frame.attrs["cold_start"]
+    if cold:
+        named = ", ".join(map(str, cold[:5])) + (f" and {len(cold) - 5:,} more"
+                                                  if len(cold) > 5 else "")
+        line += (f"; {len(cold):,} of them had no purchase before {as_of} and got the "
+                 f"popular list: {named}")
     return line

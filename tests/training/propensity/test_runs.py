@@ -100,9 +100,12 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     # v2 and v3 (rejected) end on the champion's day: the champion scores
     assert meta[b"model_version"] == b"1" and meta[b"data_end"] == b"2017-08-28"
 
-    # Point-in-time rule: no version's training data ends by an earlier date.
-    with pytest.raises(GrowthError, match="no version of churn"):
+    # Point-in-time rule: no version's training data ends by an earlier date; the hint trains
+    # one that does (not one at the default date, which could never score this day)
+    with pytest.raises(GrowthError, match="no version of churn") as err:
         score_to_file(ds, "churn", tmp_path / "early.parquet", date(2017, 8, 1))
+    assert str(err.value).endswith(
+        f"train one with `growth train churn --as-of 2017-08-01 --data {ds.source}`")
 
 
 def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None:
@@ -130,11 +133,24 @@ def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None
     assert set(scored.loc[scored[RECEIVED] == 1, s.HOUSEHOLD_ID]) == recipients
     assert sorted(scored["decile"].unique()) == list(range(1, 11))
     assert pq.read_schema(one).metadata[b"as_of"] == b"2017-07-16"  # the campaign's start
+    assert "coupon v1, campaign 14 as of its start 2017-07-16: " in res.stdout
+    early = ds.df(f"SELECT {s.CAMPAIGN_ID}, {s.START_DATE} FROM {s.CAMPAIGN_DESCRIPTIONS} "
+                  f"WHERE {s.START_DATE} < TIMESTAMP '2017-07-10' AND {s.START_DATE} > "
+                  f"TIMESTAMP '2017-03-01' ORDER BY 2 LIMIT 1").iloc[0]
+    start = pd.Timestamp(early[s.START_DATE]).date()
+    with pytest.raises(GrowthError, match=f"ending on or before {start}") as err:
+        score_to_file(ds, "coupon", tmp_path / "early.parquet",
+                      campaign_id=int(early[s.CAMPAIGN_ID]))
+    assert str(err.value).endswith(  # a split at its start can score it; the default cannot
+        f"train one with `growth train coupon --split-date {start} --data {ds.source}`")
 
     every = tmp_path / "test_campaigns.parquet"
     res = growth("score", "coupon", "--as-of", "2017-07-10", "--data", str(data), "--out",
                  str(every), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
+    ids = sorted(pd.read_parquet(every)[s.CAMPAIGN_ID].unique())
+    assert (f"coupon v1, {len(ids)} campaign(s) starting on or after 2017-07-10 "
+            f"({', '.join(map(str, ids[:10]))}" in " ".join(res.stdout.split()))
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_propensity.py"),
                           str(every), "--data", str(data)], cwd=tmp_path, text=True,
                          capture_output=True, timeout=300,
