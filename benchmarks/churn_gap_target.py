@@ -66,13 +66,26 @@ def validation_folds(data: Path | None):
     return ds, cfg, spec, folds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--cap", type=int, nargs="+", default=[112, 180])
-    parser.add_argument("--rounds", type=int, default=600)
+def probe_parser(doc: str, **extra: dict) -> argparse.ArgumentParser:
+    """The probes' command line: ``--data`` (default: the embedded data) plus ``extra``
+    options, each ``name=dict(type=..., default=..., nargs=...)``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, kwargs in extra.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", **kwargs)
     parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def fold_line(end, train: pd.DataFrame, valid: pd.DataFrame) -> str:
+    """The heading the probes print for a validation fold."""
+    return (f"validation {end}: {len(train):,} training rows in "
+            f"{train[churn.CUTOFF].nunique()} cutoffs, {len(valid):,} validation rows")
+
+
+def main() -> None:
+    args = probe_parser(__doc__, seeds=dict(type=int, default=3),
+                        cap=dict(type=int, nargs="+", default=[112, 180]),
+                        rounds=dict(type=int, default=600)).parse_args()
 
     ds, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:

@@ -17,12 +17,9 @@ test set is not scored.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import lightgbm as lgb
 import numpy as np
-from churn_gap_target import validation_folds
+from churn_gap_target import fold_line, probe_parser, validation_folds
 from sklearn.metrics import average_precision_score
 
 from features.labels import CHURNED
@@ -59,16 +56,12 @@ def fit_rank(train, valid, spec, cfg, extra: dict) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
+    args = probe_parser(__doc__, seeds=dict(type=int, default=5)).parse_args()
 
     _, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:
         y = valid[CHURNED].to_numpy()
-        print(f"validation {end}: {len(train):,} training rows in "
-              f"{train[churn.CUTOFF].nunique()} cutoffs, {len(valid):,} validation rows")
+        print(fold_line(end, train, valid))
         binary = []
         for seed in range(args.seeds):
             seeded = cfg.model_copy(update={"seed": seed})

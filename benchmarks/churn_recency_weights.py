@@ -17,12 +17,9 @@ not scored.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import lightgbm as lgb
 import numpy as np
-from churn_gap_target import validation_folds
+from churn_gap_target import fold_line, probe_parser, validation_folds
 from sklearn.metrics import average_precision_score
 
 from features.labels import CHURNED
@@ -52,17 +49,14 @@ def recency_weights(train, half_life_weeks: float) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=15)
-    parser.add_argument("--half-life", type=float, nargs="+", default=[4.0, 8.0, 16.0])
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
+    args = probe_parser(__doc__, seeds=dict(type=int, default=15),
+                        half_life=dict(type=float, nargs="+", default=[4.0, 8.0, 16.0])
+                        ).parse_args()
 
     _, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:
         y = valid[CHURNED].to_numpy()
-        print(f"validation {end}: {len(train):,} training rows in "
-              f"{train[churn.CUTOFF].nunique()} cutoffs, {len(valid):,} validation rows")
+        print(fold_line(end, train, valid))
         variants = {"equal weights (shipped)": None,
                     **{f"half-life {h:g} weeks": recency_weights(train, h)
                        for h in args.half_life}}

@@ -13,11 +13,8 @@ label windows end by it). The test set is not scored.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from churn_gap_target import validation_folds
+from churn_gap_target import probe_parser, validation_folds
 from sklearn.metrics import average_precision_score
 
 from features.labels import CHURNED
@@ -25,11 +22,8 @@ from training.propensity.gbdt import fit_gbdt
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bags", type=int, default=3)
-    parser.add_argument("--bag-size", type=int, default=5)
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
+    args = probe_parser(__doc__, bags=dict(type=int, default=3),
+                        bag_size=dict(type=int, default=5)).parse_args()
 
     _, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:

@@ -18,12 +18,9 @@ is not scored.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-from churn_gap_target import validation_folds
+from churn_gap_target import probe_parser, validation_folds
 from sklearn.metrics import average_precision_score
 
 from features import schema as s
@@ -66,10 +63,7 @@ def with_store_features(ds, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=15)
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
+    args = probe_parser(__doc__, seeds=dict(type=int, default=15)).parse_args()
 
     ds, cfg, spec, folds = validation_folds(args.data)
     for end, train, valid in folds:
