@@ -512,9 +512,9 @@ def tune_cmd(
         "--out", help="Tuned config file (default: configs/tuned/<model>.yaml).")] = None,
 ) -> None:
     """Search hyper-parameters with Optuna on the validation window; write the best config."""
-    from training.tuning import TuneRequest, tune, tuned_path
+    from training.tuning import SPECS, TuneRequest, tune, tuned_path
 
-    request = TuneRequest(_spelled(model, ["churn", "coupon", "two-tower"]), trials,
+    request = TuneRequest(_spelled(model, list(SPECS)), trials,
                           storage=storage, study=study, workers=workers, timeout=timeout,
                           data=data, data_config=data_config, config=config,
                           overrides=tuple(overrides or ()), out=out)
