@@ -1,12 +1,14 @@
 """Validation: raw files -> clean typed DuckDB tables, plus a quarantine file of rejected rows.
 
 Nothing is dropped silently. Every rejected row is written, with its original values (CSV
-cells as the original text, ``NA`` included), its row number in the source file and a
-``reason``, to ``<quarantine_dir>/<table>.parquet`` (a file's own ``source_row`` or ``reason``
-column is kept there as ``<name>_in_file``), and counted in the report. Reasons:
-``null_<column>`` (a required value is missing), ``bad_<column>`` (not a value of the
-column's kind), ``negative_<column>`` (ids are >= 0), ``unknown_<column>`` (points at a row
-the referenced table does not have), ``end_before_start`` and ``duplicate``.
+cells as the original text, ``NA`` included), its ``source_row`` (0-based position among the
+file's data rows, header not counted: CSV line ``source_row + 2`` when no value holds a line
+break) and a ``reason``, to ``<quarantine_dir>/<table>.parquet`` (a file's own
+``source_row`` or ``reason`` column is kept there as ``<name>_in_file``), and counted in the
+report. Reasons: ``null_<column>`` (a required value is missing), ``bad_<column>`` (not a
+value of the column's kind), ``negative_<column>`` (ids are >= 0), ``unknown_<column>``
+(points at a row the referenced table does not have), ``end_before_start`` and
+``duplicate``.
 
 Each run first removes the quarantine files an earlier run wrote (only files named after a
 table that hold the quarantine columns; anything else under such a name is an error, never

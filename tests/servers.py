@@ -5,18 +5,44 @@ a URL of it answers 200."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+LOWEST_PORT = 10000
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel draws outgoing connections' local ports from (Linux's default
+    when it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (the server binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, drawn at random below the kernel's ephemeral range.
+
+    The server binds it a moment later. A port from ``bind((host, 0))`` would come from the
+    ephemeral range, which the kernel may hand to any process's outgoing connection in that
+    moment (an MLflow or HTTP client of the same test run, say); below it, only a process
+    that asks for that very port can take it."""
+    low, _ = ephemeral_ports()
+    draw = random.SystemRandom()
+    for _ in range(200):
+        port = draw.randrange(LOWEST_PORT, low) if low > LOWEST_PORT + 1000 else 0
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:  # taken: draw again
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port on {host} in 200 draws from {LOWEST_PORT}..{low - 1}")
 
 
 class ServerProcess:

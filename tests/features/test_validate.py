@@ -85,6 +85,10 @@ def test_csv_row_problems_are_quarantined_and_counted(tmp_path: Path) -> None:
     quarantined = pd.read_parquet(tmp_path / "q" / "transactions.parquet")
     assert len(quarantined) == 4
     assert sorted(quarantined[s.SOURCE_ROW]) == [7, 8, 9, 10]
+    # as documented: line source_row + 2 of the file (the header is line 1)
+    lines = (folder / "transactions.csv").read_text().splitlines()
+    bad = quarantined[quarantined[s.REASON] == "bad_transaction_timestamp"][s.SOURCE_ROW].item()
+    assert "31/02/2017 25:00" in lines[bad + 2 - 1]
     # the original text survives for the person who fixes the data
     assert "31/02/2017 25:00" in set(quarantined[s.TRANSACTION_TIMESTAMP])
     assert set(quarantined[s.REASON]) == set(rep.quarantined)
