@@ -12,8 +12,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_notebooks_exist() -> None:
-    assert [p.name for p in NOTEBOOKS] == ["tour.ipynb"]
+def test_the_tour_exists() -> None:
+    assert "tour.ipynb" in [p.name for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -28,4 +28,6 @@ def test_notebook_runs_clean(path: Path, tmp_path: Path) -> None:
     outputs = [out for cell in code for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
     text = "".join(out.get("text", "") for out in outputs)
-    assert "read nothing on or after it" in text and "Traceback" not in text
+    assert "Traceback" not in text
+    if path.name == "tour.ipynb":  # its point-in-time check printed its verdict
+        assert "read nothing on or after it" in text
