@@ -264,7 +264,9 @@ def score_cmd(
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Scoring date (default: churn_as_of / coupon_split_date of the data "
                         "config); coupon without --campaign-id scores every campaign starting "
-                        "on or after it.")] = None,
+                        "on or after it. With --campaign-id, on or before the campaign's "
+                        "start: it picks the model version only (the newest whose data end "
+                        "by it).")] = None,
     campaign_id: Annotated[int | None, typer.Option(
         "--campaign-id", help="Coupon: score this campaign as of its start, for every "
                               "household with a purchase before it and its recipients "
@@ -289,8 +291,10 @@ def score_cmd(
     if model == "churn":
         console.print(f"churn v{version} as of {day}: {len(rows):,} rows -> {out}")
     elif campaign_id is not None:
-        console.print(f"coupon v{version}, campaign {campaign_id} as of its start {day}: "
-                      f"{len(rows):,} rows -> {out}")
+        picked = (f" (the version for data ending by --as-of {as_of})"
+                  if as_of and _date(as_of) != day else "")
+        console.print(f"coupon v{version}{picked}, campaign {campaign_id} as of its start "
+                      f"{day}: {len(rows):,} rows -> {out}", highlight=False)
     else:  # one version (data ending by day); each campaign's features as of its own start
         ids = rows[CAMPAIGN_ID].unique()
         console.print(f"coupon v{version}, {len(ids)} campaign(s) starting on or after {day} "
@@ -305,19 +309,23 @@ AUDIENCE_OPTIONS = {"model": "MODEL", "campaign_id": "--campaign-id", "top_n": "
 
 def _audience_request(**fields):
     """The API's ``AudienceRequest`` (one set of rules), its errors named by CLI option."""
-    import re
-
     from serving.schemas import AudienceRequest
 
     try:
         return AudienceRequest(**fields)
     except ValidationError as exc:
-        words = re.compile(r"\b(" + "|".join(AUDIENCE_OPTIONS) + r")\b")
         problems = [f"{AUDIENCE_OPTIONS[str(e['loc'][0])]}: {e['msg']}" if e["loc"] else
-                    words.sub(lambda m: AUDIENCE_OPTIONS[m[1]],
-                              e["msg"].removeprefix("Value error, "))
+                    _as_options(e["msg"].removeprefix("Value error, "))
                     for e in exc.errors()]
         raise GrowthError("; ".join(problems)) from None
+
+
+def _as_options(text: str) -> str:
+    """An API message about an audience request, its field names as the CLI's options."""
+    import re
+
+    words = re.compile(r"\b(" + "|".join(AUDIENCE_OPTIONS) + r")\b")
+    return words.sub(lambda m: AUDIENCE_OPTIONS[m[1]], text)
 
 
 @app.command("audience")
@@ -335,9 +343,9 @@ def audience_cmd(
         "--control-fraction", help="Share held out at random, not to be contacted.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the control draw.")] = 0,
     exclude: Annotated[Path | None, typer.Option(
-        "--exclude", help="Never select these households: a CSV or parquet file with a "
-                          "household_id column (e.g. an earlier audience), or one id per "
-                          "line.")] = None,
+        "--exclude", help="Never select these households: an earlier audience (.csv or "
+                          ".json as written by --out), a CSV or parquet file with a "
+                          "household_id column, or one id per line.")] = None,
     bundle: Annotated[str | None, typer.Option(help="Bundle tag or folder (default: "
                                                "growthloop:latest)")] = None,
 ) -> None:
@@ -369,9 +377,8 @@ def audience_cmd(
                   f"(bundle {found.tag}): {audience.size:,} households, {audience.treated:,} "
                   f"treated and {audience.control:,} control, expected responders "
                   f"{audience.expected_responders:,.1f} -> {out}", highlight=False)
-    if top_n is not None and audience.size < top_n:
-        console.print(f"fewer than --top-n {top_n:,}: these are all the households the "
-                      f"selection allows", highlight=False)
+    for note in audience.notes:
+        console.print(_as_options(note), highlight=False)
 
 
 @app.command("readout")

@@ -5,6 +5,8 @@ Selection: drop ``exclude_household_ids``, keep scores >= ``min_score`` (when gi
 the ``top_n`` best (when given). Control: exactly ``round(control_fraction * size)`` of the
 selected households, drawn with ``numpy.random.default_rng(seed)`` — the same request gives
 the same holdout. Expected responders: the sum of the treated households' probabilities.
+Notes (``audience_notes``) say where the audience is not what was asked: fewer households
+than ``top_n``, none at ``min_score`` (with the highest score), nobody left to contact.
 
 ``growth audience`` builds the same audience from the bundle without a server
 (``bundle_audience``), excluding the households of a file (``read_household_ids``: an earlier
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from features import schema as s
 from features.sources import GrowthError
@@ -28,16 +32,18 @@ from serving.schemas import AudienceMember, AudienceRequest, AudienceResponse
 from training.propensity.reasons import REASON_COLUMNS
 
 SCORE, DECILE, CONTROL = "score", "decile", "control"  # audience columns growth readout reads
-CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", SCORE, DECILE, *REASON_COLUMNS, CONTROL)
+REASON_TEXTS = tuple(f"{c}_text" for c in REASON_COLUMNS)  # the reasons in plain English
+CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", SCORE, DECILE, *REASON_COLUMNS, CONTROL, *REASON_TEXTS)
 FORMATS = {".csv": "csv", ".json": "json"}  # file suffix -> AudienceRequest.format
 
 
-def build_audience(population: Population, req: AudienceRequest, version: int
-                   ) -> AudienceResponse:
-    keep = np.ones(len(population.household_ids), dtype=bool)
-    if req.exclude_household_ids:
-        keep &= ~np.isin(population.household_ids,
-                         np.asarray(req.exclude_household_ids, dtype=np.int64))
+def build_audience(population: Population, req: AudienceRequest, version: int,
+                   data_end: date | None = None) -> AudienceResponse:
+    """``req``'s audience from ``population``, scored by version ``version`` of ``req.model``,
+    whose training data end on ``data_end``."""
+    excluded = np.isin(population.household_ids,
+                       np.asarray(req.exclude_household_ids or [], dtype=np.int64))
+    keep = ~excluded
     if req.min_score is not None:
         keep &= population.probabilities >= req.min_score
     rows = np.flatnonzero(keep)[:req.top_n]  # population is best first
@@ -52,22 +58,60 @@ def build_audience(population: Population, req: AudienceRequest, version: int
                    population.household_ids[rows].tolist(), probabilities.tolist(),
                    population.deciles[rows].tolist(), rows.tolist(), control.tolist(),
                    strict=True))]
+    notes = audience_notes(population, req, excluded, keep, int(control.sum()))
+    if data_end is not None and data_end > population.as_of:
+        notes.append(f"{req.model} v{version}'s training data end on {data_end}, after "
+                     f"{population.as_of}: it may have seen the outcomes it scores here "
+                     "(in-sample), fine for targeting but not for judging the model")
     return AudienceResponse(model=req.model, model_version=version, campaign_id=req.campaign_id,
-                            as_of=population.as_of, size=size, treated=int(size - control.sum()),
-                            control=int(control.sum()),
+                            as_of=population.as_of, model_data_end=data_end, size=size,
+                            treated=int(size - control.sum()), control=int(control.sum()),
                             expected_responders=float(probabilities[~control].sum()),
-                            households=members)
+                            households=members, notes=notes,
+                            reason_glossary=population.reason_glossary(
+                                m.reasons for m in members))
+
+
+def audience_notes(population: Population, req: AudienceRequest, excluded: np.ndarray,
+                   keep: np.ndarray, control: int) -> list[str]:
+    """Why the audience is not what ``req`` asked for, if it is not. ``excluded`` marks the
+    population's households ``exclude_household_ids`` names, ``keep`` those the selection
+    allows; ``control`` of the selected are held out."""
+    notes = []
+    allowed = int(keep.sum())
+    size = min(allowed, req.top_n) if req.top_n is not None else allowed
+    none_scores = req.min_score is not None and allowed == 0  # its own note below
+    if req.top_n is not None and allowed < req.top_n and not none_scores:
+        why = [f"{len(keep):,} households are scored"]
+        if excluded.any():
+            why.append(f"exclude_household_ids removes {int(excluded.sum()):,}")
+        if req.min_score is not None:
+            why.append(f"{allowed:,} of the rest score at least min_score {req.min_score:g}")
+        notes.append(f"{allowed:,} households, fewer than top_n {req.top_n:,}: "
+                     + "; ".join(why))
+    if none_scores:
+        left = population.probabilities[~excluded]
+        notes.append(f"no household scores at least min_score {req.min_score:g}"
+                     + (f"; the highest score is {left.max():.4f}" if len(left) else
+                        "; every scored household is excluded"))
+    if size and control == size:
+        notes.append(f"control_fraction {req.control_fraction:g} holds out all {size:,} "
+                     f"selected households (round({req.control_fraction:g} x {size:,}) = "
+                     f"{size:,}): none is left to contact")
+    return notes
 
 
 def to_csv(audience: AudienceResponse) -> str:
-    """One row per household: household_id, rank, score, decile, reason_1..3, control."""
+    """One row per household: household_id, rank, score, decile, reason_1..3, control, and
+    reason_1_text..reason_3_text (the reasons in plain English)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for m in audience.households:
         reasons = (m.reasons + [""] * len(REASON_COLUMNS))[:len(REASON_COLUMNS)]
         writer.writerow([m.household_id, m.rank, repr(m.score), m.decile, *reasons,
-                         int(m.control)])
+                         int(m.control),
+                         *(audience.reason_glossary.get(r, r) for r in reasons)])
     return out.getvalue()
 
 
@@ -78,7 +122,8 @@ def bundle_audience(bundle: Bundle, req: AudienceRequest) -> AudienceResponse:
         raise GrowthError(f"bundle {bundle.tag} has no {req.model} model: "
                           f"{bundle.missing(req.model)}")
     store = PropensityStore(req.model, bundle.path / req.model, bundle.versions[req.model])
-    return build_audience(store.population(req.campaign_id), req, store.version)
+    return build_audience(store.population(req.campaign_id), req, store.version,
+                          store.data_end)
 
 
 def parse_household_id(value: str, where: str) -> int:
@@ -109,16 +154,33 @@ def csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def read_audience_json(path: Path) -> AudienceResponse:
+    """A JSON audience as ``growth audience`` or ``POST /audience`` writes it; anything else
+    is a GrowthError naming the file and the first field that is wrong."""
+    try:
+        return AudienceResponse.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the file"
+        raise GrowthError(f"{path}: not an audience as POST /audience answers it: {where}: "
+                          f"{first['msg']}") from None
+
+
 def read_household_ids(path: Path) -> list[int]:
     """The ids in ``path``: the ``household_id`` column of a parquet or CSV file (an audience
-    this command or the API wrote, a suppression list), or one id per line of a text file.
-    Blank lines are skipped; anything else that is not an id is an error naming the line."""
+    this command or the API wrote, a suppression list; the column name matched as the data
+    contract matches names, ignoring case and surrounding spaces), the households of a JSON
+    audience, or one id per line of a text file. Blank lines are skipped; anything else that
+    is not an id is an error naming the line."""
+    if path.suffix.lower() == ".json":
+        return [m.household_id for m in read_audience_json(path).households]
     if path.suffix.lower() == ".parquet":
         frame = pd.read_parquet(path)
-        if s.HOUSEHOLD_ID not in frame.columns:
+        named = [c for c in frame.columns if s.column_key(str(c)) == s.HOUSEHOLD_ID]
+        if not named:
             raise GrowthError(f"{path}: no column {s.HOUSEHOLD_ID!r} (columns: "
-                              f"{', '.join(map(str, frame.columns))})")
-        ids = frame[s.HOUSEHOLD_ID]
+                              f"{_shown(', '.join(map(str, frame.columns)))})")
+        ids = frame[named[0]]
         if not pd.api.types.is_integer_dtype(ids):
             raise GrowthError(f"{path}: column {s.HOUSEHOLD_ID!r} must hold integer household "
                               f"ids, found {ids.dtype}")
@@ -132,13 +194,19 @@ def read_household_ids(path: Path) -> list[int]:
     column = 0  # a text file: one id per line
     line, first = rows[0]
     if not first[0].lstrip("-").isdigit():  # a header line
-        if s.HOUSEHOLD_ID not in first:
+        keys = [s.column_key(cell) for cell in first]
+        if s.HOUSEHOLD_ID not in keys:
             raise GrowthError(f"{path}, line {line}: expected a {s.HOUSEHOLD_ID!r} column "
-                              f"or one id per line, got {','.join(first)!r}")
-        column = first.index(s.HOUSEHOLD_ID)
+                              f"or one id per line, got {_shown(','.join(first))!r}")
+        column = keys.index(s.HOUSEHOLD_ID)
         rows = rows[1:]
     return [parse_household_id(row[column] if column < len(row) else "", f"{path}, line {line}")
             for line, row in rows]
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for an error message."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def write_audience(audience: AudienceResponse, fmt: str, out: Path) -> None:

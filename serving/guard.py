@@ -18,8 +18,12 @@ is a 400).
 Every error answer of the app behind, whatever the method, leaves in the shape of
 ``error_body``: BentoML answers pydantic errors with 400 ``{"error": "1 validation error for
 X", "detail": [...]}``, whose ``error`` text is rewritten to say which field and what was
-expected, e.g. ``k: Input should be less than or equal to 200``; Starlette's plain-text 404
-and 405 and BentoML's ``{"error": ...}`` answers get the ``detail`` list, the method and path.
+expected, e.g. ``k: Input should be less than or equal to 200``; a rule between fields gets
+the field its error type names (``rule_fields``) as its ``loc``, and loses pydantic's "Value
+error, " prefix; a body that is not JSON because it starts with a byte-order mark or is not
+UTF-8 says so, and where (the body is kept while the app reads it, for that message only).
+Starlette's plain-text 404 and 405 and BentoML's ``{"error": ...}`` answers get the
+``detail`` list, the method and path.
 Answers made outside this middleware keep their own shape: the 504 of BentoML's timeout
 middleware (``{"error": ...}``) and uvicorn's plain-text 400 for malformed HTTP.
 """
@@ -30,11 +34,11 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from http.client import responses as STATUS_PHRASES
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,6 +50,23 @@ JSON = b"application/json"
 API_KEY_ENV = "GROWTH_API_KEY"
 API_KEY_HEADER = b"x-api-key"
 MAX_LISTED_ERRORS = 5
+BOM = b"\xef\xbb\xbf"
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(description="The field at fault, with list indices (e.g. "
+                                             "[\"household_ids\", 3]); empty when it is the "
+                                             "request as a whole.")
+    msg: str
+    type: str = Field(None, description="pydantic's error type, on validation errors "
+                                        "(e.g. missing, less_than_equal, campaign_required).")
+
+
+class ErrorBody(BaseModel):
+    """The shape of every error answer (``error_body``)."""
+
+    error: str = Field(description="The errors in words: 'field: message', joined by '; '.")
+    detail: list[ErrorDetail]
 
 
 def error_body(field: str | None, message: str) -> dict[str, Any]:
@@ -55,12 +76,13 @@ def error_body(field: str | None, message: str) -> dict[str, Any]:
 
 
 def describe(detail: list[dict[str, Any]]) -> str:
-    """``field: message; ...`` from pydantic's error list (input values left out)."""
+    """``field: message; ...`` from pydantic's error list (input values left out); a message
+    that starts with its field's name is not prefixed with it again."""
     parts = []
     for err in detail[:MAX_LISTED_ERRORS]:
         loc = ".".join(str(x) for x in err.get("loc", ()))
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        msg = str(err.get("msg", "invalid"))
+        parts.append(f"{loc}: {msg}" if loc and not msg.startswith(f"{loc} ") else msg)
     if len(detail) > MAX_LISTED_ERRORS:
         parts.append(f"... and {len(detail) - MAX_LISTED_ERRORS} more")
     return "; ".join(parts)
@@ -86,11 +108,13 @@ def api_key_ok(given: bytes | None, env: str = API_KEY_ENV) -> bool:
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_body_bytes: int, keyed_paths: tuple[str, ...] = (),
-                 examples: Mapping[str, str] | None = None) -> None:
+                 examples: Mapping[str, str] | None = None,
+                 rule_fields: Mapping[str, str] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.keyed_paths = keyed_paths  # need the API key when one is configured
         self.examples = examples or {}  # path -> an example of the JSON body it takes
+        self.rule_fields = rule_fields or {}  # error type of a rule between fields -> field
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,7 +160,8 @@ class RequestGuard:
             return await respond(send, 400, error_body(
                 None, f"the request body is empty: POST {scope['path']} takes a JSON object, "
                       f"e.g. {example}"))
-        await self.app(scope, receive, _ShapeErrors(scope, send))
+        body = _KeptBody(receive)
+        await self.app(scope, body, _ShapeErrors(scope, send, body.chunks, self.rule_fields))
 
     async def _too_big(self, send: Send) -> None:
         await respond(send, 413, error_body(
@@ -169,6 +194,21 @@ class RequestGuard:
         return replay, size
 
 
+class _KeptBody:
+    """``receive`` that keeps the body chunks it passes on: an "Invalid JSON" answer then
+    says whether a byte-order mark or a byte that is not UTF-8 is the cause."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.chunks: list[bytes] = []
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.chunks.append(message.get("body", b""))
+        return message
+
+
 UTF8 = (b"utf-8", b"utf8", b"us-ascii", b"ascii")
 
 
@@ -188,18 +228,51 @@ def _unreadable_body(params: list[bytes], encoding: bytes | None) -> str | None:
     return None
 
 
+def not_utf8_json(request_body: bytes) -> str | None:
+    """Why ``request_body`` cannot be JSON before any parsing, or None: JSON on the network
+    is UTF-8 without a byte-order mark (RFC 8259, section 8.1)."""
+    if request_body.startswith(BOM):
+        return "the body starts with a UTF-8 byte-order mark; send JSON without it"
+    try:
+        request_body.decode()
+    except UnicodeDecodeError as exc:
+        line = request_body.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (request_body.rfind(b"\n", 0, exc.start) + 1) + 1
+        return (f"the body is not UTF-8: byte 0x{request_body[exc.start]:02X} at line {line} "
+                f"column {column} (offset {exc.start}) is not valid UTF-8 (Latin-1 text?); "
+                "send the JSON body as UTF-8")
+    return None
+
+
+def _clarified(err: dict[str, Any], request_body: bytes,
+               rule_fields: Mapping[str, str]) -> dict[str, Any]:
+    """One pydantic error as the client should read it: a rule between fields at the field
+    ``rule_fields`` names, no "Value error, " prefix, and why a body is not JSON when
+    the cause is its encoding."""
+    kind, msg = err.get("type"), str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if not err.get("loc") and kind in rule_fields:
+        return {**err, "loc": [rule_fields[kind]], "msg": msg}
+    if kind == "json_invalid":
+        msg = not_utf8_json(request_body) or msg
+    return {**err, "msg": msg}
+
+
 def shaped_error(status: int, body: bytes, method: str, path: str,
-                 allow: bytes | None) -> dict[str, Any]:
-    """An error answer's body in the shape of ``error_body``: a ``detail`` list (pydantic's
-    or ours) rewritten into the ``error`` text; else the message of BentoML's ``{"error":
-    ...}`` or of a plain-text body, with the method and path of a routing error (404, 405)
-    and the methods allowed (405)."""
+                 allow: bytes | None, request_body: bytes = b"",
+                 rule_fields: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An error answer's body in the shape of ``error_body``: a ``detail`` list (pydantic's,
+    each entry ``_clarified`` with the ``request_body`` it is about, or ours) rewritten into
+    the ``error`` text; else the message of BentoML's ``{"error": ...}`` or of a plain-text
+    body, with the method and path of a routing error (404, 405) and the methods allowed
+    (405)."""
     try:
         data = json.loads(body)
     except ValueError:
         data = body.decode("utf-8", "replace").strip()
     if isinstance(data, dict) and isinstance(data.get("detail"), list):
-        return {**data, "error": describe(data["detail"])}
+        detail = [_clarified(err, request_body, rule_fields or {}) if isinstance(err, dict)
+                  else err for err in data["detail"]]
+        return {**data, "error": describe(detail), "detail": detail}
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         message = data["error"]
     else:
@@ -213,11 +286,14 @@ def shaped_error(status: int, body: bytes, method: str, path: str,
 
 class _ShapeErrors:
     """Passes responses below 400 through; buffers an error answer and sends it as
-    ``shaped_error`` says."""
+    ``shaped_error`` says (``request_chunks``: the request body read so far)."""
 
-    def __init__(self, scope: Scope, send: Send) -> None:
+    def __init__(self, scope: Scope, send: Send, request_chunks: Sequence[bytes] = (),
+                 rule_fields: Mapping[str, str] | None = None) -> None:
         self.scope = scope
         self.send = send
+        self.request_chunks = request_chunks  # the list _KeptBody fills
+        self.rule_fields = rule_fields
         self.start: Message | None = None
         self.chunks: list[bytes] = []
 
@@ -233,7 +309,8 @@ class _ShapeErrors:
         headers = dict(self.start["headers"])  # lower-case names in ASGI
         body = json.dumps(shaped_error(self.start["status"], b"".join(self.chunks),
                                        self.scope["method"], self.scope["path"],
-                                       headers.get(b"allow"))).encode()
+                                       headers.get(b"allow"), b"".join(self.request_chunks),
+                                       self.rule_fields)).encode()
         kept = [(k, v) for k, v in self.start["headers"]
                 if k.lower() not in (b"content-length", b"content-type")]
         await self.send({**self.start, "headers": [

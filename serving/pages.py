@@ -1,6 +1,6 @@
 """The service's web pages: the marketers' audience page at ``/`` and the OpenAPI page at
 ``/docs`` (Swagger UI from BentoML's bundled copy, reading ``/docs.json``, the service's OpenAPI
-spec served here with the service's own description). They replace
+document of ``serving/openapi.py``, served here). They replace
 BentoML's index page, which loads Google Tag Manager: the service makes no outside calls, and
 a Content-Security-Policy keeps the browser to this origin. The audience page is a form whose
 script posts to ``/audience`` (JSON table or CSV download); tests/serving/test_browser.py runs
@@ -87,19 +87,23 @@ form.addEventListener("submit", async (event) => {
   if (body.format === "csv") {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(await answer.blob());
-    link.download = `audience-${body.model}.csv`;
+    const campaign = body.campaign_id === undefined ? "" : `-campaign-${body.campaign_id}`;
+    link.download = `audience-${body.model}${campaign}.csv`;
     link.click();
+    const notes = answer.headers.get("X-Audience-Notes");
     status.textContent = "Downloaded; expected responders: "
-      + answer.headers.get("X-Expected-Responders");
+      + answer.headers.get("X-Expected-Responders") + (notes ? `. ${notes}` : "");
     return;
   }
   const a = await answer.json();
   status.textContent = `${a.size} households, ${a.model} v${a.model_version} as of ${a.as_of}: `
     + `${a.treated} to contact, ${a.control} held out; `
-    + `expected responders ${a.expected_responders.toFixed(1)}`;
+    + `expected responders ${a.expected_responders.toFixed(1)}`
+    + a.notes.map((note) => `. ${note}`).join("");
   row(["rank", "household", "score", "decile", "reasons", "control"], "th");
   for (const m of a.households) {
-    row([m.rank, m.household_id, m.score.toFixed(4), m.decile, m.reasons.join(", "),
+    row([m.rank, m.household_id, m.score.toFixed(4), m.decile,
+         m.reasons.map((name) => a.reason_glossary[name] ?? name).join("; "),
          m.control ? "held out" : ""], "td");
   }
 });
@@ -129,21 +133,6 @@ SPEC_PATH = "/docs.json"
 # the browser may load and call nothing but this origin (Swagger UI's icons are data: URLs)
 PAGE_POLICY = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
                b"style-src 'self' 'unsafe-inline'; img-src 'self' data:")
-
-
-def openapi_document(service) -> dict:
-    """BentoML's OpenAPI spec of ``service`` with the service's own description in place of
-    BentoML's default one (a readme of badges from img.shields.io, readthedocs.org and
-    badgen.net, and links to BentoML's Slack, GitHub and Twitter), which the page policy
-    would block and which describes BentoML, not this service. Its version is the
-    project's (BentoML leaves ``"None"`` for a service that is not built into a Bento)."""
-    from importlib.metadata import version
-
-    spec = service.openapi_spec.asdict()
-    spec["info"]["description"] = service.description
-    spec["info"]["version"] = version("growthloop")
-    spec["info"].pop("contact", None)
-    return spec
 
 
 class Pages:

@@ -17,7 +17,8 @@ churn, the campaign's start for coupon; answers report it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pandas as pd
 
 from features import schema as s
 from features.dataset import Dataset
+from features.glossary import glossary
 from serving.recommend import RequestError
 from serving.schemas import HouseholdScore
 from training.propensity.bundle import PropensityModel
@@ -64,7 +66,7 @@ def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, A
 @dataclass
 class Population:
     """Scored households of one population, best first (the order deciles follow), with
-    the date their features are as of."""
+    the date their features are as of and what the model's reason codes mean."""
 
     as_of: date
     household_ids: np.ndarray
@@ -72,6 +74,11 @@ class Population:
     deciles: np.ndarray
     reasons: list[list[str]]
     by_household: dict[int, HouseholdScore]
+    glossary: dict[str, str] = field(default_factory=dict)  # feature name -> plain English
+
+    def reason_glossary(self, reasons: Iterable[list[str]]) -> dict[str, str]:
+        """The glossary entries of the reason codes in ``reasons``, in order of appearance."""
+        return {name: self.glossary.get(name, name) for codes in reasons for name in codes}
 
     def scores(self, household_ids: list[int]) -> tuple[list[HouseholdScore], list[int]]:
         """(scores of the known households in request order, the unknown ones)."""
@@ -86,7 +93,7 @@ class Population:
 
 
 def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
-                reasons: pd.DataFrame) -> Population:
+                reasons: pd.DataFrame, glossary: dict[str, str]) -> Population:
     from training.propensity.score import deciles
 
     decile = deciles(probability)
@@ -96,7 +103,7 @@ def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
                                      decile=int(d), reasons=list(r))
               for h, p, d, r in zip(households, probability, decile, codes, strict=True)}
     return Population(as_of, households[order], probability[order], decile[order],
-                      [codes[i] for i in order], scores)
+                      [codes[i] for i in order], scores, glossary)
 
 
 class PropensityStore:
@@ -107,6 +114,8 @@ class PropensityStore:
         self.name = name
         self.version = version
         self.model = PropensityModel.load(folder / "model")
+        self.data_end = date.fromisoformat(str(self.model.meta["data_end"]))
+        self.glossary = glossary(self.model.spec.names)
         frame = pd.read_parquet(folder / FEATURES)
         probability = self.model.predict(frame)
         reasons = frame[list(REASON_COLUMNS)]
@@ -114,12 +123,12 @@ class PropensityStore:
         as_of = frame[AS_OF].dt.date.to_numpy()  # one date per population
         if name == "churn":
             self._populations = {None: _population(as_of[0], households, probability,
-                                                   reasons)}
+                                                   reasons, self.glossary)}
         else:
             campaign = frame[s.CAMPAIGN_ID].to_numpy(np.int64)
             self._populations = {
                 int(c): _population(as_of[rows[0]], households[rows], probability[rows],
-                                    reasons.iloc[rows].reset_index(drop=True))
+                                    reasons.iloc[rows].reset_index(drop=True), self.glossary)
                 for c in np.unique(campaign) for rows in [np.flatnonzero(campaign == c)]}
 
     def population(self, campaign_id: int | None) -> Population:

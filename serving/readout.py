@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 from scipy import stats
 
 from features import schema as s
@@ -42,8 +41,14 @@ from features.dataset import Dataset
 from features.household import sql_date
 from features.labels import check_covers
 from features.sources import GrowthError
-from serving.audience import CONTROL, DECILE, SCORE, csv_rows, parse_household_id
-from serving.schemas import AudienceResponse
+from serving.audience import (
+    CONTROL,
+    DECILE,
+    SCORE,
+    csv_rows,
+    parse_household_id,
+    read_audience_json,
+)
 
 RESPONDED = "responded"
 SPEND = "spend"
@@ -69,13 +74,7 @@ def read_audience(path: Path) -> AudienceFile:
         raise GrowthError(f"{path}: " + ("a folder, not an audience file" if path.is_dir()
                                          else "no such audience file"))
     if path.suffix.lower() == ".json":
-        try:
-            body = AudienceResponse.model_validate_json(path.read_bytes())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "the file"
-            raise GrowthError(f"{path}: not an audience as POST /audience answers it: {where}: "
-                              f"{first['msg']}") from None
+        body = read_audience_json(path)
         members = body.households
         for i, m in enumerate(members):
             where = f"{path}, households[{i}]"

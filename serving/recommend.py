@@ -5,6 +5,8 @@ A known household gets its precomputed list (mixed, or new items only with
 the FAISS nearest items to the mean of ``recent_product_ids`` or, without them, the popular
 list. Whatever is short of k is filled from the popular ranking within the allowed
 departments, never repeating a product (nor, with ``exclude_purchased``, one it bought).
+The popular ranking holds the whole catalogue, so a list is short of k only when the allowed
+departments hold fewer products than k plus those ruled out: ``shortfall`` says so.
 Everything is numpy arrays built once at load; a request does slicing and a FAISS search.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
-from serving.schemas import Item, RecommendRequest
+from serving.schemas import Item, RecommendRequest, Shortfall
 from training.retrieval import ItemIndex
 
 REASONS = ("repeat", "similar", "popular")
@@ -174,7 +176,7 @@ class RecommendationStore:
 
     def recommend(self, req: RecommendRequest) -> tuple[str, list[Item]]:
         """(strategy, exactly k items) — fewer only if the allowed departments hold fewer
-        than k eligible products in the whole catalogue."""
+        than k eligible products in the whole catalogue (``shortfall`` says why)."""
         allowed = self.department_codes(req.departments)
         k = req.k
         exclude = np.empty(0, dtype=np.int64)
@@ -219,6 +221,28 @@ class RecommendationStore:
         return strategy, [Item(product_id=p, score=c, reason=REASONS[r])
                           for p, c, r in zip(ids.tolist(), scores.tolist(), reasons.tolist(),
                                              strict=True)]
+
+    def shortfall(self, req: RecommendRequest, returned: int) -> Shortfall | None:
+        """None when ``returned`` is k; else how many products ``req`` allows at most and what
+        rules out the rest (``recommend`` returned every product it could)."""
+        if returned >= req.k:
+            return None
+        allowed = self.department_codes(req.departments)
+        if allowed is None:
+            available, where = len(self._popular_ids), "the catalogue holds"
+        else:
+            available = sum(len(self._popular_positions[c]) for c in allowed)
+            names = ", ".join(self.department_names[c - 1] for c in allowed)
+            where = (f"department {names} holds" if len(allowed) == 1 else
+                     f"departments {names} hold")
+        message = f"{returned} of k={req.k}: {where} {available:,} products"
+        excluded = available - returned
+        if excluded:
+            ruled_out = (f"bought by household {req.household_id} (exclude_purchased)"
+                         if self.knows(req.household_id) else "given in recent_product_ids")
+            message += f", {excluded:,} of them {ruled_out}"
+        return Shortfall(returned=returned, available=available, excluded=excluded,
+                         message=message)
 
     def similar_items(self, product_id: int, k: int) -> list[Item]:
         """The k nearest products to ``product_id`` in the item index, itself excluded."""

@@ -52,4 +52,5 @@ async def recommend(request: RecommendRequest) -> Response:
     return ok(RecommendResponse(household_id=request.household_id, strategy=strategy,
                                 items=items,
                                 model_versions={TWO_TOWER: bundle.versions[TWO_TOWER]},
-                                as_of=bundle.as_of))
+                                as_of=bundle.as_of,
+                                shortfall=state["recs"].shortfall(request, len(items))))

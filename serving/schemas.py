@@ -2,14 +2,18 @@
 descriptions and each request's example. BentoML 1.4's OpenAPI builder accepts a
 model-level ``example`` but fails on pydantic's field-level ``examples``, so examples live
 on the models. Requests are strict (``"5"`` is not an integer, unknown fields are rejected),
-so a typo fails loudly with the field's name instead of being ignored."""
+so a typo fails loudly with the field's name instead of being ignored. A rule between
+fields (``campaign_id`` needed for coupon) is a model validator; pydantic gives its error no
+``loc``, so each rule raises its own error type and ``RULE_FIELDS`` names the field the
+service reports it on (``serving/guard.py``)."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 from starlette import responses
 
 from features.schema import MAX_ID
@@ -18,6 +22,8 @@ Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 K = Annotated[int, Field(ge=1, le=200, description="How many products to return (1..200).")]
 Reason = Literal["repeat", "similar", "popular"]
 Model = Literal["churn", "coupon"]
+# error type of a rule between fields -> the field a client should change
+RULE_FIELDS = {"campaign_required": "campaign_id", "selection_required": "top_n"}
 SCORES_AS_OF = ("Date the scores are computed as of (features from purchases before it): the "
                 "snapshot date for churn, the campaign's start date for coupon.")
 
@@ -41,9 +47,11 @@ class RecommendRequest(Request):
     k: K = 20
     exclude_purchased: bool = Field(
         False, description="Only products the household has never bought.")
-    departments: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+    departments: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                       max_length=100)]] | None = Field(
         None, min_length=1, max_length=50,
-        description="Only products of these departments (case-insensitive).")
+        description="Only products of these departments (case-insensitive, surrounding "
+                    "whitespace ignored).")
 
     model_config = ConfigDict(json_schema_extra={"example": {
         "household_id": 1364, "k": 10, "exclude_purchased": False, "departments": ["PRODUCE"]}})
@@ -65,14 +73,35 @@ class Item(BaseModel):
     reason: Reason
 
 
+class Shortfall(BaseModel):
+    """Why fewer than k items came back: the requested departments hold fewer than k
+    products, or the others are ruled out for this request."""
+
+    returned: int = Field(description="Items returned (fewer than k).")
+    available: int = Field(description="Products of the requested departments (of the "
+                                       "whole catalogue without departments).")
+    excluded: int = Field(description="Of those, products this request rules out: bought by "
+                                      "the household (exclude_purchased) or given in "
+                                      "recent_product_ids.")
+    message: str = Field(description="The same in words.")
+
+
 class RecommendResponse(Response):
-    household_id: int | None
+    household_id: int | None = Field(
+        description="household_id as requested (known or not); null when the request gave "
+                    "none.")
     strategy: Literal["personal", "recent_items", "popular"] = Field(
         description="personal: the household's precomputed list; recent_items: nearest items "
                     "to recent_product_ids; popular: the cold-start list.")
-    items: list[Item]
+    items: list[Item] = Field(description="k distinct products, best first (fewer only when "
+                                          "shortfall says why).")
     model_versions: dict[str, int]
     as_of: date = Field(description="Snapshot date: purchases before it are known.")
+    shortfall: Shortfall | None = Field(
+        None, description="null when k items came back. Otherwise exactly k was impossible: "
+                          "the requested departments hold fewer than k products, or fewer "
+                          "that the household has not bought (exclude_purchased) or that are "
+                          "not in recent_product_ids; this says how many came and why.")
 
 
 class SimilarItemsResponse(Response):
@@ -84,25 +113,40 @@ class SimilarItemsResponse(Response):
 class PropensityRequest(Request):
     model: Model = Field(description="churn or coupon.")
     household_ids: list[Id] = Field(
-        min_length=1, max_length=10_000, description="1 to 10,000 households.")
+        min_length=1, max_length=10_000,
+        description="1 to 10,000 households. A household given more than once is scored "
+                    "once: scores (and unknown_household_ids) list each household once, in the "
+                    "order of its first appearance here.")
     campaign_id: Id | None = Field(
         None, description="Required for coupon: the campaign whose response is scored.")
 
     @model_validator(mode="after")
     def _campaign_for_coupon(self) -> PropensityRequest:
         if self.model == "coupon" and self.campaign_id is None:
-            raise ValueError("campaign_id is required when model is coupon")
+            raise PydanticCustomError("campaign_required",
+                                      "campaign_id is required when model is coupon")
         return self
 
     model_config = ConfigDict(json_schema_extra={"example": {
         "model": "coupon", "campaign_id": 18, "household_ids": [1364, 2, 7]}})
 
 
+REASONS = ("Top 3 features pushing the score up (feature names; reason_glossary says what "
+           "each means).")
+REASON_GLOSSARY = ("Plain-English meaning of each reason code in this answer, by feature name "
+                   "(features/glossary.py).")
+
+
 class HouseholdScore(BaseModel):
     household_id: int
     probability: float = Field(description="Calibrated probability of the event.")
     decile: int = Field(description="1 = the top tenth of all scored households.")
-    reasons: list[str] = Field(description="Top 3 features pushing the score up.")
+    reasons: list[str] = Field(description=REASONS)
+
+
+MODEL_DATA_END = ("The date the model's training data end. Later than as_of: the model may "
+                  "have seen the outcomes it scores here (in-sample), which is fine for "
+                  "targeting but not for judging the model.")
 
 
 class PropensityResponse(Response):
@@ -110,7 +154,11 @@ class PropensityResponse(Response):
     model_version: int
     campaign_id: int | None
     as_of: date = Field(description=SCORES_AS_OF)
-    scores: list[HouseholdScore]
+    model_data_end: date | None = Field(None, description=MODEL_DATA_END)
+    scores: list[HouseholdScore] = Field(
+        description="One per known household, in the order of first appearance in "
+                    "household_ids (a household listed twice is scored once).")
+    reason_glossary: dict[str, str] = Field(default_factory=dict, description=REASON_GLOSSARY)
     unknown_household_ids: list[int] = Field(
         description="Requested households without a purchase before as_of (not scored).")
 
@@ -133,9 +181,10 @@ class AudienceRequest(Request):
     @model_validator(mode="after")
     def _selection(self) -> AudienceRequest:
         if self.top_n is None and self.min_score is None:
-            raise ValueError("give top_n or min_score (or both)")
+            raise PydanticCustomError("selection_required", "give top_n or min_score (or both)")
         if self.model == "coupon" and self.campaign_id is None:
-            raise ValueError("campaign_id is required when model is coupon")
+            raise PydanticCustomError("campaign_required",
+                                      "campaign_id is required when model is coupon")
         return self
 
     model_config = ConfigDict(json_schema_extra={"example": {
@@ -144,10 +193,14 @@ class AudienceRequest(Request):
 
 class AudienceMember(BaseModel):
     household_id: int
-    rank: int
-    score: float
-    decile: int
-    reasons: list[str]
+    rank: int = Field(description="Position in the audience, 1 = highest score; control "
+                                  "households keep their rank.")
+    score: float = Field(description="Calibrated probability of the event (churn, or "
+                                     "redeeming the campaign's coupons), as /propensity "
+                                     "gives it.")
+    decile: int = Field(description="Decile among all scored households of the population "
+                                    "(not only this audience), 1 = the top tenth.")
+    reasons: list[str] = Field(description=REASONS)
     control: bool = Field(description="Held out: do not contact.")
 
 
@@ -156,11 +209,20 @@ class AudienceResponse(Response):
     model_version: int
     campaign_id: int | None
     as_of: date = Field(description=SCORES_AS_OF)
+    model_data_end: date | None = Field(None, description=MODEL_DATA_END)
     size: int
     treated: int
     control: int
     expected_responders: float = Field(description="Sum of the probabilities of the treated.")
     households: list[AudienceMember]
+    reason_glossary: dict[str, str] = Field(default_factory=dict, description=REASON_GLOSSARY)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Where the audience is not what was asked, why: fewer households than "
+                    "top_n, none scoring min_score, nobody left to contact after the control "
+                    "draw, a model that has seen the period it scores (model_data_end after "
+                    "as_of). Empty when it is what was asked. A CSV answer carries them in the "
+                    "X-Audience-Notes header, separated by ' | '.")
 
 
 def ok(body: BaseModel) -> responses.Response:

@@ -21,7 +21,8 @@ Bad requests get 4xx from pydantic (400) and ``serving/guard.py`` (400 for an em
 413, 415); every error, 404 and 405 included, has the JSON shape of ``guard.error_body``.
 
 Web pages (``serving/pages.py``): the marketers' audience page at ``/`` and the OpenAPI page
-at ``/docs``, in place of BentoML's index page, which loads Google Tag Manager.
+at ``/docs``, in place of BentoML's index page, which loads Google Tag Manager. The OpenAPI
+document (``/docs.json``, ``serving/openapi.py``) lists every answer of every endpoint.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from starlette.responses import JSONResponse, Response
 from serving.config import load_serving_config, use_bentoml_home
 from serving.guard import RequestGuard, error_body, quiet_client_errors
 from serving.metrics import RequestMetrics
-from serving.pages import PAGES, Pages, openapi_document
+from serving.openapi import openapi_document
+from serving.pages import PAGES, Pages
 from serving.schemas import (
+    RULE_FIELDS,
     AudienceRequest,
     AudienceResponse,
     PropensityRequest,
@@ -66,7 +69,10 @@ BUNDLE = os.environ.get("GROWTH_BUNDLE", f"{CONFIG.bundle_name}:latest")
 WORKERS = int(os.environ.get("GROWTH_SERVE_WORKERS", CONFIG.workers))
 REQUESTS = {"/recommend": RecommendRequest, "/similar_items": SimilarItemsRequest,
             "/propensity": PropensityRequest, "/audience": AudienceRequest}
+ANSWERS = {"/recommend": RecommendResponse, "/similar_items": SimilarItemsResponse,
+           "/propensity": PropensityResponse, "/audience": AudienceResponse}
 ROUTES = tuple(REQUESTS)
+KEYED_PATHS = ("/audience",)  # need X-API-Key when GROWTH_API_KEY is set
 
 
 def failure(exc: RequestError) -> JSONResponse:
@@ -124,7 +130,9 @@ class GrowthService:
 
     @bentoml.api(route="/recommend")
     async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
-        """Exactly k distinct products for a household (or a visitor), best first."""
+        """Exactly k distinct products for a household (or a visitor), best first; fewer
+        only where k is impossible (the departments hold fewer products), and then
+        ``shortfall`` says how many came and why."""
         if self.recs is None:
             return unavailable(self.bundle.missing(TWO_TOWER))
         try:
@@ -134,7 +142,8 @@ class GrowthService:
         return ok(RecommendResponse(household_id=request.household_id, strategy=strategy,
                                     items=items,
                                     model_versions={TWO_TOWER: self.versions[TWO_TOWER]},
-                                    as_of=self.as_of))
+                                    as_of=self.as_of,
+                                    shortfall=self.recs.shortfall(request, len(items))))
 
     @bentoml.api(route="/similar_items")
     async def similar_items(self, request: SimilarItemsRequest, /) -> SimilarItemsResponse:
@@ -150,7 +159,9 @@ class GrowthService:
 
     @bentoml.api(route="/propensity")
     async def propensity(self, request: PropensityRequest, /) -> PropensityResponse:
-        """Calibrated probability, decile and top-3 reason codes per household."""
+        """Calibrated probability, decile and top-3 reason codes per household. A household
+        listed more than once is scored once: scores and unknown_household_ids keep the order
+        of first appearance."""
         store = self.scorers.get(request.model)
         if store is None:
             return unavailable(self.bundle.missing(request.model))
@@ -161,7 +172,10 @@ class GrowthService:
         scores, unknown = population.scores(request.household_ids)
         return ok(PropensityResponse(model=request.model, model_version=store.version,
                                      campaign_id=request.campaign_id, as_of=population.as_of,
-                                     scores=scores, unknown_household_ids=unknown))
+                                     model_data_end=store.data_end, scores=scores,
+                                     reason_glossary=population.reason_glossary(
+                                         s.reasons for s in scores),
+                                     unknown_household_ids=unknown))
 
     @bentoml.api(route="/audience")
     async def audience(self, request: AudienceRequest, /) -> AudienceResponse:
@@ -174,21 +188,22 @@ class GrowthService:
             population = store.population(request.campaign_id)
         except RequestError as exc:
             return failure(exc)
-        audience = build_audience(population, request, store.version)
+        audience = build_audience(population, request, store.version, store.data_end)
         if request.format == "csv":
             return Response(to_csv(audience), media_type="text/csv", headers={
                 "X-Model-Version": str(audience.model_version),
-                "X-Expected-Responders": repr(audience.expected_responders)})
+                "X-Expected-Responders": repr(audience.expected_responders),
+                **({"X-Audience-Notes": " | ".join(audience.notes)} if audience.notes else {})})
         return ok(audience)
 
 
 if not CONFIG.bentoml_metrics:  # outside the guard: its 4xx answers are counted too
     GrowthService.add_asgi_middleware(RequestMetrics, routes=ROUTES)
 GrowthService.add_asgi_middleware(
-    RequestGuard, max_body_bytes=CONFIG.max_request_bytes, keyed_paths=("/audience",),
+    RequestGuard, max_body_bytes=CONFIG.max_request_bytes, keyed_paths=KEYED_PATHS,
     examples={route: json.dumps(request.model_config["json_schema_extra"]["example"])
-              for route, request in REQUESTS.items()})
+              for route, request in REQUESTS.items()}, rule_fields=RULE_FIELDS)
 # inside the guard: it shapes the 405
-GrowthService.add_asgi_middleware(Pages, pages=PAGES,
-                                  spec=lambda: openapi_document(GrowthService))
+GrowthService.add_asgi_middleware(Pages, pages=PAGES, spec=lambda: openapi_document(
+    GrowthService, REQUESTS, ANSWERS, KEYED_PATHS))
 quiet_client_errors()

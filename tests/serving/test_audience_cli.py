@@ -36,7 +36,7 @@ def test_cli_audience_equals_the_api_answer(world, client, tmp_path: Path) -> No
     assert (tmp_path / "churn.csv").read_text() == api.text
     assert (f"churn v1 as of {world.as_of} (bundle {world.tag}): 40 households, 30 treated and "
             "10 control, expected responders") in res.stdout
-    assert "fewer than --top-n" not in res.stdout
+    assert "fewer than --top-n" not in res.stdout  # no notes: the audience asked for
 
     # An earlier audience file keeps its households out of the next one (JSON this time).
     first = pd.read_csv(tmp_path / "churn.csv")
@@ -54,8 +54,14 @@ def test_cli_audience_equals_the_api_answer(world, client, tmp_path: Path) -> No
     res = growth_audience(world, "churn", "--top-n", "1000000", "--out",
                           str(tmp_path / "all.csv"))
     assert res.returncode == 0, res.stderr
-    assert ("fewer than --top-n 1,000,000: these are all the households the selection allows"
-            in res.stdout)
+    scored = len(pd.read_csv(tmp_path / "all.csv"))
+    assert (f"{scored:,} households, fewer than --top-n 1,000,000: {scored:,} households are "
+            "scored" in res.stdout)
+    res = growth_audience(world, "churn", "--min-score", "1.0", "--exclude",
+                          str(tmp_path / "suppress.txt"), "--out", str(tmp_path / "none.csv"))
+    assert res.returncode == 0, res.stderr
+    assert ": 0 households, 0 treated" in res.stdout
+    assert "no household scores at least --min-score 1; the highest score is 0." in res.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -99,6 +105,27 @@ def test_household_id_files(tmp_path: Path) -> None:
     assert read_household_ids(tmp_path / "ids.parquet") == [5, 6]
     (tmp_path / "empty.txt").write_text("\n")
     assert read_household_ids(tmp_path / "empty.txt") == []
+    # the contract's name rules: any case, surrounding spaces
+    (tmp_path / "upper.csv").write_text("Rank, HOUSEHOLD_ID \n1,9\n")
+    assert read_household_ids(tmp_path / "upper.csv") == [9]
+    pd.DataFrame({"Household_Id": [3]}).to_parquet(tmp_path / "upper.parquet")
+    assert read_household_ids(tmp_path / "upper.parquet") == [3]
+
+
+def test_an_audience_json_file_is_an_exclusion_list(tmp_path: Path) -> None:
+    from serving.schemas import AudienceMember, AudienceResponse
+
+    members = [AudienceMember(rank=i + 1, household_id=h, score=0.5 - i / 10, decile=1,
+                              control=False, reasons=[]) for i, h in enumerate([31, 17])]
+    body = AudienceResponse(model="churn", model_version=1, campaign_id=None,
+                            as_of="2017-11-06", size=2, treated=2, control=0,
+                            expected_responders=0.7, households=members)
+    (tmp_path / "earlier.json").write_text(body.model_dump_json())
+    assert read_household_ids(tmp_path / "earlier.json") == [31, 17]
+    (tmp_path / "other.json").write_text('{"households": [{"id": 1}]}')
+    with pytest.raises(GrowthError, match="other.json: not an audience as POST /audience "
+                                          "answers it: "):
+        read_household_ids(tmp_path / "other.json")
 
 
 @pytest.mark.parametrize(("name", "text", "message"), [
@@ -113,6 +140,9 @@ def test_household_id_files(tmp_path: Path) -> None:
                                             "integer 0..9223372036854775807), got ''"),
     ("other.csv", "customer,score\n1,0.5\n", "other.csv, line 1: expected a 'household_id' "
                                              "column or one id per line, got 'customer,score'"),
+    ("wide.csv", ",".join(f"c{i}" for i in range(40)) + "\n",  # a long line is cut short
+     "wide.csv, line 1: expected a 'household_id' column or one id per line, got "
+     f"'{','.join(f'c{i}' for i in range(40))[:77]}...'"),
 ])
 def test_bad_household_id_files_name_the_line(tmp_path: Path, name: str, text: str,
                                               message: str) -> None:

@@ -33,6 +33,8 @@ CASES = [
     ("/recommend", {"departments": []}, 400, "departments: List should have at least 1 item"),
     ("/recommend", {"departments": [""]}, 400, "departments.0: String should have at least 1 "
                                                "character"),
+    ("/recommend", {"departments": [" \t"]}, 400, "departments.0: String should have at least "
+                                                  "1 character"),
     ("/recommend", {"departments": ["SPACESHIPS"]}, 400,
      "departments: unknown department(s) ['SPACESHIPS']; expected any of: BEVERAGE"),
     ("/recommend", {"kk": 5}, 400, "kk: Extra inputs are not permitted"),
@@ -95,6 +97,25 @@ def test_bad_field(client, path: str, body, status: int, message: str) -> None:
     assert r.json()["detail"] and all("msg" in d for d in r.json()["detail"])
 
 
+@pytest.mark.parametrize(("path", "body", "kind", "field", "message"), [
+    ("/propensity", {"model": "coupon", "household_ids": [1]}, "campaign_required",
+     "campaign_id", "campaign_id is required when model is coupon"),
+    ("/audience", {"model": "coupon", "top_n": 5}, "campaign_required", "campaign_id",
+     "campaign_id is required when model is coupon"),
+    ("/audience", {"model": "churn"}, "selection_required", "top_n",
+     "give top_n or min_score (or both)"),
+])
+def test_rule_between_fields_names_its_field(client, path: str, body: dict, kind: str,
+                                             field: str, message: str) -> None:
+    """pydantic gives a model validator's error no loc and a "Value error, " prefix; the
+    client gets the field to change as loc, and the message as written."""
+    r = client.post(path, json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"] == [{"type": kind, "loc": [field], "msg": message}]
+    assert r.json()["error"] == (message if message.startswith(field) else
+                                 f"{field}: {message}")
+
+
 def assert_error(r, status: int, message: str) -> None:
     """``r`` is the JSON error ``message`` without a field."""
     assert r.status_code == status, r.text
@@ -152,11 +173,32 @@ def test_error_shapes_of_other_answers() -> None:
                 "detail": [{"type": "missing", "loc": ["k"], "msg": "Field required"}]}
     assert shaped_error(400, json.dumps(pydantic).encode(), "POST", "/x", None) == {
         **pydantic, "error": "k: Field required"}
+    rule = {"error": "1 validation error for X",
+            "detail": [{"type": "value_error", "loc": [], "msg": "Value error, give a or b"},
+                       {"type": "a_needed", "loc": [], "msg": "a is needed"}]}
+    assert shaped_error(400, json.dumps(rule).encode(), "POST", "/x", None,
+                        rule_fields={"a_needed": "a"}) == {
+        "error": "give a or b; a is needed",
+        "detail": [{"type": "value_error", "loc": [], "msg": "give a or b"},
+                   {"type": "a_needed", "loc": ["a"], "msg": "a is needed"}]}
 
 
 def test_not_json(client) -> None:
     r = client.post("/recommend", content=b'{"k": 5', headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"].startswith("Invalid JSON")
+    # the cause named where it is the body's encoding (pydantic: "expected value at line 1
+    # column 1", "invalid unicode code point")
+    r = client.post("/recommend", content=b'\xef\xbb\xbf{"k": 5}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == (
+        "the body starts with a UTF-8 byte-order mark; send JSON without it")
+    assert r.json()["detail"][0]["loc"] == [] and r.json()["detail"][0]["type"] == "json_invalid"
+    latin1 = '{"k": 3,\n "departments": ["CAFÉ"]}'.encode("latin-1")
+    for chunks in (latin1, iter([latin1[:5], latin1[5:]])):  # Content-Length, and chunked
+        r = client.post("/recommend", content=chunks, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == (
+            "the body is not UTF-8: byte 0xC9 at line 2 column 22 (offset 30) is not valid "
+            "UTF-8 (Latin-1 text?); send the JSON body as UTF-8")
     r = client.post("/recommend", content=b"k=5",
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert_error(r, 415, "Content-Type must be application/json, got "

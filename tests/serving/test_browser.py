@@ -132,10 +132,23 @@ def test_audience_page_shows_the_audience_the_api_gives(browser, live_url: str) 
     assert rows[0] == ["rank", "household", "score", "decile", "reasons", "control"]
     assert rows[1:] == [
         [str(m["rank"]), str(m["household_id"]), f"{m['score']:.4f}", str(m["decile"]),
-         ", ".join(m["reasons"]), "held out" if m["control"] else ""]
+         "; ".join(api["reason_glossary"][r] for r in m["reasons"]),
+         "held out" if m["control"] else ""]
         for m in api["households"]]
     assert len(rows) == 13 and any(r[5] == "held out" for r in rows[1:])
+    glossary = api["reason_glossary"]  # plain English for every reason shown, not names
+    assert glossary and all(text != name for name, text in glossary.items())
     assert _console_errors(browser) == []
+
+
+def test_audience_page_shows_why_the_audience_is_smaller(browser, live_url: str) -> None:
+    _open(browser, live_url + "/")
+    _fill(browser, model="churn", top_n=100000, control_fraction=0)
+    status = _submit(browser, "json")
+    api = httpx.post(live_url + "/audience", json={
+        "model": "churn", "top_n": 100000, "control_fraction": 0, "seed": 0}).json()
+    assert api["notes"] and "fewer than top_n 100,000" in api["notes"][0]
+    assert status.endswith("".join(f". {note}" for note in api["notes"]))
 
 
 def test_audience_page_shows_the_service_error(browser, live_url: str) -> None:
@@ -170,8 +183,10 @@ def test_audience_page_downloads_the_csv(browser, live_url: str, downloads: Path
     api = httpx.post(live_url + "/audience", json={
         "model": "coupon", "campaign_id": CAMPAIGN, "top_n": 30,
         "control_fraction": 0.1, "seed": 0, "format": "csv"})
-    assert status == "Downloaded; expected responders: " + api.headers["X-Expected-Responders"]
-    file = downloads / "audience-coupon.csv"
+    notes = api.headers.get("X-Audience-Notes")
+    assert status == ("Downloaded; expected responders: " + api.headers["X-Expected-Responders"]
+                      + (f". {notes}" if notes else ""))
+    file = downloads / f"audience-coupon-campaign-{CAMPAIGN}.csv"
     deadline = time.monotonic() + WAIT_S
     while not file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)

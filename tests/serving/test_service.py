@@ -60,8 +60,8 @@ def test_health_ready_and_openapi(client) -> None:
     spec = client.get("/docs.json").json()
     assert {"/recommend", "/similar_items", "/propensity", "/audience"} <= set(spec["paths"])
     body = spec["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["example"]["household_id"] == 1364
-    assert "departments" in body["schema"]["properties"]
+    assert body["example"]["household_id"] == 1364
+    assert "departments" in spec["components"]["schemas"]["RecommendRequest"]["properties"]
 
 
 def test_recommend_known_household(client, bought, world) -> None:
@@ -88,6 +88,50 @@ def test_exclude_purchased_and_departments_fill_to_k(client, bought, departments
     reasons = [i["reason"] for i in out["items"]]
     assert "popular" in reasons  # the tiny list holds fewer produce items: filled
     assert reasons == sorted(reasons, key=lambda r: r == "popular")  # fills come last
+
+
+def test_departments_ignore_case_and_surrounding_whitespace(client) -> None:
+    plain = post(client, "/recommend", {"k": 6, "departments": ["PRODUCE", "DELI"]})
+    spaced = post(client, "/recommend", {"k": 6, "departments": [" produce ", "\tDeli\n"]})
+    assert spaced == plain
+
+
+def test_fewer_than_k_says_why(client, bought, departments, world) -> None:
+    """Exactly k is impossible when the departments hold fewer products (than k plus those
+    the request rules out): every product they allow comes back, and ``shortfall`` says how
+    many and why; it is null when k came back."""
+    deli = sorted(p for p, d in departments.items() if d == "DELI")
+    out = post(client, "/recommend", {"k": 200, "departments": ["deli"]})
+    assert sorted(i["product_id"] for i in out["items"]) == deli
+    assert out["shortfall"] == {
+        "returned": len(deli), "available": len(deli), "excluded": 0,
+        "message": f"{len(deli)} of k=200: department DELI holds {len(deli)} products"}
+    both = post(client, "/recommend", {"k": 200, "departments": ["DELI", "DAIRY"]})
+    dairy = sum(d == "DAIRY" for d in departments.values())
+    assert both["shortfall"]["message"] == (f"{len(deli) + dairy} of k=200: departments "
+                                            f"DAIRY, DELI hold {len(deli) + dairy} products")
+    assert post(client, "/recommend", {"k": len(deli), "departments": ["DELI"]}
+                )["shortfall"] is None
+
+    counts = bought[bought[s.PRODUCT_ID].isin(deli)].groupby(s.HOUSEHOLD_ID)[
+        s.PRODUCT_ID].nunique()
+    household, mine = int(counts.idxmax()), int(counts.max())
+    out = post(client, "/recommend", {"household_id": household, "k": 200,
+                                      "exclude_purchased": True, "departments": ["DELI"]})
+    assert len(out["items"]) == len(deli) - mine > 0
+    assert out["shortfall"] == {
+        "returned": len(deli) - mine, "available": len(deli), "excluded": mine,
+        "message": f"{len(deli) - mine} of k=200: department DELI holds {len(deli)} products, "
+                   f"{mine} of them bought by household {household} (exclude_purchased)"}
+
+    indexed = set(world.indexed_products(10**6))
+    recent = [p for p in deli if p in indexed][:2]
+    out = post(client, "/recommend", {"k": 200, "recent_product_ids": recent,
+                                      "departments": ["DELI"]})
+    assert out["strategy"] == "recent_items" and len(out["items"]) == len(deli) - len(recent)
+    assert out["shortfall"]["excluded"] == len(recent)
+    assert out["shortfall"]["message"].endswith(
+        f", {len(recent)} of them given in recent_product_ids")
 
 
 def test_cold_start_recent_items_and_popular(client, world, departments) -> None:
@@ -150,6 +194,15 @@ def test_propensity_churn_matches_growth_score(client, ds, world, registry_store
     assert got["decile"].tolist() == batch["decile"].tolist()
     reasons = batch[list(REASON_COLUMNS)].to_numpy().tolist()
     assert got["reasons"].tolist() == reasons
+
+
+def test_propensity_scores_a_repeated_household_once(client, bought) -> None:
+    """Documented: each household once, in the order of its first appearance."""
+    a, b = (int(h) for h in bought[s.HOUSEHOLD_ID].unique()[:2])
+    out = post(client, "/propensity", {"model": "churn",
+                                       "household_ids": [b, a, b, 10**9, b, 10**9]})
+    assert [x[s.HOUSEHOLD_ID] for x in out["scores"]] == [b, a]
+    assert out["unknown_household_ids"] == [10**9]
 
 
 def test_propensity_coupon_matches_growth_score(client, ds, world, registry_store,

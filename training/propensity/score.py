@@ -121,8 +121,12 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
                   campaign_id: int | None = None, data_cfg: DataConfig | None = None
                   ) -> tuple[pd.DataFrame, int, date]:
     """Score, write ``out`` (parquet with model metadata); returns (rows, version, as_of).
-    ``as_of`` must lie within the data (``Dataset.check_as_of``)."""
+    ``as_of`` must lie within the data (``Dataset.check_as_of``). With ``campaign_id`` the
+    features are as of the campaign's start, which is the ``as_of`` returned and recorded;
+    a given ``as_of`` (on or before that start) then only picks the version, the newest
+    whose data end by it, recorded as ``version_as_of``."""
     data_cfg = data_cfg or DataConfig()
+    version_as_of = None  # the date that picks the version, when not as_of itself
     if model_name not in MODELS:
         raise GrowthError(f"unknown model {model_name!r}: expected one of {', '.join(MODELS)}")
     if model_name == "churn":
@@ -135,9 +139,11 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
             raise GrowthError(
                 f"campaign {campaign_id} starts on {start}, before --as-of {as_of}: its "
                 "scores must come from a model whose data ends by the campaign start")
-        as_of = as_of or start
+        version_as_of, as_of = as_of, start
     else:
         as_of = as_of or data_cfg.coupon_split_date
+    version_as_of = version_as_of or as_of
+    ds.check_as_of(version_as_of)
     ds.check_as_of(as_of)
     if model_name == "coupon":
         pairs = campaigns_to_score(ds, as_of, campaign_id)
@@ -147,7 +153,7 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
                               f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS} and no "
                               f"household has a purchase before its start")
     with tempfile.TemporaryDirectory() as tmp:
-        model, version = load_for_date(model_name, as_of, ds, Path(tmp))
+        model, version = load_for_date(model_name, version_as_of, ds, Path(tmp))
     try:
         rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"
                 else coupon_scores(ds, model, pairs, data_cfg))
@@ -159,6 +165,8 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
     meta = {b"model_name": model_name.encode(), b"model_version": str(version).encode(),
             b"data_end": str(model.meta["data_end"]).encode(),
             b"as_of": as_of.isoformat().encode()}
+    if version_as_of != as_of:
+        meta[b"version_as_of"] = version_as_of.isoformat().encode()
     if model_name == "churn":
         meta[b"horizon_days"] = str(model.meta["config"]["horizon_days"]).encode()
     out.parent.mkdir(parents=True, exist_ok=True)

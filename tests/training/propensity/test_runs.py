@@ -134,6 +134,17 @@ def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None
     assert sorted(scored["decile"].unique()) == list(range(1, 11))
     assert pq.read_schema(one).metadata[b"as_of"] == b"2017-07-16"  # the campaign's start
     assert "coupon v1, campaign 14 as of its start 2017-07-16: " in res.stdout
+    # --as-of before the start picks the version only: the scores stay as of the start
+    picked = tmp_path / "campaign14_picked.parquet"
+    res = growth("score", "coupon", "--campaign-id", "14", "--as-of", "2017-07-10", "--data",
+                 str(data), "--out", str(picked), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert ("coupon v1 (the version for data ending by --as-of 2017-07-10), campaign 14 as of "
+            "its start 2017-07-16: " in " ".join(res.stdout.split()))
+    meta = pq.read_schema(picked).metadata
+    assert meta[b"as_of"] == b"2017-07-16" and meta[b"version_as_of"] == b"2017-07-10"
+    assert b"version_as_of" not in pq.read_schema(one).metadata
+    pd.testing.assert_frame_equal(pd.read_parquet(picked), scored)
     early = ds.df(f"SELECT {s.CAMPAIGN_ID}, {s.START_DATE} FROM {s.CAMPAIGN_DESCRIPTIONS} "
                   f"WHERE {s.START_DATE} < TIMESTAMP '2017-07-10' AND {s.START_DATE} > "
                   f"TIMESTAMP '2017-03-01' ORDER BY 2 LIMIT 1").iloc[0]

@@ -1,0 +1,98 @@
+"""An audience that is not what was asked says why (``notes``), in the API's answer and in
+``growth audience``'s output: fewer than top_n, nobody at min_score, nobody to contact."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from serving.audience import build_audience
+from serving.propensity import Population
+from serving.schemas import AudienceRequest
+
+PROBABILITIES = [0.72, 0.5, 0.31, 0.2, 0.1]  # best first, as a population is ordered
+
+
+@pytest.fixture
+def population() -> Population:
+    ids = np.array([11, 12, 13, 14, 15], dtype=np.int64)
+    return Population(date(2017, 11, 6), ids, np.array(PROBABILITIES),
+                      np.array([1, 3, 5, 8, 10]), [[] for _ in ids], {})
+
+
+def notes(population: Population, **request) -> list[str]:
+    return build_audience(population, AudienceRequest(model="churn", **request), 1).notes
+
+
+def test_what_was_asked_has_no_notes(population: Population) -> None:
+    assert notes(population, top_n=5) == []
+    assert notes(population, min_score=0.3, control_fraction=0.5) == []
+    assert notes(population, top_n=2, exclude_household_ids=[11]) == []
+
+
+def test_fewer_than_top_n_says_what_left_them_out(population: Population) -> None:
+    assert notes(population, top_n=50) == [
+        "5 households, fewer than top_n 50: 5 households are scored"]
+    assert notes(population, top_n=4, min_score=0.25, exclude_household_ids=[12, 99]) == [
+        "2 households, fewer than top_n 4: 5 households are scored; exclude_household_ids "
+        "removes 1; 2 of the rest score at least min_score 0.25"]
+
+
+def test_nobody_at_min_score_names_the_highest_score(population: Population) -> None:
+    assert notes(population, min_score=0.9, top_n=10) == [
+        "no household scores at least min_score 0.9; the highest score is 0.7200"]
+    # the highest of those not excluded
+    assert notes(population, min_score=0.9, exclude_household_ids=[11]) == [
+        "no household scores at least min_score 0.9; the highest score is 0.5000"]
+    assert notes(population, min_score=0.9, exclude_household_ids=[11, 12, 13, 14, 15]) == [
+        "no household scores at least min_score 0.9; every scored household is excluded"]
+
+
+def test_a_control_draw_that_takes_everyone_is_flagged(population: Population) -> None:
+    audience = build_audience(population, AudienceRequest(
+        model="churn", top_n=5, control_fraction=0.95), 1)
+    assert audience.treated == 0 and audience.control == 5
+    assert audience.notes == ["control_fraction 0.95 holds out all 5 selected households "
+                              "(round(0.95 x 5) = 5): none is left to contact"]
+
+
+def test_a_model_that_has_seen_the_period_says_so(population: Population) -> None:
+    request = AudienceRequest(model="churn", top_n=2)
+    seen = build_audience(population, request, 3, data_end=date(2017, 12, 1))
+    assert seen.model_data_end == date(2017, 12, 1)
+    assert seen.notes == ["churn v3's training data end on 2017-12-01, after 2017-11-06: it may "
+                          "have seen the outcomes it scores here (in-sample), fine for "
+                          "targeting but not for judging the model"]
+    assert build_audience(population, request, 3, data_end=date(2017, 11, 6)).notes == []
+
+
+def test_the_service_reports_data_end_and_csv_notes(world, client) -> None:
+    """Coupon campaigns that started before the champion's data end are flagged in-sample;
+    a CSV answer carries the notes in a header."""
+    import pandas as pd
+
+    from features import schema as s
+
+    campaigns = pd.read_parquet(world.data / f"{s.CAMPAIGN_DESCRIPTIONS}.parquet")
+    flagged = {}
+    for campaign in campaigns[s.CAMPAIGN_ID].tolist():
+        r = client.post("/audience", json={"model": "coupon", "campaign_id": campaign,
+                                           "top_n": 1})
+        if r.status_code == 400:  # no audience in the bundle (starts before the data)
+            continue
+        body = r.json()
+        in_sample = date.fromisoformat(body["model_data_end"]) > date.fromisoformat(
+            body["as_of"])
+        assert any("(in-sample)" in n for n in body["notes"]) == in_sample
+        flagged[campaign] = in_sample
+    assert set(flagged.values()) == {True, False}, flagged  # the world has both kinds
+    past = next(c for c, seen in flagged.items() if seen)
+    r = client.post("/audience", json={"model": "coupon", "campaign_id": past, "top_n": 10**6,
+                                       "format": "csv"})
+    notes = r.headers["X-Audience-Notes"].split(" | ")
+    assert len(notes) == 2 and "fewer than top_n 1,000,000" in notes[0]
+    assert "(in-sample)" in notes[1]
+    scores = client.post("/propensity", json={"model": "churn", "household_ids": [1]}).json()
+    assert date.fromisoformat(scores["model_data_end"]) <= date.fromisoformat(scores["as_of"])
