@@ -27,14 +27,14 @@ import re
 from collections.abc import Callable, Iterable
 
 from features import schema as s
-from features.household import DAYS_52W
+from features.household import DAYS_52W, RECENCY
 
 LAST_52W = f"the last {DAYS_52W // 7} weeks"
 
 # Features with a fixed meaning (no window suffix, or one that the pattern would misread).
 EXACT: dict[str, str] = {
     # household_features: recency, trends, tier
-    "recency_days": "days since the last purchase",
+    RECENCY: "days since the last purchase",
     "tenure_days": "days since the first purchase",
     "spend_trend_4w_26w": "weekly spend in the last 4 weeks vs the last 26 weeks (ratio)",
     "visit_trend_4w_26w": "weekly baskets in the last 4 weeks vs the last 26 weeks (ratio)",

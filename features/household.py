@@ -19,6 +19,7 @@ from features.dataset import Dataset
 from features.validate import sql_ident, sql_str
 
 DAYS_52W = 364
+RECENCY = "recency_days"  # feature: days from the last purchase to the as-of date
 
 
 def sql_date(d: date) -> str:

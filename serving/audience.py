@@ -33,7 +33,9 @@ from training.propensity.reasons import REASON_COLUMNS
 
 SCORE, DECILE, CONTROL = "score", "decile", "control"  # audience columns growth readout reads
 REASON_TEXTS = tuple(f"{c}_text" for c in REASON_COLUMNS)  # the reasons in plain English
-CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", SCORE, DECILE, *REASON_COLUMNS, CONTROL, *REASON_TEXTS)
+RECENCY_COLUMN = "days_since_last_purchase"
+CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", SCORE, DECILE, *REASON_COLUMNS, CONTROL, *REASON_TEXTS,
+               RECENCY_COLUMN)
 FORMATS = {".csv": "csv", ".json": "json"}  # file suffix -> AudienceRequest.format
 
 
@@ -52,8 +54,10 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
     control[np.random.default_rng(req.seed).permutation(size)[
         :round(req.control_fraction * size)]] = True
     probabilities = population.probabilities[rows]
+    recency = population.days_since_purchase
     members = [AudienceMember(household_id=h, rank=i + 1, score=p, decile=d,
-                              reasons=population.reasons[r], control=c)
+                              reasons=population.reasons[r], control=c,
+                              days_since_last_purchase=recency[r] if recency else None)
                for i, (h, p, d, r, c) in enumerate(zip(
                    population.household_ids[rows].tolist(), probabilities.tolist(),
                    population.deciles[rows].tolist(), rows.tolist(), control.tolist(),
@@ -102,8 +106,9 @@ def audience_notes(population: Population, req: AudienceRequest, excluded: np.nd
 
 
 def to_csv(audience: AudienceResponse) -> str:
-    """One row per household: household_id, rank, score, decile, reason_1..3, control, and
-    reason_1_text..reason_3_text (the reasons in plain English)."""
+    """One row per household: household_id, rank, score, decile, reason_1..3, control,
+    reason_1_text..reason_3_text (the reasons in plain English) and days_since_last_purchase
+    (empty when unknown)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -111,7 +116,9 @@ def to_csv(audience: AudienceResponse) -> str:
         reasons = (m.reasons + [""] * len(REASON_COLUMNS))[:len(REASON_COLUMNS)]
         writer.writerow([m.household_id, m.rank, repr(m.score), m.decile, *reasons,
                          int(m.control),
-                         *(audience.reason_glossary.get(r, r) for r in reasons)])
+                         *(audience.reason_glossary.get(r, r) for r in reasons),
+                         "" if m.days_since_last_purchase is None
+                         else m.days_since_last_purchase])
     return out.getvalue()
 
 

@@ -100,11 +100,12 @@ form.addEventListener("submit", async (event) => {
     + `${a.treated} to contact, ${a.control} held out; `
     + `expected responders ${a.expected_responders.toFixed(1)}`
     + a.notes.map((note) => `. ${note}`).join("");
-  row(["rank", "household", "score", "decile", "reasons", "control"], "th");
+  row(["rank", "household", "score", "decile", "reasons", "control",
+       "days since last purchase"], "th");
   for (const m of a.households) {
     row([m.rank, m.household_id, m.score.toFixed(4), m.decile,
          m.reasons.map((name) => a.reason_glossary[name] ?? name).join("; "),
-         m.control ? "held out" : ""], "td");
+         m.control ? "held out" : "", m.days_since_last_purchase ?? ""], "td");
   }
 });
 </script>

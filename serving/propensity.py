@@ -29,6 +29,7 @@ import pandas as pd
 from features import schema as s
 from features.dataset import Dataset
 from features.glossary import glossary
+from features.household import RECENCY
 from serving.recommend import RequestError
 from serving.schemas import HouseholdScore
 from training.propensity.bundle import PropensityModel
@@ -75,6 +76,8 @@ class Population:
     reasons: list[list[str]]
     by_household: dict[int, HouseholdScore]
     glossary: dict[str, str] = field(default_factory=dict)  # feature name -> plain English
+    # days from each household's last purchase to as_of, best first (None: no purchase)
+    days_since_purchase: list[int | None] = field(default_factory=list)
 
     def reason_glossary(self, reasons: Iterable[list[str]]) -> dict[str, str]:
         """The glossary entries of the reason codes in ``reasons``, in order of appearance."""
@@ -93,17 +96,20 @@ class Population:
 
 
 def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
-                reasons: pd.DataFrame, glossary: dict[str, str]) -> Population:
+                rows: pd.DataFrame, glossary: dict[str, str]) -> Population:
+    """``rows``: the population's reason codes and, when the model reads it, recency."""
     from training.propensity.score import deciles
 
     decile = deciles(probability)
     order = np.argsort(-probability, kind="stable")  # the order deciles() ranks by
-    codes = reasons[list(REASON_COLUMNS)].to_numpy().tolist()
+    codes = rows[list(REASON_COLUMNS)].to_numpy().tolist()
+    recency = ([None if pd.isna(d) else int(d) for d in rows[RECENCY].to_numpy()[order]]
+               if RECENCY in rows.columns else [])
     scores = {int(h): HouseholdScore(household_id=int(h), probability=float(p),
                                      decile=int(d), reasons=list(r))
               for h, p, d, r in zip(households, probability, decile, codes, strict=True)}
     return Population(as_of, households[order], probability[order], decile[order],
-                      [codes[i] for i in order], scores, glossary)
+                      [codes[i] for i in order], scores, glossary, recency)
 
 
 class PropensityStore:
@@ -118,18 +124,18 @@ class PropensityStore:
         self.glossary = glossary(self.model.spec.names)
         frame = pd.read_parquet(folder / FEATURES)
         probability = self.model.predict(frame)
-        reasons = frame[list(REASON_COLUMNS)]
+        rows = frame[[c for c in (*REASON_COLUMNS, RECENCY) if c in frame.columns]]
         households = frame[s.HOUSEHOLD_ID].to_numpy(np.int64)
         as_of = frame[AS_OF].dt.date.to_numpy()  # one date per population
         if name == "churn":
             self._populations = {None: _population(as_of[0], households, probability,
-                                                   reasons, self.glossary)}
+                                                   rows, self.glossary)}
         else:
             campaign = frame[s.CAMPAIGN_ID].to_numpy(np.int64)
             self._populations = {
-                int(c): _population(as_of[rows[0]], households[rows], probability[rows],
-                                    reasons.iloc[rows].reset_index(drop=True), self.glossary)
-                for c in np.unique(campaign) for rows in [np.flatnonzero(campaign == c)]}
+                int(c): _population(as_of[at[0]], households[at], probability[at],
+                                    rows.iloc[at].reset_index(drop=True), self.glossary)
+                for c in np.unique(campaign) for at in [np.flatnonzero(campaign == c)]}
 
     def population(self, campaign_id: int | None) -> Population:
         """Churn: every household; coupon: campaign ``campaign_id``'s audience."""

@@ -202,6 +202,10 @@ class AudienceMember(BaseModel):
                                     "(not only this audience), 1 = the top tenth.")
     reasons: list[str] = Field(description=REASONS)
     control: bool = Field(description="Held out: do not contact.")
+    days_since_last_purchase: int | None = Field(
+        None, description="Days from the household's last purchase to as_of (null: none "
+                          "before it), to tell the lapsed from the slipping in a churn "
+                          "audience.")
 
 
 class AudienceResponse(Response):

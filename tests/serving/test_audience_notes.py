@@ -96,3 +96,24 @@ def test_the_service_reports_data_end_and_csv_notes(world, client) -> None:
     assert "(in-sample)" in notes[1]
     scores = client.post("/propensity", json={"model": "churn", "household_ids": [1]}).json()
     assert date.fromisoformat(scores["model_data_end"]) <= date.fromisoformat(scores["as_of"])
+
+
+def test_members_carry_their_own_days_since_last_purchase(world, client) -> None:
+    """Each member's recency is its own row's (the population is reordered best first), in
+    JSON and CSV alike; a churn audience's top is mostly the long lapsed."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    from features.household import RECENCY
+
+    rows = pd.read_parquet(world.bundle_path / "churn" / "features.parquet")
+    recency = dict(zip(rows["household_id"], rows[RECENCY], strict=True))
+    body = client.post("/audience", json={"model": "churn", "top_n": 50}).json()
+    got = [m["days_since_last_purchase"] for m in body["households"]]
+    assert got == [int(recency[m["household_id"]]) for m in body["households"]]
+    assert len(set(got)) > 5  # not one value for everyone
+    csv_rows = list(csv.DictReader(io.StringIO(client.post(
+        "/audience", json={"model": "churn", "top_n": 50, "format": "csv"}).text)))
+    assert [int(r["days_since_last_purchase"]) for r in csv_rows] == got

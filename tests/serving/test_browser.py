@@ -129,11 +129,12 @@ def test_audience_page_shows_the_audience_the_api_gives(browser, live_url: str) 
                       f"out; expected responders {api['expected_responders']:.1f}")
     rows = [[cell.text for cell in tr.find_elements(By.CSS_SELECTOR, "th, td")]
             for tr in browser.find_elements(By.CSS_SELECTOR, "#households tr")]
-    assert rows[0] == ["rank", "household", "score", "decile", "reasons", "control"]
+    assert rows[0] == ["rank", "household", "score", "decile", "reasons", "control",
+                       "days since last purchase"]
     assert rows[1:] == [
         [str(m["rank"]), str(m["household_id"]), f"{m['score']:.4f}", str(m["decile"]),
          "; ".join(api["reason_glossary"][r] for r in m["reasons"]),
-         "held out" if m["control"] else ""]
+         "held out" if m["control"] else "", str(m["days_since_last_purchase"])]
         for m in api["households"]]
     assert len(rows) == 13 and any(r[5] == "held out" for r in rows[1:])
     glossary = api["reason_glossary"]  # plain English for every reason shown, not names

@@ -20,12 +20,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features import schema as s
+from features.household import RECENCY
 
 RECENCY_WHEN_NEVER = 365.0  # days since last purchase for a household with no purchase yet
 
 
 def days_since_last(frame: pd.DataFrame) -> np.ndarray:
-    return frame["recency_days"].astype("float64").fillna(RECENCY_WHEN_NEVER).to_numpy()
+    return frame[RECENCY].astype("float64").fillna(RECENCY_WHEN_NEVER).to_numpy()
 
 
 def prior_redemptions(frame: pd.DataFrame) -> np.ndarray:
@@ -52,7 +53,7 @@ class RuleBaseline:
         return np.log1p(np.maximum(self.rule(frame), 0.0)).reshape(-1, 1)
 
 
-RFM_COLUMNS = ("recency_days", "baskets_4w", "baskets_13w", "baskets_52w", "spend_4w",
+RFM_COLUMNS = (RECENCY, "baskets_4w", "baskets_13w", "baskets_52w", "spend_4w",
                "spend_13w", "spend_52w")
 
 

@@ -24,7 +24,7 @@ from features import schema as s
 from features.config import DataConfig
 from features.coupon import campaign_exposure
 from features.dataset import Dataset
-from features.household import household_features, transactions_before
+from features.household import RECENCY, household_features, transactions_before
 from features.labels import CHURNED, churn_cutoffs, churn_labels
 from features.sources import GrowthError
 from training.propensity.baselines import churn_baselines
@@ -118,7 +118,7 @@ def churn_features(ds: Dataset, cutoff: date, horizon_days: int,
         cadence_features(ds, cutoff, horizon_days), on=s.HOUSEHOLD_ID, how="left")
     x = frame["n_gaps"].to_numpy(float)  # repeat visit days
     t = frame["tenure_days"].to_numpy(float) / 7
-    t_x = t - frame["recency_days"].to_numpy(float) / 7
+    t_x = t - frame[RECENCY].to_numpy(float) / 7
     frame["bgnbd_p_alive"], frame["bgnbd_no_visit"] = bgnbd_probabilities(
         fit_bgnbd(x, t_x, t), x, t_x, t, horizon_days / 7)
     exposure = campaign_exposure(ds, cutoff, types_before)
