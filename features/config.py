@@ -147,6 +147,26 @@ def fit_dates(cfg: DataConfig, first: date, last: date) -> tuple[DataConfig, dic
     return cfg.model_copy(update=changes), lines
 
 
+# model -> {its config's field: the data config's standard value it defaults to}
+STANDARD_DATES: dict[str, dict[str, str]] = {
+    "churn": {"as_of": "churn_as_of", "horizon_days": "churn_horizon_days"},
+    "coupon": {"split_date": "coupon_split_date"},
+    "two_tower": {"as_of": "recommender_as_of"},
+}
+
+
+def standard_overrides(model: str, cfg: DataConfig, overrides: list[str] | None
+                       ) -> list[str]:
+    """``overrides`` plus ``field=value`` for each of ``model``'s standard dates (and churn's
+    horizon) they leave unset, from the data config ``cfg`` (fitted to the data first:
+    ``fit_dates``), so that ``growth train`` and ``growth tune`` use the dates ``growth run``
+    and ``growth score`` use."""
+    given = parse_overrides(overrides)
+    return [*(overrides or []), *(f"{key}={getattr(cfg, name)}"
+                                  for key, name in STANDARD_DATES.get(model, {}).items()
+                                  if key not in given)]
+
+
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["a.b=1", "c=x"]`` -> nested dict with YAML-parsed values."""
     result: dict[str, Any] = {}

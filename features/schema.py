@@ -26,6 +26,9 @@ Rules a file must follow (features/validate.py applies them):
   start read nothing dated that day; a start written with a time of day
   (``2017-01-20 12:00``, or a zone-aware midnight that converts to ``06:00``) would let that
   morning's purchases and redemptions into them.
+- Event times (a transaction's timestamp, a redemption's date; :attr:`Table.event_times`)
+  lie in the past: a row dated more than a day after the moment of validation (a day of
+  slack for local times ahead of UTC) is quarantined as ``future_<column>``.
 """
 
 from __future__ import annotations
@@ -162,6 +165,9 @@ class Table:
     required_table: bool = False
     # Columns whose null means zero (a missing discount is no discount).
     null_as_zero: tuple[str, ...] = field(default=())
+    # Times of events that have happened (a purchase, a redemption): a row dated after the
+    # moment of validation is quarantined. A campaign's dates are plans and may lie ahead.
+    event_times: tuple[str, ...] = field(default=())
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -220,6 +226,7 @@ TABLES: dict[str, Table] = {
                 Column(REDEMPTION_DATE, "timestamp"),
             ),
             references=(Reference(CAMPAIGN_ID, CAMPAIGN_DESCRIPTIONS, CAMPAIGN_ID),),
+            event_times=(REDEMPTION_DATE,),
         ),
         Table(DEMOGRAPHICS, (Column(HOUSEHOLD_ID, "id"),), key=(HOUSEHOLD_ID,),
               keep_extra_columns=True),
@@ -240,6 +247,7 @@ TABLES: dict[str, Table] = {
             references=(Reference(PRODUCT_ID, PRODUCTS, PRODUCT_ID),),
             required_table=True,
             null_as_zero=(RETAIL_DISC, COUPON_DISC, COUPON_MATCH_DISC),
+            event_times=(TRANSACTION_TIMESTAMP,),
         ),
     )
 }

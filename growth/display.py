@@ -54,6 +54,14 @@ def print_propensity(summary: dict, reports: Path) -> None:
     console.print(table)
     console.print(f"trained in {summary['train_seconds']:.0f} s (best iteration "
                   f"{summary['best_iteration']}); report in {reports / summary['model']}")
+    data = summary.get("data", {})
+    if data.get("cut_short_test_campaigns"):
+        console.print(f"note: test campaigns {data['cut_short_test_campaigns']} run past the "
+                      "end of the data; their labels count only the redemptions it holds",
+                      highlight=False)
+    if data.get("after_data_campaigns"):
+        console.print(f"note: campaigns {data['after_data_campaigns']} start after the data "
+                      "ends and are left out of the test set (no outcome yet)", highlight=False)
 
 
 def print_readout(r) -> None:

@@ -102,7 +102,7 @@ def test_run_on_a_folder_of_other_years_trains_every_model(tmp_path: Path) -> No
     assert "coupon v1 (data to 2022-" in out and "skipped" not in out
     res = growth("score", "churn", "--data", str(folder), "--out", "s.parquet", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert f"churn v1 as of {churn_date}: " in res.stdout
+    assert f"churn v1 (56-day horizon) as of {churn_date}: " in res.stdout
     assert "recommender_as_of" not in res.stdout  # only the date the command uses
 
 

@@ -35,7 +35,7 @@ import socket
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from features.config import load_data_config, parse_overrides
+from features.config import fit_dates, load_data_config, parse_overrides, standard_overrides
 from features.dataset import Dataset, load_dataset
 from features.sources import GrowthError
 from training import registry
@@ -512,8 +512,7 @@ def tune(request: TuneRequest) -> TuneResult:
     if request.trials < 1 or request.workers < 1:
         raise GrowthError("--trials and --workers must be at least 1")
     spec = model_spec(request.model)
-    base = spec.load_config(request.config, list(request.overrides))
-    searched = _searched(spec, base, request.overrides)
+    spec.load_config(request.config, list(request.overrides))  # a bad --set fails first
     study_name = request.study or f"{spec.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     url = storage_url(request, study_name)
     if url and _in_memory(url):
@@ -523,14 +522,22 @@ def tune(request: TuneRequest) -> TuneResult:
                               "server's URL to share a study between workers")
         url = None  # the same as no storage: the study lives in this process
     shown_url = _shown(_parse_url(url)) if url else None
+    # in the parent too: bad data fails here with one line, before the study or any worker
+    # starts; the model's dates default to the data config's, fitted to the data (as
+    # `growth run` and `growth train` use them), unless --set or a --config file gives them
+    ds = _load(request)
+    if request.config is None:
+        fitted, _ = fit_dates(load_data_config(request.data_config),
+                              *(ts.date() for ts in ds.time_range()))
+        request = replace(request, overrides=tuple(
+            standard_overrides(spec.name, fitted, list(request.overrides))))
+    base = spec.load_config(request.config, list(request.overrides))
+    searched = _searched(spec, base, request.overrides)
     quotas = _quotas(request.trials, request.workers)
     shared = bool(request.storage) and url is not None
     seeds = [_sampler_seed(shared, getattr(base, "seed", 0), i) for i in range(len(quotas))]
     storage = open_storage(url) if url else None
-    # in the parent too: bad data, or data too short for the model, fails here with one
-    # line, before the study or any worker starts
-    ds = _load(request)
-    spec.prepare(ds, base)
+    spec.prepare(ds, base)  # data too short for the model fails here, before the study
     study = optuna.create_study(storage=storage,
                                 sampler=optuna.samplers.TPESampler(seed=seeds[0]),
                                 pruner=_pruner(spec), study_name=study_name,

@@ -148,7 +148,8 @@ def test_embedded_data_validates_without_loss(tmp_path: Path) -> None:
     tx = ds.report.tables[s.TRANSACTIONS]
     assert tx.input_rows == 1_469_307
     assert tx.clean_rows + tx.quarantined_rows == tx.input_rows
-    assert tx.quarantined == {"unknown_product_id": 4836}
+    assert tx.quarantined == {"unknown_product_id": 4836}  # no future_transaction_timestamp
+    assert ds.report.tables[s.COUPON_REDEMPTIONS].quarantined == {}
     assert tx.warnings["quantity_outlier"] > 10_000  # fuel lines are kept, flagged
     assert len(pd.read_parquet(tmp_path / "q" / "transactions.parquet")) == 4836
     for rep in ds.report.tables.values():

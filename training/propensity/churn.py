@@ -187,6 +187,13 @@ def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
     train = pd.concat([examples_at(ds, c, cfg.horizon_days, data_cfg, cfg.as_of)
                        for c in sorted(train_cutoffs)], ignore_index=True)
     valid = examples_at(ds, valid_cutoff, cfg.horizon_days, data_cfg, cfg.as_of)
+    for name, part in ((f"training cutoffs {min(train_cutoffs)}..{max(train_cutoffs)}", train),
+                       (f"validation cutoff {valid_cutoff}", valid)):
+        if part[CHURNED].nunique() < 2:
+            raise GrowthError(
+                f"churn as of {cfg.as_of}: the {name} need both churned and retained "
+                f"households; {len(part):,} rows have {int(part[CHURNED].sum()):,} churned "
+                f"({ds.source} runs from {first.date()} to {last.date()}): move --as-of")
     spec = FeatureSpec.infer(pd.concat([train, valid], ignore_index=True),
                              exclude=NOT_FEATURES)
     data = ChurnData(train, valid, spec, valid_cutoff)

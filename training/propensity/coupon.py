@@ -59,6 +59,7 @@ class CouponData:
     test: pd.DataFrame  # campaigns starting on or after the split date
     spec: FeatureSpec
     validation_start: date
+    after_data: list[int]  # campaigns starting after the data's last day: no outcome yet
 
 
 _CACHE: dict[tuple, tuple[Dataset, CouponData]] = {}
@@ -74,8 +75,12 @@ def coupon_data(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = No
         return hit[1]
     ds.check_as_of(cfg.split_date, "split date")
     pairs = coupon_pairs(ds, cfg.split_date)
-    first, _ = ds.time_range()
-    pairs = pairs[pairs[s.START_DATE] > pd.Timestamp(first.date())].reset_index(drop=True)
+    first, last = ds.time_range()
+    # no history before the data's first day to build features from; no outcome after its last
+    after = pairs[s.START_DATE] > pd.Timestamp(last.date())
+    after_data = sorted(int(c) for c in pairs.loc[after, s.CAMPAIGN_ID].unique())
+    pairs = pairs[(pairs[s.START_DATE] > pd.Timestamp(first.date())) & ~after
+                  ].reset_index(drop=True)
     frame = coupon_examples(ds, pairs, data_cfg)
     valid_start = cfg.split_date - timedelta(days=cfg.validation_days)
     is_test = frame[IS_TEST] == 1
@@ -91,7 +96,7 @@ def coupon_data(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = No
     # levels that only campaigns on or after the split carry are unknown to it (NaN).
     spec = FeatureSpec.infer(pd.concat([train, valid]), exclude=NOT_FEATURES)
     data = CouponData(train.reset_index(drop=True), valid.reset_index(drop=True),
-                      frame[is_test].reset_index(drop=True), spec, valid_start)
+                      frame[is_test].reset_index(drop=True), spec, valid_start, after_data)
     _CACHE.clear()
     _CACHE[key] = (ds, data)
     return data
@@ -115,11 +120,18 @@ def training_set(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = N
     campaigns = {name: sorted(int(c) for c in part[s.CAMPAIGN_ID].unique())
                  for name, part in (("train", data.train), ("valid", data.valid),
                                     ("test", data.test))}
+    _, last = ds.time_range()
+    cut_short = sorted(int(c) for c in data.test.loc[
+        data.test[s.END_DATE] > pd.Timestamp(last.date()), s.CAMPAIGN_ID].unique())
     return TrainingSet(
         model_name=MODEL_NAME, label=REDEEMED, keys=(s.HOUSEHOLD_ID, s.CAMPAIGN_ID),
         train=data.train, valid=data.valid, test=test, spec=data.spec,
         data_end=cfg.split_date, baselines=coupon_baselines(),
         description={"validation_start": data.validation_start.isoformat(),
                      **{f"{k}_campaigns": v for k, v in campaigns.items()},
+                     # test campaigns running past the data: labels count the days it covers
+                     "cut_short_test_campaigns": cut_short,
+                     # left out of the test set: they start after the data ends
+                     "after_data_campaigns": data.after_data,
                      "train_rows": len(data.train), "valid_rows": len(data.valid),
                      "test_rows": len(data.test)})

@@ -18,7 +18,7 @@ version, its data end and ``as_of``.
 from __future__ import annotations
 
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +78,16 @@ def churn_scores(ds: Dataset, model: PropensityModel, as_of: date,
 
 def campaigns_to_score(ds: Dataset, as_of: date, campaign_id: int | None) -> pd.DataFrame:
     """(household, campaign) rows with campaign attributes and ``received``, for one campaign
-    or for every campaign starting on or after ``as_of``: every household with a purchase
-    before the campaign's start, and the campaign's recipients."""
+    or for every campaign starting on or after ``as_of`` and by the day after the data's
+    last (later ones have no features as of their start yet): every household with a
+    purchase before the campaign's start, and the campaign's recipients."""
     for table in (s.CAMPAIGNS, s.CAMPAIGN_DESCRIPTIONS):
         ds.require(table, "coupon scoring")
     h, c, start = s.HOUSEHOLD_ID, s.CAMPAIGN_ID, s.START_DATE
+    _, last = ds.time_range()  # a campaign starting after the data has no features yet
     where = (f"d.{c} = {int(campaign_id)}" if campaign_id is not None else
-             f"d.{start} >= CAST({sql_date(as_of)} AS TIMESTAMP)")
+             f"d.{start} >= CAST({sql_date(as_of)} AS TIMESTAMP) AND d.{start} <= "
+             f"CAST({sql_date(last.date() + timedelta(days=1))} AS TIMESTAMP)")
     return ds.df(f"""
         WITH chosen AS (SELECT * FROM {s.CAMPAIGN_DESCRIPTIONS} d WHERE {where}),
         first AS (SELECT {h}, min({s.TRANSACTION_TIMESTAMP}) AS first_ts
@@ -143,8 +146,9 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
     else:
         as_of = as_of or data_cfg.coupon_split_date
     version_as_of = version_as_of or as_of
+    ds.check_as_of(as_of, f"campaign {campaign_id}'s start" if campaign_id is not None
+                   else "as-of date")
     ds.check_as_of(version_as_of)
-    ds.check_as_of(as_of)
     if model_name == "coupon":
         pairs = campaigns_to_score(ds, as_of, campaign_id)
         if pairs.empty:
@@ -169,6 +173,7 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
         meta[b"version_as_of"] = version_as_of.isoformat().encode()
     if model_name == "churn":
         meta[b"horizon_days"] = str(model.meta["config"]["horizon_days"]).encode()
+        rows.attrs["horizon_days"] = int(model.meta["config"]["horizon_days"])
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)

@@ -266,3 +266,85 @@ def test_feature_columns_come_from_what_the_model_may_see(data: Path, tmp_path: 
     assert column.notna().all() and (column[sets.train[churn.CUTOFF] <= pd.Timestamp(
         "2017-07-10")] == 0).all()
     assert "running_campaigns_type_z" in sets.spec.names
+
+
+def test_a_fold_of_one_class_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
+    """No purchase in the validation window: every household churned there, which no
+    calibration can learn from; the error says which fold and what to move."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "gap"
+    folder.mkdir()
+    tx = pq.read_table(data / f"{s.TRANSACTIONS}.parquet").to_pandas()
+    ts = pd.to_datetime(tx[s.TRANSACTION_TIMESTAMP])
+    quiet = (ts >= "2017-07-31") & (ts < "2017-08-28")  # the validation window below
+    tx[~quiet].to_parquet(folder / f"{s.TRANSACTIONS}.parquet")
+    gap = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    with pytest.raises(GrowthError) as err:
+        train_churn(gap, load_churn_config(overrides=CHURN), tmp_path / "reports")
+    assert str(err.value).startswith(
+        "churn as of 2017-08-28: the validation cutoff 2017-07-31 need both churned and "
+        "retained households; ")
+    assert str(err.value).endswith(": move --as-of")
+
+
+def test_train_takes_its_dates_from_the_data_config(data: Path, tmp_path: Path) -> None:
+    """`growth train` uses the data config's standard dates (fitted to the data, as `growth
+    run` does) unless --as-of / --set give them: pinning them in --data-config works."""
+    pinned = tmp_path / "mydata.yaml"
+    pinned.write_text("churn_as_of: 2017-08-14\nchurn_horizon_days: 28\n")
+    sets = [a for v in CHURN if not v.startswith(("as_of", "horizon_days"))
+            for a in ("--set", v)]
+    res = growth("train", "churn", "--data", str(data), "--data-config", str(pinned),
+                 *sets, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "reports" / "churn" / "metrics.json").read_text())
+    assert summary["data_end"] == "2017-08-14"
+    assert summary["data"]["validation_cutoff"] == "2017-07-17"  # the pinned 28-day horizon
+    # the data config's default date (2017-11-06) does not fit this data: fitted, and said
+    res = growth("train", "churn", "--data", str(data), *sets, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "dates: churn_as_of 2017-11-06 does not fit data from" in " ".join(
+        res.stdout.split())
+    # --as-of still decides
+    res = growth("train", "churn", "--data", str(data), "--as-of", "2017-08-28",
+                 "--horizon-days", "28", *sets, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "dates:" not in res.stdout
+    summary = json.loads((tmp_path / "reports" / "churn" / "metrics.json").read_text())
+    assert summary["data_end"] == "2017-08-28"
+
+
+def test_campaigns_after_the_data_are_neither_tested_nor_scored(data: Path,
+                                                                tmp_path: Path) -> None:
+    """A planned campaign (it starts after the last transaction) has no outcome and no
+    features as of its start yet: left out of the test set (and said so), of multi-campaign
+    scoring, and refused by name when asked for."""
+    import shutil
+
+    folder = tmp_path / "planned"
+    shutil.copytree(data, folder)
+    base = load_dataset(data, quarantine_dir=tmp_path / "q0")
+    _, last = base.time_range()
+    descriptions = pd.read_parquet(folder / f"{s.CAMPAIGN_DESCRIPTIONS}.parquet")
+    row = descriptions.iloc[[-1]].copy()
+    row[s.CAMPAIGN_ID] = 999
+    row[s.START_DATE] = pd.Timestamp(last.date() + timedelta(days=10))
+    row[s.END_DATE] = pd.Timestamp(last.date() + timedelta(days=40))
+    pd.concat([descriptions, row], ignore_index=True).to_parquet(
+        folder / f"{s.CAMPAIGN_DESCRIPTIONS}.parquet")
+    campaigns = pd.read_parquet(folder / f"{s.CAMPAIGNS}.parquet")
+    planned = campaigns.iloc[:20].copy().assign(**{s.CAMPAIGN_ID: 999})
+    pd.concat([campaigns, planned], ignore_index=True).to_parquet(
+        folder / f"{s.CAMPAIGNS}.parquet")
+    ds_planned = load_dataset(folder, quarantine_dir=tmp_path / "q")
+
+    sets = coupon.training_set(ds_planned, load_coupon_config(overrides=COUPON))
+    assert sets.description["after_data_campaigns"] == [999]
+    assert 999 not in sets.description["test_campaigns"]
+    reference = coupon.training_set(base, load_coupon_config(overrides=COUPON))
+    assert sets.description["test_campaigns"] == reference.description["test_campaigns"]
+    assert score.campaigns_to_score(ds_planned, date(2017, 7, 10), None)[
+        s.CAMPAIGN_ID].max() < 999
+    with pytest.raises(GrowthError, match="campaign 999's start .* is outside the data"):
+        score_to_file(ds_planned, "coupon", tmp_path / "c.parquet", campaign_id=999)
