@@ -155,16 +155,24 @@ STANDARD_DATES: dict[str, dict[str, str]] = {
 }
 
 
-def standard_overrides(model: str, cfg: DataConfig, overrides: list[str] | None
-                       ) -> list[str]:
+def standard_overrides(model: str, cfg: DataConfig, first: date, last: date,
+                       overrides: list[str] | None) -> tuple[list[str], list[str]]:
     """``overrides`` plus ``field=value`` for each of ``model``'s standard dates (and churn's
-    horizon) they leave unset, from the data config ``cfg`` (fitted to the data first:
-    ``fit_dates``), so that ``growth train`` and ``growth tune`` use the dates ``growth run``
-    and ``growth score`` use."""
+    horizon) they leave unset, from the data config ``cfg`` fitted to data running from
+    ``first`` to ``last`` (``fit_dates``, with the horizon ``overrides`` give, if any), so
+    that ``growth train`` and ``growth tune`` use the dates ``growth run`` and ``growth
+    score`` use; and the lines saying which of those dates were fitted."""
     given = parse_overrides(overrides)
-    return [*(overrides or []), *(f"{key}={getattr(cfg, name)}"
-                                  for key, name in STANDARD_DATES.get(model, {}).items()
-                                  if key not in given)]
+    unset = {key: name for key, name in STANDARD_DATES.get(model, {}).items()
+             if key not in given}
+    if not unset:
+        return list(overrides or []), []
+    if "horizon_days" in given:  # the window to fit churn's date to is the one given
+        cfg = cfg.model_copy(update={"churn_horizon_days": int(given["horizon_days"])})
+    fitted, changes = fit_dates(cfg, first, last)
+    return ([*(overrides or []), *(f"{key}={getattr(fitted, name)}"
+                                   for key, name in unset.items())],
+            [line for name, line in changes.items() if name in unset.values()])
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

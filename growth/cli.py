@@ -212,14 +212,15 @@ def _with_standard_dates(model: str, ds, data_cfg, sets: list[str], config: Path
     """``sets`` plus the model's dates that neither an option nor ``--set`` gives, from the
     data config fitted to the data (printed when fitted), as ``growth run`` trains; a
     ``--config`` file's own dates stand."""
-    from features.config import STANDARD_DATES, parse_overrides, standard_overrides
-    from growth.pipeline import dates_for
+    from features.config import standard_overrides
+    from growth.pipeline import print_dates
 
-    given = parse_overrides(sets)
-    unset = tuple(name for key, name in STANDARD_DATES[model].items() if key not in given)
-    if config is not None or not unset:
+    if config is not None:
         return sets
-    return standard_overrides(model, dates_for(ds, data_cfg, console, report=unset), sets)
+    sets, lines = standard_overrides(model, data_cfg, *(ts.date() for ts in ds.time_range()),
+                                     sets)
+    print_dates(lines, console)
+    return sets
 
 
 # --- churn and coupon propensity (training/propensity) ------------------------------------
@@ -341,11 +342,11 @@ def _audience_request(**fields):
         raise GrowthError("; ".join(problems)) from None
 
 
-def _as_options(text: str) -> str:
-    """An API message about an audience request, its field names as the CLI's options."""
+def _as_options(text: str, fields: tuple[str, ...] = tuple(AUDIENCE_OPTIONS)) -> str:
+    """An API message about an audience request, its ``fields`` named as the CLI's options."""
     import re
 
-    words = re.compile(r"\b(" + "|".join(AUDIENCE_OPTIONS) + r")\b")
+    words = re.compile(r"\b(" + "|".join(fields) + r")\b")
     return words.sub(lambda m: AUDIENCE_OPTIONS[m[1]], text)
 
 
@@ -398,8 +399,9 @@ def audience_cmd(
                   f"(bundle {found.tag}): {audience.size:,} households, {audience.treated:,} "
                   f"treated and {audience.control:,} control, expected responders "
                   f"{audience.expected_responders:,.1f} -> {out}", highlight=False)
-    for note in audience.notes:
-        console.print(_as_options(note), highlight=False)
+    for note in audience.notes:  # options named, but "the model" stays words
+        console.print(_as_options(note, tuple(f for f in AUDIENCE_OPTIONS if f != "model")),
+                      highlight=False)
 
 
 @app.command("readout")
@@ -540,6 +542,7 @@ def tune_cmd(
         "--out", help="Tuned config file (default: configs/tuned/<model>.yaml).")] = None,
 ) -> None:
     """Search hyper-parameters with Optuna on the validation window; write the best config."""
+    from growth.pipeline import print_dates
     from training.tuning import SPECS, TuneRequest, tune, tuned_path
 
     request = TuneRequest(_spelled(model, list(SPECS)), trials,
@@ -561,6 +564,7 @@ def tune_cmd(
     if result.storage:
         console.print(f"resume or share: --storage {result.storage} --study {result.study}")
     console.print(f"tuned config: {result.config_path}")
+    print_dates(result.dates, console)
     if result.warning:
         err_console.print(f"warning: {result.warning}", highlight=False)
 

@@ -33,13 +33,18 @@ def dates_for(ds: Dataset, cfg: DataConfig, console: Console,
     the fields in ``report``, when given: those the command uses)."""
     first, last = (ts.date() for ts in ds.time_range())
     fitted, changes = fit_dates(cfg, first, last)
-    lines = [line for name, line in changes.items() if report is None or name in report]
+    print_dates([line for name, line in changes.items() if report is None or name in report],
+                console)
+    return fitted
+
+
+def print_dates(lines: list[str], console: Console) -> None:
+    """The standard dates fitted to the data (``fit_dates``' lines), and how to pin them."""
     for line in lines:
         console.print(f"dates: {line}", highlight=False)
     if lines:
         console.print("dates: pin them with --data-config FILE (see configs/data.yaml)",
                       highlight=False)
-    return fitted
 
 
 def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console) -> dict:

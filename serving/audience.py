@@ -6,7 +6,8 @@ the ``top_n`` best (when given). Control: exactly ``round(control_fraction * siz
 selected households, drawn with ``numpy.random.default_rng(seed)`` — the same request gives
 the same holdout. Expected responders: the sum of the treated households' probabilities.
 Notes (``audience_notes``) say where the audience is not what was asked: fewer households
-than ``top_n``, none at ``min_score`` (with the highest score), nobody left to contact.
+than ``top_n``, none at ``min_score`` (with the highest score), nobody left to contact, a
+model that has seen the period it scores.
 
 ``growth audience`` builds the same audience from the bundle without a server
 (``bundle_audience``), excluding the households of a file (``read_household_ids``: an earlier
@@ -42,7 +43,7 @@ FORMATS = {".csv": "csv", ".json": "json"}  # file suffix -> AudienceRequest.for
 def build_audience(population: Population, req: AudienceRequest, version: int,
                    data_end: date | None = None) -> AudienceResponse:
     """``req``'s audience from ``population``, scored by version ``version`` of ``req.model``,
-    whose training data end on ``data_end``."""
+    trained on data before ``data_end``."""
     excluded = np.isin(population.household_ids,
                        np.asarray(req.exclude_household_ids or [], dtype=np.int64))
     keep = ~excluded
@@ -62,11 +63,8 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
                    population.household_ids[rows].tolist(), probabilities.tolist(),
                    population.deciles[rows].tolist(), rows.tolist(), control.tolist(),
                    strict=True))]
-    notes = audience_notes(population, req, excluded, keep, int(control.sum()))
-    if data_end is not None and data_end > population.as_of:
-        notes.append(f"{req.model} v{version}'s training data end on {data_end}, after "
-                     f"{population.as_of}: it may have seen the outcomes it scores here "
-                     "(in-sample), fine for targeting but not for judging the model")
+    notes = audience_notes(population, req, excluded, keep, size, int(control.sum()),
+                           version, data_end)
     return AudienceResponse(model=req.model, model_version=version, campaign_id=req.campaign_id,
                             as_of=population.as_of, model_data_end=data_end, size=size,
                             treated=int(size - control.sum()), control=int(control.sum()),
@@ -77,13 +75,14 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
 
 
 def audience_notes(population: Population, req: AudienceRequest, excluded: np.ndarray,
-                   keep: np.ndarray, control: int) -> list[str]:
+                   keep: np.ndarray, size: int, control: int, version: int,
+                   data_end: date | None) -> list[str]:
     """Why the audience is not what ``req`` asked for, if it is not. ``excluded`` marks the
     population's households ``exclude_household_ids`` names, ``keep`` those the selection
-    allows; ``control`` of the selected are held out."""
+    allows; ``size`` are selected and ``control`` of them held out; the model (``version``)
+    was trained on data before ``data_end``."""
     notes = []
     allowed = int(keep.sum())
-    size = min(allowed, req.top_n) if req.top_n is not None else allowed
     none_scores = req.min_score is not None and allowed == 0  # its own note below
     if req.top_n is not None and allowed < req.top_n and not none_scores:
         why = [f"{len(keep):,} households are scored"]
@@ -102,6 +101,10 @@ def audience_notes(population: Population, req: AudienceRequest, excluded: np.nd
         notes.append(f"control_fraction {req.control_fraction:g} holds out all {size:,} "
                      f"selected households (round({req.control_fraction:g} x {size:,}) = "
                      f"{size:,}): none is left to contact")
+    if data_end is not None and data_end > population.as_of:
+        notes.append(f"{req.model} v{version} was trained on data before {data_end}, which "
+                     f"covers {population.as_of}: it may have seen the outcomes it scores "
+                     "here (in-sample), fine for targeting but not for judging the model")
     return notes
 
 

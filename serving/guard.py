@@ -58,7 +58,7 @@ class ErrorDetail(BaseModel):
                                              "[\"household_ids\", 3]); empty when it is the "
                                              "request as a whole.")
     msg: str
-    type: str = Field(None, description="pydantic's error type, on validation errors "
+    type: str | None = Field(None, description="pydantic's error type, on validation errors "
                                         "(e.g. missing, less_than_equal, campaign_required).")
 
 

@@ -96,7 +96,7 @@ class Population:
 
 
 def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
-                rows: pd.DataFrame, glossary: dict[str, str]) -> Population:
+                rows: pd.DataFrame, phrases: dict[str, str]) -> Population:
     """``rows``: the population's reason codes and, when the model reads it, recency."""
     from training.propensity.score import deciles
 
@@ -109,7 +109,7 @@ def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
                                      decile=int(d), reasons=list(r))
               for h, p, d, r in zip(households, probability, decile, codes, strict=True)}
     return Population(as_of, households[order], probability[order], decile[order],
-                      [codes[i] for i in order], scores, glossary, recency)
+                      [codes[i] for i in order], scores, phrases, recency)
 
 
 class PropensityStore:

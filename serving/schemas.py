@@ -144,9 +144,9 @@ class HouseholdScore(BaseModel):
     reasons: list[str] = Field(description=REASONS)
 
 
-MODEL_DATA_END = ("The date the model's training data end. Later than as_of: the model may "
-                  "have seen the outcomes it scores here (in-sample), which is fine for "
-                  "targeting but not for judging the model.")
+MODEL_DATA_END = ("The model was trained on data before this day (features and labels). "
+                  "Later than as_of: the model may have seen the outcomes it scores here "
+                  "(in-sample), which is fine for targeting but not for judging the model.")
 
 
 class PropensityResponse(Response):
@@ -203,9 +203,9 @@ class AudienceMember(BaseModel):
     reasons: list[str] = Field(description=REASONS)
     control: bool = Field(description="Held out: do not contact.")
     days_since_last_purchase: int | None = Field(
-        None, description="Days from the household's last purchase to as_of (null: none "
-                          "before it), to tell the lapsed from the slipping in a churn "
-                          "audience.")
+        None, description="Days from the household's last purchase to as_of, to tell the "
+                          "lapsed from the slipping in a churn audience (null: no purchase "
+                          "before as_of).")
 
 
 class AudienceResponse(Response):

@@ -131,8 +131,9 @@ class GrowthService:
     @bentoml.api(route="/recommend")
     async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
         """Exactly k distinct products for a household (or a visitor), best first; fewer
-        only where k is impossible (the departments hold fewer products), and then
-        ``shortfall`` says how many came and why."""
+        only where k is impossible (the departments hold fewer products once
+        exclude_purchased and recent_product_ids rule some out), and then ``shortfall`` says
+        how many came and why."""
         if self.recs is None:
             return unavailable(self.bundle.missing(TWO_TOWER))
         try:

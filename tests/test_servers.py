@@ -15,7 +15,10 @@ def test_free_port_lies_below_the_ephemeral_range_and_binds() -> None:
     low, high = servers.ephemeral_ports()
     assert 1024 < low <= high
     ports = {servers.free_port() for _ in range(20)}
-    assert all(servers.LOWEST_PORT <= p < low for p in ports)
+    if low > servers.LOWEST_PORT + 1000:  # room below the range (Linux's default: 32768)
+        assert all(servers.LOWEST_PORT <= p < low for p in ports)
+    else:  # the kernel's own pick
+        assert all(low <= p <= high for p in ports)
     assert len(ports) > 1  # drawn at random, not one fixed port
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports.pop()))

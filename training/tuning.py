@@ -49,7 +49,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from features.config import fit_dates, load_data_config, parse_overrides, standard_overrides
+from features.config import load_data_config, parse_overrides, standard_overrides
 from features.dataset import Dataset, load_dataset
 from features.sources import GrowthError
 from training import registry
@@ -214,6 +214,7 @@ class TuneResult:
     session_states: dict[str, int] = field(default_factory=dict)  # this session's trials
     study_trials: int = 0  # all trials in the study (other sessions and machines too)
     warning: str | None = None  # config_path held a better config, now replaced
+    dates: list[str] = field(default_factory=list)  # standard dates fitted to the data
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -526,11 +527,12 @@ def tune(request: TuneRequest) -> TuneResult:
     # starts; the model's dates default to the data config's, fitted to the data (as
     # `growth run` and `growth train` use them), unless --set or a --config file gives them
     ds = _load(request)
+    dates: list[str] = []
     if request.config is None:
-        fitted, _ = fit_dates(load_data_config(request.data_config),
-                              *(ts.date() for ts in ds.time_range()))
-        request = replace(request, overrides=tuple(
-            standard_overrides(spec.name, fitted, list(request.overrides))))
+        overrides, dates = standard_overrides(
+            spec.name, load_data_config(request.data_config),
+            *(ts.date() for ts in ds.time_range()), list(request.overrides))
+        request = replace(request, overrides=tuple(overrides))
     base = spec.load_config(request.config, list(request.overrides))
     searched = _searched(spec, base, request.overrides)
     quotas = _quotas(request.trials, request.workers)
@@ -581,5 +583,5 @@ def tune(request: TuneRequest) -> TuneResult:
                   if any(t.state == s for t in mine)}
         mlflow.set_tags({f"trials.{k.lower()}": str(v) for k, v in states.items()})
     return TuneResult(study_name, shown_url, best.number, float(best.value), dict(best.params),
-                      path, parent.info.run_id, states, len(trials), warning)
+                      path, parent.info.run_id, states, len(trials), warning, dates)
 

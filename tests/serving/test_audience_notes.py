@@ -11,6 +11,7 @@ import pytest
 from serving.audience import build_audience
 from serving.propensity import Population
 from serving.schemas import AudienceRequest
+from tests.cli import run_growth
 
 PROBABILITIES = [0.72, 0.5, 0.31, 0.2, 0.1]  # best first, as a population is ordered
 
@@ -62,13 +63,15 @@ def test_a_model_that_has_seen_the_period_says_so(population: Population) -> Non
     request = AudienceRequest(model="churn", top_n=2)
     seen = build_audience(population, request, 3, data_end=date(2017, 12, 1))
     assert seen.model_data_end == date(2017, 12, 1)
-    assert seen.notes == ["churn v3's training data end on 2017-12-01, after 2017-11-06: it may "
-                          "have seen the outcomes it scores here (in-sample), fine for "
-                          "targeting but not for judging the model"]
+    assert seen.notes == ["churn v3 was trained on data before 2017-12-01, which covers "
+                          "2017-11-06: it may have seen the outcomes it scores here "
+                          "(in-sample), fine for targeting but not for judging the model"]
+    # data before 2017-11-07 covers 2017-11-06; data before 2017-11-06 does not
+    assert build_audience(population, request, 3, data_end=date(2017, 11, 7)).notes
     assert build_audience(population, request, 3, data_end=date(2017, 11, 6)).notes == []
 
 
-def test_the_service_reports_data_end_and_csv_notes(world, client) -> None:
+def test_the_service_reports_data_end_and_csv_notes(world, client, tmp_path) -> None:
     """Coupon campaigns that started before the champion's data end are flagged in-sample;
     a CSV answer carries the notes in a header."""
     import pandas as pd
@@ -81,6 +84,7 @@ def test_the_service_reports_data_end_and_csv_notes(world, client) -> None:
         r = client.post("/audience", json={"model": "coupon", "campaign_id": campaign,
                                            "top_n": 1})
         if r.status_code == 400:  # no audience in the bundle (starts before the data)
+            assert f"unknown campaign {campaign}" in r.json()["error"]
             continue
         body = r.json()
         in_sample = date.fromisoformat(body["model_data_end"]) > date.fromisoformat(
@@ -94,6 +98,14 @@ def test_the_service_reports_data_end_and_csv_notes(world, client) -> None:
     notes = r.headers["X-Audience-Notes"].split(" | ")
     assert len(notes) == 2 and "fewer than top_n 1,000,000" in notes[0]
     assert "(in-sample)" in notes[1]
+    # growth audience prints the notes with its options' names, "the model" left in words
+    res = run_growth("audience", "coupon", "--campaign-id", str(past), "--top-n", "3",
+                     "--out", str(tmp_path / "past.csv"), "--bundle", world.tag,
+                     cwd=world.data.parent, env={"BENTOML_HOME": str(world.bentoml_home)},
+                     timeout=120)
+    assert res.returncode == 0, res.stderr
+    printed = " ".join(res.stdout.split())
+    assert "(in-sample), fine for targeting but not for judging the model" in printed
     scores = client.post("/propensity", json={"model": "churn", "household_ids": [1]}).json()
     assert date.fromisoformat(scores["model_data_end"]) <= date.fromisoformat(scores["as_of"])
 

@@ -148,7 +148,8 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
     version_as_of = version_as_of or as_of
     ds.check_as_of(as_of, f"campaign {campaign_id}'s start" if campaign_id is not None
                    else "as-of date")
-    ds.check_as_of(version_as_of)
+    if version_as_of != as_of:
+        ds.check_as_of(version_as_of)
     if model_name == "coupon":
         pairs = campaigns_to_score(ds, as_of, campaign_id)
         if pairs.empty:

@@ -16,12 +16,12 @@ import pandas as pd
 
 from features import schema as s
 from features.dataset import Dataset
-from features.household import household_features, sql_date
+from features.household import RECENCY, household_features, sql_date
 from features.product import product_features
 
 ITEM_CATEGORICALS = (s.DEPARTMENT, s.PRODUCT_CATEGORY, s.PRODUCT_TYPE, s.BRAND,
                      s.MANUFACTURER_ID)
-USER_NUMERIC = ("recency_days", "tenure_days", "baskets_4w", "baskets_13w", "baskets_52w",
+USER_NUMERIC = (RECENCY, "tenure_days", "baskets_4w", "baskets_13w", "baskets_52w",
                 "spend_4w", "spend_13w", "spend_52w", "avg_basket_spend_52w",
                 "avg_basket_lines_52w", "distinct_products_52w", "gap_mean_days",
                 "overdue_ratio", "coupon_line_share_52w")

@@ -288,7 +288,7 @@ def test_a_fold_of_one_class_is_a_one_line_error(data: Path, tmp_path: Path) -> 
     assert str(err.value).endswith(": move --as-of")
 
 
-def test_train_takes_its_dates_from_the_data_config(data: Path, tmp_path: Path) -> None:
+def test_train_takes_its_dates_from_the_data_config(data: Path, ds, tmp_path: Path) -> None:
     """`growth train` uses the data config's standard dates (fitted to the data, as `growth
     run` does) unless --as-of / --set give them: pinning them in --data-config works."""
     pinned = tmp_path / "mydata.yaml"
@@ -306,6 +306,13 @@ def test_train_takes_its_dates_from_the_data_config(data: Path, tmp_path: Path) 
     assert res.returncode == 0, res.stderr[-3000:]
     assert "dates: churn_as_of 2017-11-06 does not fit data from" in " ".join(
         res.stdout.split())
+    # a horizon given without a date: the fitted date leaves that horizon's window in the data
+    res = growth("train", "churn", "--data", str(data), "--horizon-days", "28", *sets,
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    _, last = ds.time_range()
+    summary = json.loads((tmp_path / "reports" / "churn" / "metrics.json").read_text())
+    assert summary["data_end"] == (last.date() + timedelta(days=1 - 28)).isoformat()
     # --as-of still decides
     res = growth("train", "churn", "--data", str(data), "--as-of", "2017-08-28",
                  "--horizon-days", "28", *sets, cwd=tmp_path)
