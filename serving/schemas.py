@@ -205,7 +205,7 @@ class AudienceMember(BaseModel):
     days_since_last_purchase: int | None = Field(
         None, description="Days from the household's last purchase to as_of, to tell the "
                           "lapsed from the slipping in a churn audience (null: no purchase "
-                          "before as_of).")
+                          "before as_of, or a model that does not read recency).")
 
 
 class AudienceResponse(Response):
