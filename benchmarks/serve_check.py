@@ -40,7 +40,7 @@ def compare_recommend(url: str, ds, as_of, households: list[int], tmp: Path) -> 
     problems = []
     for exclude in (False, True):
         batch = recommend_to_file(ds, as_of, 20, tmp / f"recs_{exclude}.parquet", households,
-                                  exclude_purchased=exclude)
+                                  exclude_purchased=exclude).frame
         for household, expected in batch.groupby(s.HOUSEHOLD_ID):
             got = httpx.post(f"{url}/recommend", json={
                 "household_id": int(household), "k": 20, "exclude_purchased": exclude}).json()
@@ -55,7 +55,7 @@ def compare_recommend(url: str, ds, as_of, households: list[int], tmp: Path) -> 
 
 def compare_propensity(url: str, ds, model: str, as_of, campaign: int | None,
                        tmp: Path) -> list[str]:
-    batch, version, _ = score_to_file(ds, model, tmp / f"{model}.parquet",
+    batch, version, *_ = score_to_file(ds, model, tmp / f"{model}.parquet",
                                       None if campaign else as_of, campaign_id=campaign)
     body = {"model": model, "household_ids": batch[s.HOUSEHOLD_ID].tolist()}
     if campaign:

@@ -308,9 +308,9 @@ def score_cmd(
 
         data_cfg = dates_for(ds, data_cfg, console, report=(
             "churn_as_of" if model == "churn" else "coupon_split_date",))
-    rows, version, day = score_to_file(ds, model, out, day, campaign_id, data_cfg)
+    rows, version, day, horizon = score_to_file(ds, model, out, day, campaign_id, data_cfg)
     if model == "churn":
-        console.print(f"churn v{version} ({rows.attrs['horizon_days']}-day horizon) as of "
+        console.print(f"churn v{version} ({horizon}-day horizon) as of "
                       f"{day}: {len(rows):,} rows -> {out}", highlight=False)
     elif campaign_id is not None:
         picked = (f" (the version for data ending by --as-of {as_of})"
@@ -457,8 +457,8 @@ def recommend_cmd(
     day = _date(as_of)
     _out_file(out, "--out", ".parquet")
     ds, _ = _load(data, data_config, None)
-    frame = recommend_to_file(ds, day, k, out, ids, exclude_purchased)
-    console.print(describe_recommendations(frame, k, day, out), highlight=False)
+    recs = recommend_to_file(ds, day, k, out, ids, exclude_purchased)
+    console.print(describe_recommendations(recs, k, day, out), highlight=False)
 
 
 @app.command("bundle")

@@ -168,7 +168,7 @@ def test_recommend_matches_growth_recommend(client, ds, world, bought, registry_
 
     households = sorted(bought[s.HOUSEHOLD_ID].unique())[:25] + [10**9]  # one unknown
     batch = recommend_to_file(ds, world.as_of, 9, tmp_path / "recs.parquet",
-                              [int(h) for h in households], exclude_purchased)
+                              [int(h) for h in households], exclude_purchased).frame
     for household, expected in batch.groupby(s.HOUSEHOLD_ID):
         out = post(client, "/recommend", {"household_id": int(household), "k": 9,
                                           "exclude_purchased": exclude_purchased})
@@ -183,7 +183,7 @@ def test_propensity_churn_matches_growth_score(client, ds, world, registry_store
     from training.propensity.reasons import REASON_COLUMNS
     from training.propensity.score import score_to_file
 
-    batch, version, as_of = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
+    batch, version, as_of, _ = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
     ids = batch[s.HOUSEHOLD_ID].tolist()
     out = post(client, "/propensity", {"model": "churn", "household_ids": ids + [10**9]})
     assert out["model_version"] == version and out["unknown_household_ids"] == [10**9]
@@ -211,7 +211,7 @@ def test_propensity_coupon_matches_growth_score(client, ds, world, registry_stor
     from training.propensity.score import RECEIVED, score_to_file
 
     campaign = 11  # starts after the coupon model's data ends, as the PIT rule needs
-    batch, _, as_of = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
+    batch, _, as_of, _ = score_to_file(ds, "coupon", tmp_path / "c.parquet", campaign_id=campaign)
     assert {0, 1} <= set(batch[RECEIVED])  # recipients and households still to target
     ids = batch[s.HOUSEHOLD_ID].tolist()
     out = post(client, "/propensity", {"model": "coupon", "campaign_id": campaign,

@@ -26,7 +26,7 @@ from serving.bundle import BundleError, build_bundle
 from serving.config import load_serving_config
 from tests.cli import run_growth
 from training import registry
-from training.two_tower.run import describe_recommendations, recommend_to_file
+from training.two_tower.run import Recommendations, describe_recommendations, recommend_to_file
 
 SMALL = ["as_of=2017-06-05", "window_days=14", "n_cutoffs=3", "history_len=30", "dim=16",
          "id_dim=16", "attr_dim=4", "hidden=32", "batch_size=256", "epochs=2",
@@ -103,14 +103,15 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     sold = set(ds.df(f"SELECT DISTINCT {s.PRODUCT_ID} FROM {s.TRANSACTIONS} WHERE "
                      f"{s.TRANSACTION_TIMESTAMP} < TIMESTAMP '{as_of}'")[s.PRODUCT_ID])
     k = min(200, len(sold))
-    full = recommend_to_file(ds, as_of, 200, tmp_path / "k200.parquet", households)
+    recs = recommend_to_file(ds, as_of, 200, tmp_path / "k200.parquet", households)
+    full = recs.frame
     per_household = full.groupby(s.HOUSEHOLD_ID)[s.PRODUCT_ID].agg(["size", "nunique"])
     assert (per_household["size"] == k).all() and (per_household["nunique"] == k).all()
     assert "popular" in set(full["reason"]) and set(full[s.PRODUCT_ID]) <= sold
-    assert describe_recommendations(full, k, as_of, tmp_path) == (
+    assert describe_recommendations(recs, k, as_of, tmp_path) == (
         f"two_tower v1 as of {as_of}: 4 households x {k} products -> {tmp_path}")
     new = recommend_to_file(ds, as_of, 200, tmp_path / "new200.parquet", [some],
-                            exclude_purchased=True)
+                            exclude_purchased=True).frame
     assert len(new) == new[s.PRODUCT_ID].nunique() == min(200, len(sold - bought))
     assert "popular" in set(new["reason"]) and not set(new[s.PRODUCT_ID]) & bought
 
@@ -177,11 +178,11 @@ def test_sigkill_then_resume(data: Path, tmp_path: Path) -> None:
 def test_describe_recommendations_says_why_a_list_is_short(tmp_path: Path) -> None:
     frame = pd.DataFrame({s.HOUSEHOLD_ID: [1, 1, 1, 2, 2], "rank": [1, 2, 3, 1, 2],
                           s.PRODUCT_ID: [10, 11, 12, 10, 11]})
-    frame.attrs.update(model_version=3, cold_start=[])
+    recs = Recommendations(frame, 3, [])
     out = tmp_path / "r.parquet"
-    assert describe_recommendations(frame, 2, date(2017, 2, 1), out) == (
+    assert describe_recommendations(recs, 2, date(2017, 2, 1), out) == (
         f"two_tower v3 as of 2017-02-01: 2 households x 2 products -> {out}")
-    assert describe_recommendations(frame, 3, date(2017, 2, 1), out) == (
+    assert describe_recommendations(recs, 3, date(2017, 2, 1), out) == (
         f"two_tower v3 as of 2017-02-01: 2 households, 5 rows -> {out}; 1 of them get fewer "
         "than 3 products: no more products (new to the household, with --exclude-purchased) "
         "were sold before 2017-02-01")
@@ -191,11 +192,10 @@ def test_describe_recommendations_names_households_without_history(tmp_path: Pat
     """Given households with no purchase before the date get the popular list: say so."""
     frame = pd.DataFrame({s.HOUSEHOLD_ID: range(8), "rank": 1, s.PRODUCT_ID: 10})
     out = tmp_path / "r.parquet"
-    frame.attrs.update(model_version=2, cold_start=[5])
-    assert describe_recommendations(frame, 1, date(2017, 2, 1), out) == (
+    assert describe_recommendations(Recommendations(frame, 2, [5]), 1, date(2017, 2, 1), out) == (
         f"two_tower v2 as of 2017-02-01: 8 households x 1 products -> {out}; 1 of them had "
         "no purchase before 2017-02-01 and got the popular list: 5")
-    frame.attrs["cold_start"] = list(range(1, 8))
-    assert describe_recommendations(frame, 1, date(2017, 2, 1), out).endswith(
+    many = Recommendations(frame, 2, list(range(1, 8)))
+    assert describe_recommendations(many, 1, date(2017, 2, 1), out).endswith(
         "; 7 of them had no purchase before 2017-02-01 and got the popular list: 1, 2, 3, 4, "
         "5 and 2 more")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,16 @@ from training.propensity.coupon import coupon_examples
 from training.propensity.gbdt import MissingFeatures
 
 MODELS = ("churn", "coupon")
+
+
+class Scored(NamedTuple):
+    """What :func:`score_to_file` wrote: the rows, the model version, the as-of date the
+    features use, and (churn) the model's horizon in days."""
+
+    rows: pd.DataFrame
+    version: int
+    as_of: date
+    horizon_days: int | None = None
 RECEIVED = "received"  # coupon rows: the household received the campaign
 
 
@@ -122,8 +133,8 @@ def coupon_scores(ds: Dataset, model: PropensityModel, pairs: pd.DataFrame,
 
 def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = None,
                   campaign_id: int | None = None, data_cfg: DataConfig | None = None
-                  ) -> tuple[pd.DataFrame, int, date]:
-    """Score, write ``out`` (parquet with model metadata); returns (rows, version, as_of).
+                  ) -> Scored:
+    """Score, write ``out`` (parquet with model metadata); returns what it wrote.
     ``as_of`` must lie within the data (``Dataset.check_as_of``). With ``campaign_id`` the
     features are as of the campaign's start, which is the ``as_of`` returned and recorded;
     a given ``as_of`` (on or before that start) then only picks the version, the newest
@@ -172,10 +183,10 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
             b"as_of": as_of.isoformat().encode()}
     if version_as_of != as_of:
         meta[b"version_as_of"] = version_as_of.isoformat().encode()
-    if model_name == "churn":
-        meta[b"horizon_days"] = str(model.meta["config"]["horizon_days"]).encode()
-        rows.attrs["horizon_days"] = int(model.meta["config"]["horizon_days"])
+    horizon = int(model.meta["config"]["horizon_days"]) if model_name == "churn" else None
+    if horizon is not None:
+        meta[b"horizon_days"] = str(horizon).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)
-    return rows, version, as_of
+    return Scored(rows, version, as_of, horizon)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import mlflow
 import numpy as np
@@ -149,16 +150,24 @@ def active_households(ds: Dataset, as_of: date) -> np.ndarray:
                  f"CAST({sql_date(as_of)} AS TIMESTAMP) ORDER BY 1")[s.HOUSEHOLD_ID].to_numpy()
 
 
+class Recommendations(NamedTuple):
+    """What :func:`recommend_to_file` wrote: its rows, the model version, and the given
+    households without a purchase before ``as_of`` (they got the popular list)."""
+
+    frame: pd.DataFrame
+    version: int
+    cold_start: list[int]
+
+
 def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
                       household_ids: list[int] | None = None,
-                      exclude_purchased: bool = False) -> pd.DataFrame:
+                      exclude_purchased: bool = False) -> Recommendations:
     """Write household_id, rank, product_id, score, reason for every household active
     before ``as_of`` (or the given ones) with the version the point-in-time rule picks;
     ``as_of`` must lie within the data (``Dataset.check_as_of``). Given households without
     purchases before ``as_of`` get popular items (``popular``). Every household gets ``k``
     rows unless fewer products were sold before ``as_of`` (see ``Recommender.recommend``
-    and :func:`describe_recommendations`). ``frame.attrs`` holds ``model_version`` and
-    ``cold_start``: the given households without a purchase before ``as_of``."""
+    and :func:`describe_recommendations`)."""
     if not 1 <= k <= 200:
         raise GrowthError(f"--k must be between 1 and 200, got {k}")
     ds.check_as_of(as_of)
@@ -184,17 +193,17 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)
-    frame.attrs.update(model_version=version, cold_start=cold.tolist())
-    return frame
+    return Recommendations(frame, version, cold.tolist())
 
 
-def describe_recommendations(frame: pd.DataFrame, k: int, as_of: date, out: Path) -> str:
-    """What ``growth recommend`` prints for :func:`recommend_to_file`'s ``frame``: the model
+def describe_recommendations(recs: Recommendations, k: int, as_of: date, out: Path) -> str:
+    """What ``growth recommend`` prints for what :func:`recommend_to_file` wrote: the model
     version, households and rows written, why some lists are shorter than ``k`` (the only
     reason it leaves one short), and which given households had no purchase before
     ``as_of`` (so got the popular list), naming the first few."""
+    frame, cold = recs.frame, recs.cold_start
     per_household = frame.groupby(s.HOUSEHOLD_ID).size()
-    head = (f"{MODEL_NAME} v{frame.attrs['model_version']} as of {as_of}: "
+    head = (f"{MODEL_NAME} v{recs.version} as of {as_of}: "
             f"{len(per_household):,} households")
     line = f"{head} x {k} products -> {out}"
     short = int((per_household < k).sum())
@@ -202,7 +211,6 @@ def describe_recommendations(frame: pd.DataFrame, k: int, as_of: date, out: Path
         line = (f"{head}, {len(frame):,} rows -> {out}; {short:,} of them get fewer than {k} "
                 f"products: no more products (new to the household, with "
                 f"--exclude-purchased) were sold before {as_of}")
-    cold = frame.attrs["cold_start"]
     if cold:
         named = ", ".join(map(str, cold[:5])) + (f" and {len(cold) - 5:,} more"
                                                   if len(cold) > 5 else "")

@@ -197,7 +197,7 @@ def test_transactions_only_folder(data: Path, ds, tmp_path: Path,
     assert "needs table 'campaigns'" in res.stderr and "Traceback" not in res.stderr
 
     out = tmp_path / "scores.parquet"
-    assert len(score_to_file(ds_only, "churn", out, date(2017, 8, 28))[0]) > 0
+    assert len(score_to_file(ds_only, "churn", out, date(2017, 8, 28)).rows) > 0
     # v1 was trained on the transactions-only folder, not on the full one
     with pytest.raises(GrowthError) as err:
         score_to_file(ds, "churn", out, date(2017, 8, 28))
