@@ -110,6 +110,13 @@ class SimilarItemsResponse(Response):
     model_versions: dict[str, int]
 
 
+def _require_campaign(model: str, campaign_id: int | None) -> None:
+    """The coupon model scores one campaign's response: its campaign_id is required."""
+    if model == "coupon" and campaign_id is None:
+        raise PydanticCustomError("campaign_required",
+                                  "campaign_id is required when model is coupon")
+
+
 class PropensityRequest(Request):
     model: Model = Field(description="churn or coupon.")
     household_ids: list[Id] = Field(
@@ -122,9 +129,7 @@ class PropensityRequest(Request):
 
     @model_validator(mode="after")
     def _campaign_for_coupon(self) -> PropensityRequest:
-        if self.model == "coupon" and self.campaign_id is None:
-            raise PydanticCustomError("campaign_required",
-                                      "campaign_id is required when model is coupon")
+        _require_campaign(self.model, self.campaign_id)
         return self
 
     model_config = ConfigDict(json_schema_extra={"example": {
@@ -182,9 +187,7 @@ class AudienceRequest(Request):
     def _selection(self) -> AudienceRequest:
         if self.top_n is None and self.min_score is None:
             raise PydanticCustomError("selection_required", "give top_n or min_score (or both)")
-        if self.model == "coupon" and self.campaign_id is None:
-            raise PydanticCustomError("campaign_required",
-                                      "campaign_id is required when model is coupon")
+        _require_campaign(self.model, self.campaign_id)
         return self
 
     model_config = ConfigDict(json_schema_extra={"example": {
