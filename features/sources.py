@@ -59,18 +59,26 @@ def refuse_data_folder(folder: Path, files: Iterable[str | Path], what: str) -> 
 
 
 def resolve_source(data: Path | None) -> dict[str, Path]:
-    """The embedded data when ``data`` is None, else the folder's files. Checks required tables."""
+    """The embedded data when ``data`` is None, else the folder's files. Checks required
+    tables, and refuses a table (required or optional) given only in a format that is not
+    read (``campaigns.csv.gz``): ignoring it would quietly change what is built."""
     files = embedded_source() if data is None else folder_source(Path(data))
     where = "embedded Complete Journey" if data is None else str(data)
     for table in s.TABLES.values():
-        if table.required_table and table.name not in files:
-            expected = " or ".join(f"{table.name}{suffix}" for suffix in SUFFIXES)
-            seen = [] if data is None else _other_formats(Path(data), table.name)
-            hint = (f"; found {', '.join(seen)}, but compressed and other formats are not "
-                    "read: decompress it, or save it as comma-separated CSV or parquet"
-                    if seen else "")
+        if table.name in files:
+            continue
+        expected = " or ".join(f"{table.name}{suffix}" for suffix in SUFFIXES)
+        seen = [] if data is None else _other_formats(Path(data), table.name)
+        if seen:
+            kind = "required" if table.required_table else "optional"
+            raise DataContractError(
+                f"{where}: {kind} table {table.name!r} is given as {', '.join(seen)}, but "
+                f"compressed and other formats are not read (expected a file {expected}): "
+                "decompress it, or save it as comma-separated CSV or parquet"
+                + ("" if table.required_table else ", or move it out to go without it"))
+        if table.required_table:
             raise DataContractError(f"{where}: required table {table.name!r} is missing "
-                                    f"(expected a file {expected}){hint}")
+                                    f"(expected a file {expected})")
     return files
 
 

@@ -198,6 +198,24 @@ def test_a_missing_table_names_the_file_in_a_format_not_read(tmp_path: Path, nam
     with pytest.raises(DataContractError) as err:
         resolve_source(folder)
     assert str(err.value) == (
-        f"{folder}: required table 'transactions' is missing (expected a file "
-        f"transactions.parquet or transactions.csv); found {name}, but compressed and other "
-        "formats are not read: decompress it, or save it as comma-separated CSV or parquet")
+        f"{folder}: required table 'transactions' is given as {name}, but compressed and "
+        "other formats are not read (expected a file transactions.parquet or "
+        "transactions.csv): decompress it, or save it as comma-separated CSV or parquet")
+
+
+def test_an_optional_table_in_a_format_not_read_is_not_ignored(tmp_path: Path) -> None:
+    """Without it coupon training would stop, or churn lose its campaign features, for a
+    reason the user could not see: name the file instead of going on without the table."""
+    tables = tiny_tables()
+    del tables[s.CAMPAIGNS]
+    folder = write_folder(tmp_path / "d", tables)
+    (folder / "campaigns.csv.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataContractError) as err:
+        resolve_source(folder)
+    assert str(err.value) == (
+        f"{folder}: optional table 'campaigns' is given as campaigns.csv.gz, but compressed "
+        "and other formats are not read (expected a file campaigns.parquet or campaigns.csv): "
+        "decompress it, or save it as comma-separated CSV or parquet, or move it out to go "
+        "without it")
+    (folder / "campaigns.csv.gz").unlink()
+    assert s.CAMPAIGNS not in resolve_source(folder)  # absent: fine, it is optional
