@@ -17,6 +17,7 @@ cutoffs whose label windows end by it). The test set is not scored.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def validation_folds(data: Path | None):
     """The dataset, the shipped churn config, its feature spec and the two validation folds
     the probes' rule uses: (end, training rows, validation rows) for 2017-09-11 as shipped
     and for 2017-08-14 with the training cutoffs whose label windows end by it."""
-    ds = load_dataset(data, quarantine_dir=Path("/tmp/growthloop-probe-quarantine"))
+    ds = load_dataset(data, quarantine_dir=Path(tempfile.mkdtemp(prefix="growth_quarantine_")))
     cfg = churn.load_churn_config()
     sets = churn.training_set(ds, cfg)
     spec = FeatureSpec.infer(pd.concat([sets.train, sets.valid]), exclude=churn.NOT_FEATURES)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def main() -> None:
     parser.add_argument("--target", type=target, action="append", default=[],
                         metavar="METRIC=VALUE", help="e.g. pr_auc=0.5 (repeatable)")
     args = parser.parse_args()
-    ds = load_dataset(args.data, quarantine_dir=Path("/tmp/growth_eval_quarantine"))
+    quarantine = Path(tempfile.mkdtemp(prefix="growth_quarantine_"))  # private to this run
+    ds = load_dataset(args.data, quarantine_dir=quarantine)
     for path in args.files:
         print(path, json.dumps(evaluate_file(ds, path, args.bootstrap, args.seed,
                                              dict(args.target))))

@@ -9,7 +9,9 @@ Prints recall/NDCG/hit rate at 20 for all items and for items new to the househo
 from __future__ import annotations
 
 import sys
+import tempfile
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -21,7 +23,7 @@ from training.metrics import ranking_report, targets_from_frame
 
 
 def main() -> None:
-    ds = load_dataset(None, quarantine_dir="/tmp/growth_eval_quarantine")
+    ds = load_dataset(None, quarantine_dir=Path(tempfile.mkdtemp(prefix="growth_quarantine_")))
     for path in sys.argv[1:]:
         as_of = date.fromisoformat(pq.read_schema(path).metadata[b"as_of"].decode())
         split = recommender_split(ds, as_of)

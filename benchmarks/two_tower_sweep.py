@@ -8,6 +8,8 @@ recall@20 per epoch (new items when ``new_items_only``) beside popularity on the
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from training.two_tower.train import prepare, top_items, train
 
 
 def main() -> None:
-    ds = load_dataset(None, quarantine_dir="/tmp/growth_sweep_quarantine")
+    ds = load_dataset(None, quarantine_dir=Path(tempfile.mkdtemp(prefix="growth_quarantine_")))
     base = load_two_tower_config()
     prep = prepare(ds, base)
     counts = np.bincount(prep.item, minlength=prep.vocab.n_items + 1)[1:].astype(np.float32)

@@ -229,7 +229,8 @@ PropensityConfigOpt = Annotated[Path | None, typer.Option(
     "--config", help="Model config YAML (default: configs/<model>.yaml).")]
 DaskOpt = Annotated[str | None, typer.Option(
     "--dask-scheduler", help="Train through lightgbm.dask on the Dask cluster at this "
-                             "address (e.g. tcp://10.0.0.5:8786).")]
+                             "address (e.g. tls://10.0.0.5:8786); Dask's protocol "
+                             "pickles, so use only a cluster you trust.")]
 ReportsOpt = Annotated[Path, typer.Option("--reports", help="metrics.json and plots go to "
                                                             "<reports>/<model>/.")]
 
@@ -495,6 +496,8 @@ def serve_cmd(
     console.print(f"serving {cmd.bundle.tag} (as of {cmd.bundle.as_of}, "
                   f"{', '.join(f'{n} v{v}' for n, v in cmd.bundle.versions.items())}) on "
                   f"{cmd.url}", highlight=False)
+    if cmd.warning:
+        err_console.print(cmd.warning, highlight=False)
     sys.stdout.flush()
     os.execvpe(cmd.argv[0], cmd.argv, cmd.env)
 

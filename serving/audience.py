@@ -108,18 +108,28 @@ def audience_notes(population: Population, req: AudienceRequest, excluded: np.nd
     return notes
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(text: str) -> str:
+    """``text`` safe to open in a spreadsheet: a cell starting like a formula gets a leading
+    ``'`` (OWASP's CSV-injection advice). Reason names are slugs today, but a bundled model's
+    feature names, which the reasons and their fallback texts repeat, come from an artifact."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(audience: AudienceResponse) -> str:
     """One row per household: household_id, rank, score, decile, reason_1..3, control,
     reason_1_text..reason_3_text (the reasons in plain English) and days_since_last_purchase
-    (empty when unknown)."""
+    (empty when unknown). Text cells go through :func:`text_cell`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for m in audience.households:
         reasons = (m.reasons + [""] * len(REASON_COLUMNS))[:len(REASON_COLUMNS)]
-        writer.writerow([m.household_id, m.rank, repr(m.score), m.decile, *reasons,
-                         int(m.control),
-                         *(audience.reason_glossary.get(r, r) for r in reasons),
+        writer.writerow([m.household_id, m.rank, repr(m.score), m.decile,
+                         *map(text_cell, reasons), int(m.control),
+                         *(text_cell(audience.reason_glossary.get(r, r)) for r in reasons),
                          "" if m.days_since_last_purchase is None
                          else m.days_since_last_purchase])
     return out.getvalue()

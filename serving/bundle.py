@@ -63,8 +63,15 @@ class Bundle:
         return model in self.manifest["models"]
 
     def missing(self, model: str) -> str:
-        """Why ``model`` is not in the bundle (for the 503 message)."""
+        """Why ``model`` is not in the bundle and what makes it so (for the CLI)."""
         return self.manifest["missing"].get(model, f"{model} is not in the bundle")
+
+    def unserved(self, model: str) -> str:
+        """Why ``model`` is not served, for the service's 503 answer: without the data's
+        location or the remedy, which are for whoever runs ``growth bundle``, not for
+        callers (a bundle written before this was recorded says only that)."""
+        return self.manifest.get("unserved", {}).get(
+            model, f"{model} is not in the served bundle")
 
 
 def snapshot_date(ds: Dataset) -> date:
@@ -91,17 +98,21 @@ def _champion(name: str) -> dict[str, Any] | None:
             registry.DATA_SOURCE_TAG: row[registry.DATA_SOURCE_TAG]}
 
 
-def _not_bundled(name: str, champion: dict[str, Any] | None, source: str) -> str | None:
-    """Why ``name``'s champion cannot go into a bundle of the data ``source``; None if it can.
-    A champion registered before sources were recorded is taken (the snapshot still checks
-    that the data gives the item embeddings its index holds)."""
+def _not_bundled(name: str, champion: dict[str, Any] | None, source: str
+                 ) -> tuple[str, str] | None:
+    """Why ``name``'s champion cannot go into a bundle of the data ``source``, and the same
+    without naming where data lies (for the service's answers); None if it can. A champion
+    registered before sources were recorded is taken (the snapshot still checks that the
+    data gives the item embeddings its index holds)."""
     from training import registry
 
     if champion is None:
-        return f"{name} has no @champion in the registry at bundle time"
+        why = f"{name} has no @champion in the registry at bundle time"
+        return why, why
     trained_on = champion[registry.DATA_SOURCE_TAG]
     if trained_on not in (None, source):
-        return f"{name} @champion v{champion['version']} was trained on {trained_on}"
+        head = f"{name} @champion v{champion['version']} was trained on"
+        return f"{head} {trained_on}", f"{head} other data than the bundle's"
     return None
 
 
@@ -158,7 +169,7 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     whys = {name: why for name, champion in champions.items()
             if (why := _not_bundled(name, champion, source)) is not None}
     missing = {name: f"{why}; {_remedy(name, source)}, then run `growth bundle` again"
-               for name, why in whys.items()}
+               for name, (why, _) in whys.items()}
     if len(whys) == len(champions):
         raise BundleError(f"no model has a @champion trained on this data ({source}): "
                           + "; ".join(missing.values()))
@@ -182,6 +193,7 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
             "format_version": FORMAT_VERSION, "as_of": as_of.isoformat(),
             "data_source": source, "created": datetime.now(UTC).isoformat(),
             "list_length": cfg.list_length, "models": models, "missing": missing,
+            "unserved": {name: public for name, (_, public) in whys.items()},
             "files": {p.relative_to(staging).as_posix(): sha256(p)
                       for p in sorted(staging.rglob("*")) if p.is_file()},
         }

@@ -1,8 +1,9 @@
 """ASGI middleware in front of the endpoints: the API key where one is needed, JSON bodies
 only, not empty, of bounded size, and one error shape that names the field.
 
-When ``GROWTH_API_KEY`` is set, the keyed paths (``/audience``) need it in the ``X-API-Key``
-header (compared in constant time), checked before the body is read: 401 otherwise.
+When ``GROWTH_API_KEY`` is set, the keyed paths (``/propensity``, ``/audience``) need it in
+the ``X-API-Key`` header (compared in constant time), checked before the body is read: 401
+otherwise.
 
 BentoML 1.4 has no request-size limit and reads any body whole; it also picks a decoder from
 Content-Type (multipart, and pickle on internal calls). Here a POST must be JSON in UTF-8

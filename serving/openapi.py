@@ -149,7 +149,8 @@ def openapi_document(service, requests: Mapping[str, type[BaseModel]],
         "securitySchemes": {API_KEY_SCHEME: {
             "type": "apiKey", "in": "header", "name": "X-API-Key",
             "description": f"Needed by {', '.join(keyed_paths)} when the server sets "
-                           f"{API_KEY_ENV}; the other endpoints are open."}}}
+                           f"{API_KEY_ENV}; the other endpoints are open (the "
+                           "storefront's /recommend and /similar_items)."}}}
     for route, request in requests.items():
         operation = spec["paths"][route]["post"]
         operation["description"] = inspect.cleandoc(operation["description"])  # a docstring

@@ -17,12 +17,14 @@ import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from features.sources import GrowthError
 from serving.bundle import Bundle, open_bundle
 from serving.config import REPO_ROOT, ServingConfig, use_bentoml_home
+from serving.guard import API_KEY_ENV
 
 SERVICE = "serving.service:GrowthService"
 
@@ -33,6 +35,7 @@ class ServeCommand:
     argv: list[str]
     env: dict[str, str]
     url: str
+    warning: str | None = None  # what the key setting leaves open, when it matters
 
 
 def check_bundle_ref(ref: str) -> None:
@@ -69,6 +72,20 @@ def check_address(host: str, port: int) -> None:
             raise GrowthError(f"cannot serve on {host}:{port}: {hint}") from exc
 
 
+def key_warning(host: str, env: Mapping[str, str]) -> str | None:
+    """A warning when the scores (``/propensity``, ``/audience``) would be open where that
+    is unlikely to be meant: ``GROWTH_API_KEY`` set but blank (no key is then checked), or
+    no key while serving on an address other machines reach."""
+    key = env.get(API_KEY_ENV)
+    if key is not None and not key.strip():
+        return (f"warning: {API_KEY_ENV} is set but blank, so no key is checked: "
+                "/propensity and /audience are open; set a key or unset it")
+    if not key and not ipaddress.ip_address(host).is_loopback:
+        return (f"warning: {API_KEY_ENV} is not set and {host} is reachable from other "
+                "machines: anyone there can read /propensity and /audience scores")
+    return None
+
+
 def serve_command(cfg: ServingConfig, bundle_ref: str | None = None, host: str | None = None,
                   port: int | None = None, workers: int | None = None) -> ServeCommand:
     """The verified bundle and the ``bentoml serve`` command line that serves it, once the
@@ -83,4 +100,4 @@ def serve_command(cfg: ServingConfig, bundle_ref: str | None = None, host: str |
             "--port", str(port), "--working-dir", str(REPO_ROOT)]
     env = {**os.environ, "BENTOML_HOME": str(home), "GROWTH_BUNDLE": bundle.tag,
            "GROWTH_SERVE_WORKERS": str(workers or cfg.workers)}
-    return ServeCommand(bundle, argv, env, f"http://{host}:{port}")
+    return ServeCommand(bundle, argv, env, f"http://{host}:{port}", key_warning(host, env))

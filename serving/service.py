@@ -2,7 +2,9 @@
 audiences from one verified bundle (serving/bundle.py).
 
     growth serve [--port P] [--workers N]        # verifies the bundle, then runs:
-    bentoml serve serving.service:GrowthService  # BENTOML_HOME, GROWTH_BUNDLE pick the bundle
+    bentoml serve serving.service:GrowthService --host 127.0.0.1
+                                                 # BENTOML_HOME, GROWTH_BUNDLE pick the bundle;
+                                                 # without --host, BentoML binds 0.0.0.0
 
 Endpoints are ``async``: a request is a slice of precomputed arrays, one FAISS search or
 dictionary lookups, shorter than a thread-pool hop. After loading, ``freeze_heap()`` moves the
@@ -72,7 +74,9 @@ REQUESTS = {"/recommend": RecommendRequest, "/similar_items": SimilarItemsReques
 ANSWERS = {"/recommend": RecommendResponse, "/similar_items": SimilarItemsResponse,
            "/propensity": PropensityResponse, "/audience": AudienceResponse}
 ROUTES = tuple(REQUESTS)
-KEYED_PATHS = ("/audience",)  # need X-API-Key when GROWTH_API_KEY is set
+# need X-API-Key when GROWTH_API_KEY is set: /propensity too, or its scores (up to 10,000
+# households a call) would rebuild any audience without the key
+KEYED_PATHS = ("/propensity", "/audience")
 
 
 def failure(exc: RequestError) -> JSONResponse:
@@ -135,7 +139,7 @@ class GrowthService:
         exclude_purchased and recent_product_ids rule some out), and then ``shortfall`` says
         how many came and why."""
         if self.recs is None:
-            return unavailable(self.bundle.missing(TWO_TOWER))
+            return unavailable(self.bundle.unserved(TWO_TOWER))
         try:
             strategy, items = self.recs.recommend(request)
         except RequestError as exc:
@@ -150,7 +154,7 @@ class GrowthService:
     async def similar_items(self, request: SimilarItemsRequest, /) -> SimilarItemsResponse:
         """The k products nearest to one product in the two-tower item space."""
         if self.recs is None:
-            return unavailable(self.bundle.missing(TWO_TOWER))
+            return unavailable(self.bundle.unserved(TWO_TOWER))
         try:
             items = self.recs.similar_items(request.product_id, request.k)
         except RequestError as exc:
@@ -165,7 +169,7 @@ class GrowthService:
         of first appearance."""
         store = self.scorers.get(request.model)
         if store is None:
-            return unavailable(self.bundle.missing(request.model))
+            return unavailable(self.bundle.unserved(request.model))
         try:
             population = store.population(request.campaign_id)
         except RequestError as exc:
@@ -184,7 +188,7 @@ class GrowthService:
         X-API-Key header when GROWTH_API_KEY is set)."""
         store = self.scorers.get(request.model)
         if store is None:
-            return unavailable(self.bundle.missing(request.model))
+            return unavailable(self.bundle.unserved(request.model))
         try:
             population = store.population(request.campaign_id)
         except RequestError as exc:

@@ -161,15 +161,17 @@ def test_answers_of_a_bundle_without_champions_are_documented(world, service_app
         assert_documented(spec, "POST", path, 503, r.headers["content-type"], r.body)
 
 
-def test_api_key_is_a_security_scheme_of_audience_only(spec) -> None:
-    """Swagger UI's "Authorize" sends the key on /audience; the {} alternative says the key
-    is needed only when the server sets one."""
+def test_api_key_is_a_security_scheme_of_the_scores_only(spec) -> None:
+    """Swagger UI's "Authorize" sends the key on /propensity and /audience; the {}
+    alternative says the key is needed only when the server sets one."""
     schemes = spec["components"]["securitySchemes"]
     assert schemes == {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                                   "description": schemes["ApiKey"]["description"]}}
     assert "GROWTH_API_KEY" in schemes["ApiKey"]["description"]
-    assert spec["paths"]["/audience"]["post"]["security"] == [{"ApiKey": []}, {}]
-    for path in ("/recommend", "/similar_items", "/propensity"):
+    for path in ("/propensity", "/audience"):
+        assert spec["paths"][path]["post"]["security"] == [{"ApiKey": []}, {}]
+        assert "401" in spec["paths"][path]["post"]["responses"]
+    for path in ("/recommend", "/similar_items"):
         assert "security" not in spec["paths"][path]["post"]
         assert "401" not in spec["paths"][path]["post"]["responses"]
 

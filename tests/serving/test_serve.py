@@ -107,6 +107,21 @@ def test_check_address_binds_as_bentoml_will() -> None:
             check_address("127.0.0.1", port)
 
 
+def test_a_key_setting_that_leaves_the_scores_open_is_warned_about() -> None:
+    from serving.serve import key_warning
+
+    assert key_warning("127.0.0.1", {}) is None  # this machine only, no key: the default
+    assert key_warning("0.0.0.0", {"GROWTH_API_KEY": "s3cret"}) is None
+    assert key_warning("::1", {}) is None
+    for blank in ("", "  "):
+        assert key_warning("127.0.0.1", {"GROWTH_API_KEY": blank}) == (
+            "warning: GROWTH_API_KEY is set but blank, so no key is checked: /propensity "
+            "and /audience are open; set a key or unset it")
+    assert key_warning("0.0.0.0", {}) == (
+        "warning: GROWTH_API_KEY is not set and 0.0.0.0 is reachable from other machines: "
+        "anyone there can read /propensity and /audience scores")
+
+
 def test_serve_and_sync_client(world, tmp_path: Path) -> None:
     import bentoml
 

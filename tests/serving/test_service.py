@@ -269,15 +269,19 @@ def test_audience_as_of_is_the_date_scores_are_computed_as_of(client, ds, world)
         assert scores["as_of"] == start.isoformat()
 
 
-def test_audience_needs_the_api_key_when_set(client, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("path,body", [
+    ("/audience", {"model": "churn", "top_n": 3}),
+    # scores of up to 10,000 households a call would rebuild any audience without the key
+    ("/propensity", {"model": "churn", "household_ids": [1]})])
+def test_scores_need_the_api_key_when_set(client, monkeypatch: pytest.MonkeyPatch, path: str,
+                                          body: dict) -> None:
     monkeypatch.setenv("GROWTH_API_KEY", "s3cret")
-    body = {"model": "churn", "top_n": 3}
     for headers in ({}, {"X-API-Key": "wrong"}):
-        r = client.post("/audience", json=body, headers=headers)
+        r = client.post(path, json=body, headers=headers)
         assert r.status_code == 401 and r.json()["error"].startswith("X-API-Key: ")
-    assert client.post("/audience", json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
-    assert client.post("/propensity", json={"model": "churn", "household_ids": [1]}
-                       ).status_code == 200  # other endpoints stay open
+    assert client.post(path, json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.post("/recommend", json={"household_id": 1, "k": 3}
+                       ).status_code == 200  # the storefront's endpoints stay open
 
 
 def test_models_without_champion_answer_503(world, service_app,
@@ -297,7 +301,9 @@ def test_models_without_champion_answer_503(world, service_app,
     r = asyncio.run(service.propensity(PropensityRequest(model="churn", household_ids=[1])))
     assert r.status_code == 503 and b"churn has no @champion" in r.body
     r = asyncio.run(service.audience(AudienceRequest(model="coupon", campaign_id=11, top_n=3)))
-    assert r.status_code == 503 and b"coupon has no @champion" in r.body
+    assert r.status_code == 503 and json.loads(r.body)["error"] == (
+        "coupon has no @champion in the registry at bundle time")  # no path, no remedy
+    assert "growth bundle" in service.bundle.missing("coupon")  # those are for the CLI
     r = asyncio.run(service.recommend(RecommendRequest(k=3)))
     out = json.loads(r.body)
     assert len(out["items"]) == 3 and out["strategy"] == "popular"
