@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -399,6 +400,9 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
     quarantined = {k: int(v) for k, v in counts.items() if k}
     if quarantined:
         qfile = quarantine_path(quarantine_dir, table.name)
+        # written beside, then renamed over: another run validating into the same folder
+        # never sees half a file (same data: the same rows, so the last rename wins)
+        partial = qfile.with_name(f".{qfile.name}.{os.getpid()}.partial")
         try:
             quarantine_dir.mkdir(parents=True, exist_ok=True)
             kept = ", ".join(f"r.{sql_ident(c)} AS {sql_ident(_quarantine_name(c))}"
@@ -408,9 +412,11 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
                 COPY (SELECT {kept}, r.{ROW} AS {s.SOURCE_ROW}, g.{STAGE_REASON} AS {s.REASON}
                       FROM {raw_view} r JOIN {stage} g USING ({ROW})
                       WHERE g.{STAGE_REASON} IS NOT NULL ORDER BY r.{ROW})
-                TO {sql_str(str(qfile))} (FORMAT parquet)
+                TO {sql_str(str(partial))} (FORMAT parquet)
             """)
+            os.replace(partial, qfile)
         except (OSError, duckdb.IOException) as exc:
+            partial.unlink(missing_ok=True)
             raise GrowthError(f"cannot write quarantine file {qfile}: {exc}") from exc
     cols = ", ".join(sql_ident(c) for c in out_cols)
     con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT {cols} FROM {stage} "
@@ -434,10 +440,13 @@ def _quarantine_name(column: str) -> str:
     return f"{column}_in_file" if s.column_key(column) in (s.SOURCE_ROW, s.REASON) else column
 
 
-def _is_quarantine_file(path: Path) -> bool:
-    """Whether ``path`` is a parquet file with the columns validation adds to rejected rows."""
+def _is_quarantine_file(path: Path) -> bool | None:
+    """Whether ``path`` is a parquet file with the columns validation adds to rejected rows;
+    None when it is gone (another run cleared it meanwhile)."""
     try:
         return {s.SOURCE_ROW, s.REASON} <= set(pq.read_schema(path).names)
+    except FileNotFoundError:
+        return None
     except (pa.ArrowInvalid, OSError):
         return False
 
@@ -447,21 +456,23 @@ def _clear_quarantine(quarantine_dir: Path, files: dict[str, Path]) -> None:
 
     Deletes nothing but ``<table>.parquet`` files holding the quarantine columns; refuses a
     folder that is a data folder of this source or holds another file under such a name.
+    Runs validating into one folder at the same time may each remove what the other did:
+    a file already gone is fine.
     """
     if quarantine_dir.exists() and not quarantine_dir.is_dir():
         raise GrowthError(f"quarantine folder {quarantine_dir} is a file; expected a folder")
     refuse_data_folder(quarantine_dir, files.values(), "quarantine folder")
     for table in s.TABLES:
         qfile = quarantine_path(quarantine_dir, table)
-        if not qfile.exists():
+        if not qfile.exists() or (is_quarantine := _is_quarantine_file(qfile)) is None:
             continue
-        if not _is_quarantine_file(qfile):
+        if not is_quarantine:
             raise GrowthError(
                 f"{qfile} is in the way of the quarantine file of table {table!r} and is not "
                 f"one (no {s.SOURCE_ROW!r} and {s.REASON!r} columns); move it or choose "
                 "another quarantine folder")
         try:
-            qfile.unlink()
+            qfile.unlink(missing_ok=True)
         except OSError as exc:
             raise GrowthError(f"cannot remove the earlier quarantine file {qfile}: "
                               f"{exc.strerror}") from exc

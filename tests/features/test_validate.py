@@ -455,6 +455,59 @@ def test_quarantine_never_deletes_a_file_it_did_not_write(tmp_path: Path) -> Non
         load_dataset(data, quarantine_dir=tmp_path / "file")
 
 
+def test_a_quarantine_file_cleared_by_another_run_meanwhile_is_fine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs validating into one folder: each may clear what the other has just cleared,
+    between seeing a file and reading or removing it."""
+    import features.validate as validate
+
+    tables = tiny_tables()
+    tables[s.PRODUCTS].loc[3, s.PRODUCT_ID] = -13
+    data, qdir = write_folder(tmp_path / "d", tables), tmp_path / "q"
+    load_dataset(data, quarantine_dir=qdir)
+    read_schema = validate.pq.read_schema
+
+    def gone_before_read(path, *args, **kwargs):
+        if Path(path).parent == qdir:  # a quarantine file, not the data
+            Path(path).unlink()
+        return read_schema(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate.pq, "read_schema", gone_before_read)
+    load_dataset(data, quarantine_dir=qdir)  # FileNotFoundError: skipped
+    monkeypatch.setattr(validate.pq, "read_schema", read_schema)
+    real = validate._is_quarantine_file
+
+    def gone_before_unlink(path):
+        answer = real(path)
+        Path(path).unlink()
+        return answer
+
+    monkeypatch.setattr(validate, "_is_quarantine_file", gone_before_unlink)
+    ds = load_dataset(data, quarantine_dir=qdir)
+    assert sorted(p.name for p in qdir.iterdir()) == ["products.parquet", "transactions.parquet"]
+    assert len(pd.read_parquet(quarantine_path(qdir, s.PRODUCTS))) == 1
+    assert ds.report.quarantined_rows == 2
+
+
+def _validate_into(data: Path, qdir: Path) -> int:
+    return load_dataset(data, quarantine_dir=qdir).report.quarantined_rows
+
+
+def test_runs_at_the_same_time_share_a_quarantine_folder(tmp_path: Path) -> None:
+    """Processes validating the same data into one folder all succeed and leave whole files
+    (a walkthrough saw one of two `growth data validate` fail 3 times in 4)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    tables = tiny_tables()
+    tables[s.PRODUCTS].loc[3, s.PRODUCT_ID] = -13
+    data, qdir = write_folder(tmp_path / "d", tables), tmp_path / "q"
+    with ProcessPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(_validate_into, [data] * 4, [qdir] * 4)) == [2] * 4
+    assert sorted(p.name for p in qdir.iterdir()) == ["products.parquet", "transactions.parquet"]
+    assert len(pd.read_parquet(quarantine_path(qdir, s.TRANSACTIONS))) == 1
+
+
 @pytest.mark.parametrize("limit", ["abc", "4GB'; CREATE TABLE x(a int); --"])
 def test_connect_gives_memory_limit_to_duckdb_as_a_setting_not_sql(limit: str) -> None:
     with pytest.raises(GrowthError, match="DuckDB refused memory_limit"):
