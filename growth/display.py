@@ -55,6 +55,9 @@ def print_propensity(summary: dict, reports: Path) -> None:
     console.print(f"trained in {summary['train_seconds']:.0f} s (best iteration "
                   f"{summary['best_iteration']}); report in {reports / summary['model']}")
     data = summary.get("data", {})
+    if data.get("no_test_set"):
+        console.print(f"note: no test set: {data['no_test_set']}; the table is the "
+                      "validation fold's", highlight=False)
     if data.get("cut_short_test_campaigns"):
         console.print(f"note: test campaigns {data['cut_short_test_campaigns']} run past the "
                       "end of the data; their labels count only the redemptions it holds",

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 DATA_END_TAG = "data_end_date"  # ISO date; training data ends before it (exclusive)
 DATA_SOURCE_TAG = "data_source"  # Dataset.source of the data it was trained on
+TASK_TAG = "task"  # what it predicts, where a setting changes that (churn: its horizon)
+HISTORY_TAG = "champion_history"  # on the registered model: champions in order, comma-separated
 METRIC_PREFIX = "metric."
 PROMOTION_TAG = "promotion"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
@@ -223,14 +225,15 @@ def register_version(
     data_end: date,
     source: str,
     metrics: dict[str, float] | None = None,
+    task: str | None = None,
 ) -> int:
     """Register ``runs:/<run_id>/<artifact_path>`` as a new version of ``model_name``.
 
     Creates the registered model on first use. Tags the version with ``data_end_date``
     (ISO, exclusive end of its training data), ``data_source`` (``source``: the
-    ``Dataset.source`` of its training data) and ``metric.<name>`` for each metric,
-    which ``promote_if_better`` and ``version_for_date`` read. Returns the new version
-    number.
+    ``Dataset.source`` of its training data), ``metric.<name>`` for each metric and, when
+    given, ``task`` (what it predicts, e.g. "churn within 56 days"), which
+    ``promote_if_better`` and ``version_for_date`` read. Returns the new version number.
 
     Uses ``MlflowClient.create_model_version``: in MLflow 3 ``mlflow.register_model`` with a
     ``runs:/`` URI insists on a LoggedModel, so plain run artifacts could not be registered.
@@ -242,6 +245,8 @@ def register_version(
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     tags = {DATA_END_TAG: _as_date(data_end).isoformat(), DATA_SOURCE_TAG: source}
+    if task is not None:
+        tags[TASK_TAG] = task
     tags.update({METRIC_PREFIX + k: repr(float(v)) for k, v in (metrics or {}).items()})
     source_uri = f"runs:/{run_id}/{artifact_path.strip('/')}"
     version = client.create_model_version(model_name, source_uri, run_id=run_id, tags=tags)
@@ -278,6 +283,13 @@ def champion_version(model_name: str) -> int | None:
     return _champion(_client(), model_name)
 
 
+def champion_task(model_name: str) -> str | None:
+    """What the ``@champion`` predicts (its ``task`` tag); None without a champion or tag."""
+    client = _client()
+    champion = _champion(client, model_name)
+    return None if champion is None else _tags(client, model_name, champion).get(TASK_TAG)
+
+
 def _tags(client: MlflowClient, model_name: str, version: int) -> dict[str, str]:
     return client.get_model_version(model_name, str(version)).tags
 
@@ -308,7 +320,9 @@ def promote_if_better(
     ``promote`` to force a switch of metric). Nor can a champion trained on other data (its
     ``data_source`` differs; untagged champions from older stores are compared): a metric on
     another data set says nothing about this one, and replacing the served model with one
-    trained on different data is a person's decision. Nor can a champion whose training
+    trained on different data is a person's decision. Nor can a champion that predicts
+    another task (its ``task`` tag differs, e.g. churn over another horizon, whose positive
+    rate alone moves PR-AUC; untagged champions are compared). Nor can a champion whose training
     data end later: a backtest (an older as-of date, judged on an older validation window)
     never replaces today's model by itself. A candidate whose metric is not a finite number
     is rejected, and so is any candidate when a baseline's value is not one. The read,
@@ -349,6 +363,11 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
             failed.append(f"(champion v{champion} was trained on other data, {held_source}: "
                           f"not comparable; `growth models promote {model_name} {version}` "
                           "serves this one)")
+        elif (held_task := held_tags.get(TASK_TAG)) is not None and (
+                held_task != own.get(TASK_TAG)):
+            failed.append(f"(champion v{champion} predicts {held_task}, this version "
+                          f"{own.get(TASK_TAG, 'something untagged')}: not comparable; "
+                          f"`growth models promote {model_name} {version}` serves this one)")
         elif held_end is not None and own_end is not None and own_end < held_end:
             failed.append(f"(its training data end on {own_end}, before champion "
                           f"v{champion}'s {held_end}: a backtest does not replace the served "
@@ -382,15 +401,27 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
 def promote(model_name: str, version: int, reason: str | None = None) -> None:
     """Give ``version`` the ``@champion`` alias unconditionally (a person's decision).
 
-    The champion it replaces is recorded on it as tag ``previous_champion``, which is what
-    ``rollback`` follows; ``reason``, when given, replaces its ``promotion`` tag. Promoting
-    the current champion is a :class:`GrowthError` that changes nothing (its recorded
-    decision and predecessor stay as they are).
+    The champion it replaces is recorded on it as tag ``previous_champion`` (what ``growth
+    models list`` shows), and the version is added to the model's ``champion_history``,
+    which ``rollback`` unwinds; ``reason``, when given, replaces its ``promotion`` tag.
+    Promoting the current champion is a :class:`GrowthError` that changes nothing (its
+    recorded decision and predecessor stay as they are).
     """
     client = _client()
     client.get_model_version(model_name, str(version))  # fail clearly if it does not exist
     with _promotion_lock():
         _promote(client, model_name, version, reason)
+
+
+def _history(client: MlflowClient, model_name: str) -> list[int] | None:
+    """The champions of ``model_name`` in the order they took the alias, the current one
+    last; None on a registry written before the history was kept."""
+    value = client.get_registered_model(model_name).tags.get(HISTORY_TAG)
+    return None if value is None else [int(v) for v in value.split(",") if v]
+
+
+def _set_history(client: MlflowClient, model_name: str, history: list[int]) -> None:
+    client.set_registered_model_tag(model_name, HISTORY_TAG, ",".join(map(str, history)))
 
 
 def _promote(client: MlflowClient, model_name: str, version: int,
@@ -404,15 +435,23 @@ def _promote(client: MlflowClient, model_name: str, version: int,
         client.set_model_version_tag(
             model_name, str(version), PREVIOUS_CHAMPION_TAG, str(previous)
         )
+    history = _history(client, model_name)
+    if history is None or (history and history[-1] != previous):
+        history = [] if previous is None else [previous]  # kept from here on
+    _set_history(client, model_name, [*history, version])
     client.set_registered_model_alias(model_name, CHAMPION, str(version))
 
 
 def rollback(model_name: str) -> int:
-    """Move ``@champion`` back to the version the current champion replaced; returns it.
+    """Undo the last change of ``@champion``: the champion before it serves again; returns
+    that version.
 
-    Repeated rollbacks walk further back along the ``previous_champion`` chain. Raises
-    ValueError when there is no champion, it replaced nothing, or the version it replaced
-    has been deleted.
+    Repeated rollbacks walk back through ``champion_history`` (each promotion, by the gate
+    or by hand, is one step) until the first champion, then there is nothing to roll back;
+    the version rolled back from gets a note in its ``promotion`` tag. A registry written
+    before the history was kept follows the ``previous_champion`` tag once. Raises
+    ValueError when there is no champion, nothing to go back to, the alias was moved outside
+    growth (the history does not end with it), or the version to go back to was deleted.
     """
     client = _client()
     with _promotion_lock():
@@ -423,23 +462,40 @@ def _rollback(client: MlflowClient, model_name: str) -> int:
     current = _champion(client, model_name)
     if current is None:
         raise ValueError(f"{model_name} has no {CHAMPION}: nothing to roll back")
-    tags = client.get_model_version(model_name, str(current)).tags
-    previous = tags.get(PREVIOUS_CHAMPION_TAG)
-    if previous is None:
+    history = _history(client, model_name)
+    if history is None:  # an older registry: one step back along previous_champion
+        previous = client.get_model_version(model_name, str(current)).tags.get(
+            PREVIOUS_CHAMPION_TAG)
+        if previous is None:
+            raise ValueError(
+                f"{model_name} {CHAMPION} v{current} has no {PREVIOUS_CHAMPION_TAG} tag: "
+                "it replaced no earlier champion, so there is nothing to roll back to")
+        history = [int(previous), current]
+    if history[-1] != current:
         raise ValueError(
-            f"{model_name} {CHAMPION} v{current} has no {PREVIOUS_CHAMPION_TAG} tag: "
-            "it replaced no earlier champion, so there is nothing to roll back to"
-        )
+            f"{model_name} {CHAMPION} v{current} was set outside growth (its champion history "
+            f"ends with v{history[-1]}): choose a version with `growth models promote "
+            f"{model_name} VERSION`")
+    if len(history) < 2:
+        raise ValueError(f"{model_name} {CHAMPION} v{current} was the first champion: "
+                         "there is nothing to roll back to")
+    previous = history[-2]
     try:
-        client.get_model_version(model_name, previous)
+        client.get_model_version(model_name, str(previous))
     except MlflowException as e:
         if e.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         raise ValueError(
             f"{model_name} {CHAMPION} v{current} replaced v{previous}, which has been deleted: "
             f"choose a version with `growth models promote {model_name} VERSION`") from None
-    client.set_registered_model_alias(model_name, CHAMPION, previous)
-    return int(previous)
+    decided = client.get_model_version(model_name, str(current)).tags.get(PROMOTION_TAG)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    note = f"rolled back on {when}: v{previous} serves again"
+    client.set_model_version_tag(model_name, str(current), PROMOTION_TAG,
+                                 f"{decided}; {note}" if decided else note)
+    _set_history(client, model_name, history[:-1])
+    client.set_registered_model_alias(model_name, CHAMPION, str(previous))
+    return previous
 
 
 def registered_models() -> list[str]:
@@ -481,9 +537,11 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def version_for_date(model_name: str, as_of: date, source: str) -> int:
+def version_for_date(model_name: str, as_of: date, source: str, task: str | None = None
+                     ) -> int:
     """The point-in-time rule: the newest version trained on ``source`` (the
-    ``Dataset.source`` of the data to score) whose ``data_end_date`` <= ``as_of``.
+    ``Dataset.source`` of the data to score) whose ``data_end_date`` <= ``as_of``; with
+    ``task``, only versions that predict it (their ``task`` tag; untagged ones count as any).
 
     A backtest or replay as of a day must not use a model that saw data from that day on,
     nor one trained on other data. "Newest" means newest data: among the eligible versions,
@@ -497,20 +555,23 @@ def version_for_date(model_name: str, as_of: date, source: str) -> int:
     """
     client = _client()
     day = _as_date(as_of).isoformat()
-    dated = [(int(v.version), v.tags[DATA_END_TAG], v.tags.get(DATA_SOURCE_TAG))
-             for v in _versions(client, model_name) if DATA_END_TAG in v.tags]
-    eligible = [(end, number) for number, end, trained_on in dated
-                if end <= day and trained_on in (None, source)]
+    dated = [(int(v.version), v.tags[DATA_END_TAG], v.tags.get(DATA_SOURCE_TAG),
+              v.tags.get(TASK_TAG)) for v in _versions(client, model_name)
+             if DATA_END_TAG in v.tags]
+    eligible = [(end, number) for number, end, trained_on, predicts in dated
+                if end <= day and trained_on in (None, source)
+                and (task is None or predicts in (None, task))]
     if eligible:
         latest = max(end for end, _ in eligible)
         numbers = [number for end, number in eligible if end == latest]
         champion = _champion(client, model_name)
         return champion if champion in numbers else max(numbers)
     newest = "; ".join(f"v{number} data to {end} from {trained_on or 'an unrecorded source'}"
-                       for number, end, trained_on in reversed(dated[-5:]))
+                       + (f" ({predicts})" if predicts else "")
+                       for number, end, trained_on, predicts in reversed(dated[-5:]))
     raise LookupError(
-        f"no version of {model_name} trained on {source} has training data ending on or "
-        f"before {day}; "
+        f"no version of {model_name}{f' that predicts {task}' if task else ''} trained on "
+        f"{source} has training data ending on or before {day}; "
         + (f"newest versions: {newest}" if newest else "it has no dated versions")
     )
 
@@ -523,7 +584,7 @@ def version_artifact_uri(model_name: str, version: int) -> str:
 
 
 def download_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
-                      train_command: str) -> tuple[Path, int]:
+                      train_command: str, task: str | None = None) -> tuple[Path, int]:
     """Download the version :func:`version_for_date` picks for the data of ``ds`` into
     ``dest``; returns (folder, version). No fitting version, or no registered model at all,
     is a :class:`GrowthError` that tells people to run ``train_command`` (on this data)."""
@@ -532,7 +593,7 @@ def download_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
         train_command = f"{train_command} --data {source}"
     setup(model_name)
     try:
-        version = version_for_date(model_name, as_of, source)
+        version = version_for_date(model_name, as_of, source, task)
     except LookupError as exc:
         raise GrowthError(f"{exc}; train one with `{train_command}`") from exc
     except MlflowException as exc:  # no registered model at all

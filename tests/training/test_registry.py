@@ -58,10 +58,10 @@ def _run_with_artifact(text: str = "weights") -> str:
 
 
 def _register(data_end: date, recall: float | None = None, text: str = "weights",
-              source: str = SOURCE) -> int:
+              source: str = SOURCE, task: str | None = None) -> int:
     metrics = None if recall is None else {"recall": recall}
     return r.register_version(MODEL, _run_with_artifact(text), "model", data_end, source,
-                              metrics)
+                              metrics, task)
 
 
 def _status(run_id: str) -> str:
@@ -240,6 +240,35 @@ def test_champion_from_other_data_is_not_compared() -> None:
         True, "promoted: recall 0.9 > champion v3 0.15")
 
 
+def test_a_champion_of_another_task_is_not_compared() -> None:
+    """Churn over 14 days has about three times the positives of churn over 56 days, so its
+    PR-AUC is higher without being better: a walkthrough saw it take @champion."""
+    served = _register(date(2024, 6, 1), recall=0.49, task="churn within 56 days")
+    assert r.promote_if_better(MODEL, served, "recall")[0]
+    assert r.champion_task(MODEL) == "churn within 56 days"
+    short = _register(date(2024, 6, 1), recall=0.70, task="churn within 14 days")
+    promoted, reason = r.promote_if_better(MODEL, short, "recall")
+    assert not promoted and r.champion_version(MODEL) == served
+    assert reason == ("rejected: recall 0.7 (champion v1 predicts churn within 56 days, this "
+                      "version churn within 14 days: not comparable; `growth models promote "
+                      f"{MODEL} 2` serves this one)")
+    same = _register(date(2024, 6, 1), recall=0.50, task="churn within 56 days")
+    assert r.promote_if_better(MODEL, same, "recall")[0]
+    # scoring keeps to a task when asked; untagged versions count as any
+    later = _register(date(2024, 7, 1), task="churn within 14 days")
+    assert r.version_for_date(MODEL, date(2024, 8, 1), SOURCE) == later
+    assert r.version_for_date(MODEL, date(2024, 8, 1), SOURCE, "churn within 56 days") == same
+    with pytest.raises(LookupError) as err:
+        r.version_for_date(MODEL, date(2024, 8, 1), SOURCE, "churn within 90 days")
+    assert str(err.value).startswith(f"no version of {MODEL} that predicts churn within 90 "
+                                     f"days trained on {SOURCE} has training data ending")
+    assert "v4 data to 2024-07-01 from " in str(err.value)
+    assert "(churn within 14 days)" in str(err.value)
+    untagged = _register(date(2024, 7, 15))
+    assert r.version_for_date(MODEL, date(2024, 8, 1), SOURCE, "churn within 90 days") == (
+        untagged)
+
+
 def test_a_backtest_does_not_replace_the_champion() -> None:
     """A version whose training data end before the champion's was judged on an older
     validation window: the gate leaves today's model serving."""
@@ -352,6 +381,39 @@ def test_promote_and_rollback() -> None:
     assert [row["champion"] for row in r.list_versions(MODEL)] == [True, False]
     local = mlflow.artifacts.download_artifacts(f"models:/{MODEL}@{r.CHAMPION}")
     assert (Path(local) / "readme.txt").read_text() == "weights"
+
+
+def test_rollbacks_undo_promotions_in_order_and_stop_at_the_first() -> None:
+    """A walkthrough's promote 4, promote 1, then rollbacks went round 4 -> 13 -> 1 -> 4
+    forever: re-promoting v1 overwrote its predecessor. Each rollback now undoes one change
+    and leaves a note on the version it demotes."""
+    v1, v2, v3 = (_register(date(2024, 3, 1)) for _ in range(3))
+    r.promote(MODEL, v1)
+    r.promote(MODEL, v2, reason="by the gate")
+    r.promote(MODEL, v3)
+    r.promote(MODEL, v1)  # champions so far: 1, 2, 3, 1
+    assert [r.rollback(MODEL) for _ in range(3)] == [v3, v2, v1]
+    with pytest.raises(ValueError, match="was the first champion: there is nothing to roll"):
+        r.rollback(MODEL)
+    assert r.champion_version(MODEL) == v1
+    note = _tag(v2, "promotion")
+    assert note.startswith("by the gate; rolled back on ") and note.endswith(
+        ": v1 serves again")
+    r.promote(MODEL, v2)  # the history goes on from here
+    assert r.rollback(MODEL) == v1
+    MlflowClient().set_registered_model_alias(MODEL, r.CHAMPION, str(v3))  # outside growth
+    with pytest.raises(ValueError, match="v3 was set outside growth .* ends with v1"):
+        r.rollback(MODEL)
+
+
+def test_rollback_on_a_registry_without_history_goes_back_once() -> None:
+    v1, v2 = _register(date(2024, 3, 1)), _register(date(2024, 4, 1))
+    r.promote(MODEL, v1)
+    r.promote(MODEL, v2)
+    MlflowClient().delete_registered_model_tag(MODEL, r.HISTORY_TAG)  # as written before
+    assert r.rollback(MODEL) == v1
+    with pytest.raises(ValueError, match="nothing to roll back to"):
+        r.rollback(MODEL)
 
 
 def test_rollback_to_a_deleted_version_says_so() -> None:

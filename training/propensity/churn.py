@@ -227,4 +227,7 @@ def training_set(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = No
                      "training_cutoffs": sorted(str(c.date()) for c in
                                                 data.train[CUTOFF].unique()),
                      "train_rows": len(data.train), "valid_rows": len(data.valid),
-                     "test_rows": 0 if test is None else len(test)})
+                     "test_rows": 0 if test is None else len(test),
+                     **({} if covered else {"no_test_set": (
+                         f"its {cfg.horizon_days}-day label window from {cfg.as_of} runs "
+                         f"past the data's last day, {last.date()}")})})

@@ -6,6 +6,7 @@ default, so an empty YAML file is a valid config.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,11 @@ class PropensityConfig(Strict):
     top_fraction: float = Field(0.1, gt=0, lt=1)  # lift and capture at this share of rows
     report_every: int = Field(10, ge=1)  # rounds between progress reports to a tuner
 
+    def task(self) -> str | None:
+        """What a version trained with this config predicts, where a setting changes it
+        (registry.TASK_TAG): versions predicting different things are not compared."""
+        return None
+
 
 class ChurnConfig(PropensityConfig):
     as_of: Day = date(2017, 11, 6)  # test labels: no purchase in [as_of, as_of + horizon)
@@ -48,6 +54,21 @@ class ChurnConfig(PropensityConfig):
     # whose label windows overlap the validation window are skipped, the rest train.
     n_cutoffs: int = Field(20, ge=2)
     step_days: Days = 7  # days between cutoffs
+
+    def task(self) -> str | None:
+        return churn_task(self.horizon_days)
+
+
+def churn_task(horizon_days: int) -> str:
+    """The task of a churn model: its horizon changes what it predicts (and the positive
+    rate, so its PR-AUC cannot be compared with another horizon's)."""
+    return f"churn within {horizon_days} days"
+
+
+def task_horizon(task: str | None) -> int | None:
+    """The horizon of a :func:`churn_task` text; None for anything else."""
+    found = re.fullmatch(r"churn within (\d+) days", task or "")
+    return int(found.group(1)) if found else None
 
 
 class CouponConfig(PropensityConfig):

@@ -134,4 +134,8 @@ def training_set(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = N
                      # left out of the test set: they start after the data ends
                      "after_data_campaigns": data.after_data,
                      "train_rows": len(data.train), "valid_rows": len(data.valid),
-                     "test_rows": len(data.test)})
+                     "test_rows": len(data.test),
+                     **({} if test is not None else {"no_test_set": (
+                         f"no campaign starting on or after {cfg.split_date} has a "
+                         "redemption in the data" if len(data.test) else
+                         f"no campaign starts on or after {cfg.split_date} within the data")})})

@@ -91,7 +91,9 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, source: str, repo
                    for k, v in task.description.items()})
     params.update({"features": str(len(task.spec.names)),
                    "trainer": "lightgbm.dask" if scheduler_address else "lightgbm"})
-    with registry.tracked_run(name, f"{name}_{task.data_end}", params=params,
+    horizon = getattr(cfg, "horizon_days", None)  # churn's: part of what it predicts
+    run_name = f"{name}_{task.data_end}{f'_{horizon}d' if horizon else ''}_seed{cfg.seed}"
+    with registry.tracked_run(name, run_name, params=params,
                               tags={registry.DATA_END_TAG: task.data_end.isoformat(),
                                     registry.DATA_SOURCE_TAG: source}) as run:
         model, fit, gate_value = fit_propensity(
@@ -128,7 +130,7 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, source: str, repo
         tags.update({k: metrics[OURS][k] for k in ("roc_auc", "pr_auc", "ece")
                      if k in metrics[OURS]})
         version = registry.register_version(name, run.info.run_id, "model", task.data_end,
-                                            source, metrics=tags)
+                                            source, metrics=tags, task=cfg.task())
         baselines = {b.name: metrics[b.name]["val_pr_auc"] for b in task.baselines}
         promoted, reason = registry.promote_if_better(name, version, GATE_METRIC,
                                                       baselines=baselines)

@@ -35,6 +35,7 @@ from features.sources import GrowthError
 from training import registry
 from training.propensity.bundle import PropensityModel
 from training.propensity.churn import churn_features
+from training.propensity.config import churn_task, task_horizon
 from training.propensity.coupon import coupon_examples
 from training.propensity.gbdt import MissingFeatures
 
@@ -52,13 +53,22 @@ class Scored(NamedTuple):
 RECEIVED = "received"  # coupon rows: the household received the campaign
 
 
-def load_for_date(model_name: str, as_of: date, ds: Dataset,
-                  dest: Path) -> tuple[PropensityModel, int]:
+def load_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
+                  horizon_days: int | None = None) -> tuple[PropensityModel, int]:
     """The newest registered version trained on the data of ``ds`` whose training data ends
-    on or before ``as_of``."""
+    on or before ``as_of``; for churn, one that predicts over ``horizon_days`` (default: the
+    champion's horizon, when the champion records it), so a model of another horizon is
+    never picked by accident."""
     date_option = "--as-of" if model_name == "churn" else "--split-date"
-    folder, version = registry.download_for_date(
-        model_name, as_of, ds, dest, f"growth train {model_name} {date_option} {as_of}")
+    command = f"growth train {model_name} {date_option} {as_of}"
+    task = None
+    if model_name == "churn":
+        if horizon_days is None:
+            horizon_days = task_horizon(registry.champion_task(model_name))
+        if horizon_days is not None:
+            task = churn_task(horizon_days)
+            command += f" --horizon-days {horizon_days}"
+    folder, version = registry.download_for_date(model_name, as_of, ds, dest, command, task)
     return PropensityModel.load(folder), version
 
 
@@ -132,13 +142,14 @@ def coupon_scores(ds: Dataset, model: PropensityModel, pairs: pd.DataFrame,
 
 
 def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = None,
-                  campaign_id: int | None = None, data_cfg: DataConfig | None = None
-                  ) -> Scored:
+                  campaign_id: int | None = None, data_cfg: DataConfig | None = None,
+                  horizon_days: int | None = None) -> Scored:
     """Score, write ``out`` (parquet with model metadata); returns what it wrote.
     ``as_of`` must lie within the data (``Dataset.check_as_of``). With ``campaign_id`` the
     features are as of the campaign's start, which is the ``as_of`` returned and recorded;
     a given ``as_of`` (on or before that start) then only picks the version, the newest
-    whose data end by it, recorded as ``version_as_of``."""
+    whose data end by it, recorded as ``version_as_of``. ``horizon_days`` (churn) picks
+    among versions of that horizon (default: the champion's; see :func:`load_for_date`)."""
     data_cfg = data_cfg or DataConfig()
     version_as_of = None  # the date that picks the version, when not as_of itself
     if model_name not in MODELS:
@@ -146,6 +157,9 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
     if model_name == "churn":
         if campaign_id is not None:
             raise GrowthError("--campaign-id only applies to the coupon model")
+    elif horizon_days is not None:
+        raise GrowthError("--horizon-days only applies to the churn model")
+    if model_name == "churn":
         as_of = as_of or data_cfg.churn_as_of
     elif campaign_id is not None:
         start = campaign_start(ds, campaign_id)
@@ -169,7 +183,7 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
                               f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS} and no "
                               f"household has a purchase before its start")
     with tempfile.TemporaryDirectory() as tmp:
-        model, version = load_for_date(model_name, version_as_of, ds, Path(tmp))
+        model, version = load_for_date(model_name, version_as_of, ds, Path(tmp), horizon_days)
     try:
         rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"
                 else coupon_scores(ds, model, pairs, data_cfg))

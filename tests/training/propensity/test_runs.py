@@ -105,7 +105,8 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     with pytest.raises(GrowthError, match="no version of churn") as err:
         score_to_file(ds, "churn", tmp_path / "early.parquet", date(2017, 8, 1))
     assert str(err.value).endswith(
-        f"train one with `growth train churn --as-of 2017-08-01 --data {ds.source}`")
+        f"train one with `growth train churn --as-of 2017-08-01 --horizon-days 28 --data "
+        f"{ds.source}`")  # the champion's horizon, 28 days in CHURN
 
 
 def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None:
@@ -202,8 +203,16 @@ def test_transactions_only_folder(data: Path, ds, tmp_path: Path,
     with pytest.raises(GrowthError) as err:
         score_to_file(ds, "churn", out, date(2017, 8, 28))
     message = str(err.value)
-    assert f"no version of churn trained on {data.resolve()}" in message
-    assert f"v1 data to 2017-08-28 from {folder.resolve()}" in message
+    assert (f"no version of churn that predicts churn within 28 days trained on "
+            f"{data.resolve()}") in message  # the champion's horizon, by default
+    assert f"v1 data to 2017-08-28 from {folder.resolve()} (churn within 28 days)" in message
+    # a horizon no version was trained with is never stood in for by another
+    with pytest.raises(GrowthError) as err:
+        score_to_file(ds_only, "churn", out, date(2017, 8, 28), horizon_days=56)
+    assert str(err.value).startswith("no version of churn that predicts churn within 56 days")
+    assert "`growth train churn --as-of 2017-08-28 --horizon-days 56 --data " in str(err.value)
+    with pytest.raises(GrowthError, match="--horizon-days only applies to the churn model"):
+        score_to_file(ds_only, "coupon", out, horizon_days=28)
     # the as-of date must lie within the data
     _, last = ds_only.time_range()
     with pytest.raises(GrowthError, match=f"the as-of date may be from .* to "
@@ -234,6 +243,33 @@ def test_validation_score_for_the_tuner(ds) -> None:
 
     with pytest.raises(Pruned):
         coupon.validation_score(ds, load_coupon_config(overrides=COUPON), report=prune)
+
+
+def test_a_run_without_a_test_set_says_why(ds, capsys) -> None:
+    """--as-of near the data's end: the label window runs past it, so the printed table is
+    the validation fold's, and a note says why rather than leaving it to be guessed."""
+    from growth.display import print_propensity
+
+    _, last = ds.time_range()
+    as_of = last.date() - timedelta(days=7)
+    cfg = load_churn_config(overrides=[*CHURN, f"as_of={as_of}"])
+    task = churn.training_set(ds, cfg)
+    assert task.test is None
+    assert task.description["no_test_set"] == (
+        f"its 28-day label window from {as_of} runs past the data's last day, {last.date()}")
+    assert "no_test_set" not in churn.training_set(ds, load_churn_config(
+        overrides=CHURN)).description
+    m = {"roc_auc": 0.5, "pr_auc": 0.5, "brier": 0.1, "ece": 0.1, "lift_at_10pct": 1.0,
+         "capture_at_10pct": 0.1}
+    print_propensity({"model": "churn", "version": 7, "data_end": str(as_of),
+                      "promotion": "rejected", "train_seconds": 1.0, "best_iteration": 3,
+                      "data": task.description,
+                      "metrics": {"lightgbm": {f"val_{k}": v for k, v in m.items()}}},
+                     Path("reports"))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(validation set; rejected)" in out
+    assert (f"note: no test set: its 28-day label window from {as_of} runs past the data's "
+            f"last day, {last.date()}; the table is the validation fold's") in out
 
 
 def test_settings_the_data_cannot_hold_say_what_to_change(ds) -> None:
