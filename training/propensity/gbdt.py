@@ -152,21 +152,36 @@ def fit_gbdt(
     return GBDTFit(booster, best, time.perf_counter() - started)
 
 
+def dask_client(address: str, timeout_s: float = 30):
+    """A ``distributed.Client`` on the scheduler at ``address``; a GrowthError naming it when
+    it is not an address or does not answer within ``timeout_s``."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout_s)
+    except ValueError as exc:  # not an address at all
+        raise GrowthError(f"--dask-scheduler {address!r} is not a scheduler address ({exc}); "
+                          "expected tcp://HOST:PORT") from None
+    except OSError as exc:  # unreachable: timed out or refused
+        raise GrowthError(f"--dask-scheduler {address}: no scheduler answers there ({exc}); "
+                          "start one (`dask scheduler`) or check the address") from None
+
+
+def check_scheduler(address: str | None, timeout_s: float = 10) -> None:
+    """Before any data is read: the scheduler at ``address`` answers (see dask_client)."""
+    if address:
+        dask_client(address, timeout_s).close()
+
+
 def _fit_dask(x: pd.DataFrame, y: np.ndarray, categorical: list[str], params: dict[str, Any],
               rounds: int, address: str) -> lgb.Booster:
     """Data-parallel training on the Dask cluster at ``address``; returns a local booster."""
     import dask.dataframe as dd
-    from distributed import Client
 
     # lightgbm.dask sets threads per worker itself; metrics are computed here afterwards.
     params = {k: v for k, v in params.items()
               if k not in ("metric", "first_metric_only", "num_threads")}
-    try:
-        client = Client(address, timeout=30)
-    except ValueError as exc:  # not an address at all; an unreachable one times out (OSError)
-        raise GrowthError(f"--dask-scheduler {address!r} is not a scheduler address ({exc}); "
-                          "expected tcp://HOST:PORT") from None
-    with client:
+    with dask_client(address) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
         dx = dd.from_pandas(x, npartitions=workers)
         dy = dd.from_pandas(pd.Series(y, index=x.index, name="label"), npartitions=workers)

@@ -33,6 +33,7 @@ from training.propensity import churn, coupon
 from training.propensity.bundle import PropensityModel, fit_propensity
 from training.propensity.config import ChurnConfig, CouponConfig, PropensityConfig
 from training.propensity.evaluate import binary_report, calibration_plot, gain_chart
+from training.propensity.gbdt import check_scheduler
 from training.propensity.reasons import global_importance
 from training.propensity.task import GATE_METRIC, TrainingSet
 
@@ -151,6 +152,7 @@ def train_churn(ds: Dataset, cfg: ChurnConfig, reports_dir: Path,
                 scheduler_address: str | None = None) -> dict[str, Any]:
     """``growth train churn``: rolling-cutoff training set, then :func:`train_propensity`."""
     started = time.perf_counter()
+    check_scheduler(scheduler_address)
     return train_propensity(churn.training_set(ds, cfg, data_cfg), cfg,
                             ds.source, reports_dir, scheduler_address, started)
 
@@ -159,6 +161,7 @@ def train_coupon(ds: Dataset, cfg: CouponConfig, reports_dir: Path,
                  data_cfg: DataConfig | None = None,
                  scheduler_address: str | None = None) -> dict[str, Any]:
     """``growth train coupon``: (household, campaign) rows, then :func:`train_propensity`."""
+    check_scheduler(scheduler_address)
     started = time.perf_counter()
     return train_propensity(coupon.training_set(ds, cfg, data_cfg), cfg,
                             ds.source, reports_dir, scheduler_address, started)

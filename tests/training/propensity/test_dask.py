@@ -52,3 +52,23 @@ def test_a_scheduler_address_that_is_not_one_is_named() -> None:
 
     with pytest.raises(GrowthError, match="--dask-scheduler 'notanaddress' is not a scheduler"):
         _fit_dask(pd.DataFrame({"x": [1.0]}), np.array([1]), [], {}, 1, "notanaddress")
+
+
+def test_a_scheduler_that_does_not_answer_is_named_before_any_data_is_read(
+        tmp_path: Path) -> None:
+    """A walkthrough waited for the features, then 30 s, before learning the address was
+    wrong: the scheduler is tried first, briefly."""
+    import socket
+    import time
+
+    from features.sources import GrowthError
+    from training.propensity.run import train_churn
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    with pytest.raises(GrowthError, match=f"--dask-scheduler tcp://127.0.0.1:{port}: no "
+                                          "scheduler answers there"):
+        train_churn(None, None, tmp_path, scheduler_address=f"tcp://127.0.0.1:{port}")
+    assert time.perf_counter() - started < 30
