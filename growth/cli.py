@@ -293,6 +293,9 @@ def score_cmd(
         "--campaign-id", help="Coupon: score this campaign as of its start, for every "
                               "household with a purchase before it and its recipients "
                               "(column received).")] = None,
+    horizon_days: Annotated[int | None, typer.Option(
+        "--horizon-days", min=1, help="Churn: use a version trained with this horizon "
+                                      "(default: the @champion's).")] = None,
     data: DataOpt = None, data_config: ConfigOpt = None,
 ) -> None:
     """Batch propensity scores, deciles and reason codes with the point-in-time version."""
@@ -309,7 +312,8 @@ def score_cmd(
 
         data_cfg = dates_for(ds, data_cfg, console, report=(
             "churn_as_of" if model == "churn" else "coupon_split_date",))
-    rows, version, day, horizon = score_to_file(ds, model, out, day, campaign_id, data_cfg)
+    rows, version, day, horizon = score_to_file(ds, model, out, day, campaign_id, data_cfg,
+                                                horizon_days)
     if model == "churn":
         console.print(f"churn v{version} ({horizon}-day horizon) as of "
                       f"{day}: {len(rows):,} rows -> {out}", highlight=False)
@@ -543,19 +547,51 @@ def tune_cmd(
     overrides: SetOpt = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Tuned config file (default: configs/tuned/<model>.yaml).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace --out even when it records a better score measured on "
+                            "the same data and settings (default: keep it).")] = False,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="churn, two-tower: as `growth train`'s --as-of.")] = None,
+    horizon_days: Annotated[int | None, typer.Option(
+        min=1, help="churn: as `growth train churn --horizon-days`.")] = None,
+    split_date: Annotated[str | None, typer.Option(
+        "--split-date", help="coupon: as `growth train coupon --split-date`.")] = None,
 ) -> None:
     """Search hyper-parameters with Optuna on the validation window; write the best config."""
     from growth.pipeline import print_dates
     from training.tuning import SPECS, TuneRequest, tune, tuned_path
 
-    request = TuneRequest(_spelled(model, list(SPECS)), trials,
+    name = _spelled(model, list(SPECS))
+    sets = list(overrides or [])
+    for option, value, field, models in (
+            ("--as-of", as_of, "as_of", ("churn", "two-tower")),
+            ("--horizon-days", horizon_days, "horizon_days", ("churn",)),
+            ("--split-date", split_date, "split_date", ("coupon",))):
+        if value is None:
+            continue
+        if name not in models:
+            raise typer.BadParameter(f"applies to {' and '.join(models)}, not {name}",
+                                     param_hint=option)
+        sets.append(f"{field}={_date(value, option) if isinstance(value, str) else value}")
+    request = TuneRequest(name, trials,
                           storage=storage, study=study, workers=workers, timeout=timeout,
                           data=data, data_config=data_config, config=config,
-                          overrides=tuple(overrides or ()), out=out)
+                          overrides=tuple(sets), out=out, overwrite=overwrite)
     _out_file(tuned_path(request), "--out", ".yaml", ".yml")
     result = tune(request)
     console.print(f"best of study {result.study}: trial {result.best_trial}, validation "
                   f"score {result.best_value:.4f}")
+    if result.base_trial is None:
+        console.print("base config: not a trial of this study (it held trials before "
+                      "growth tune tried the base config first)")
+    else:
+        score = (f"validation score {result.base_value:.4f}" if result.base_value is not None
+                 else result.base_state.lower())
+        same = " (no trial beat it)" if result.base_trial == result.best_trial else ""
+        console.print(f"base config {result.base_label}: trial {result.base_trial}, {score}"
+                      f"{same}", highlight=False)
+        for line in result.base_changes:
+            console.print(f"base config: {line}", highlight=False)
     table = Table()
     table.add_column("parameter")
     table.add_column("value", justify="right")
@@ -566,10 +602,15 @@ def tune_cmd(
     console.print(f"this session: {states}; the study holds {result.study_trials} trials")
     if result.storage:
         console.print(f"resume or share: --storage {result.storage} --study {result.study}")
-    console.print(f"tuned config: {result.config_path}")
+    if result.written:
+        console.print(f"tuned config: {result.config_path}", highlight=False)
     print_dates(result.dates, console)
     if result.warning:
         err_console.print(f"warning: {result.warning}", highlight=False)
+    if result.kept:
+        err_console.print(f"note: {result.kept}", highlight=False)
+    console.print(f"train with {'it' if result.written else 'the kept config'}: "
+                  f"{escape(result.train_command)}", highlight=False, soft_wrap=True)
 
 
 def _spelled(name: str, known: list[str]) -> str:
@@ -607,18 +648,22 @@ def models_list(name: Annotated[str | None, typer.Argument(
     if not names:
         console.print("no registered models yet")
         return
+    sections = [[(model, f"v{v['version']}{' *' if v['champion'] else ''}",
+                  v[registry.DATA_END_TAG] or "-", v[registry.DATA_SOURCE_TAG] or "-",
+                  "\n".join(f"{k}={x:.4g}" for k, x in sorted(v["metrics"].items())) or "-",
+                  v[registry.PROMOTION_TAG] or "-", f"{v['created']:%Y-%m-%d %H:%M}",
+                  v["run_id"][:8]) for v in _versions(model)] for model in names]
+    # One metric a line, its column as wide as the longest (rich narrows the others first),
+    # and no cell cut short with "…": a word wider than its column folds onto the next line.
+    widest = max(len(line) for section in sections for row in section
+                 for line in (*row[4].splitlines(), "metrics"))
     table = Table(title="registered models (* = @champion)")
     for col in ("model", "version", "data ends", "data source", "metrics", "promotion",
                 "created", "run"):
-        table.add_column(col)
-    for model in names:
-        for v in _versions(model):
-            metrics = ", ".join(f"{k}={x:.4g}" for k, x in sorted(v["metrics"].items()))
-            table.add_row(model, f"v{v['version']}{' *' if v['champion'] else ''}",
-                          v[registry.DATA_END_TAG] or "-",
-                          v[registry.DATA_SOURCE_TAG] or "-", metrics or "-",
-                          v[registry.PROMOTION_TAG] or "-", f"{v['created']:%Y-%m-%d %H:%M}",
-                          v["run_id"][:8])
+        table.add_column(col, overflow="fold", width=widest if col == "metrics" else None)
+    for section in sections:
+        for row in section:
+            table.add_row(*row)
         table.add_section()
     console.print(table)
 
@@ -659,19 +704,29 @@ def models_rollback(name: Annotated[str, typer.Argument(help="A registered model
 @app.command("compare")
 def compare_cmd(
     model: Annotated[str | None, typer.Argument(
-        help="An experiment: two_tower, churn, coupon (default: every model with runs).")] = None,
+        help="two_tower (or two-tower), churn or coupon (default: every model with runs).")
+    ] = None,
     last: Annotated[int, typer.Option(min=1, help="Newest finished runs per model.")] = 10,
     fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
 ) -> None:
-    """Runs side by side from MLflow: ours and the baselines, key params and metrics."""
+    """Runs side by side from MLflow: ours and the baselines, key params and metrics.
+
+    Two-tower new-item recall: "new@20 mixed" in the list shown by default;
+    "new@20 excl bought" without products already bought (the target's figure)."""
     import pandas as pd
 
-    from training.compare import compare_runs, experiments
+    from training.compare import COLUMNS, compare_runs, experiments
 
     if fmt not in ("table", "csv"):
         raise typer.BadParameter(f"--format is table or csv, not {fmt!r}")
     known = experiments()
-    models = [_spelled(model, known)] if model else known
+    if model:  # our models, and any other experiment with model runs (not Default, tuning)
+        choices = [*COLUMNS, *(name for name in known if name not in COLUMNS)]
+        model = _spelled(model, choices)
+        if model not in choices:
+            listed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+            raise typer.BadParameter(f"expected {listed}, got {model!r}", param_hint="MODEL")
+    models = [model] if model else known
     if not models:
         raise GrowthError("no runs in MLflow yet: train a model first")
     results = {name: compare_runs(name, last) for name in models}

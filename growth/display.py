@@ -121,6 +121,11 @@ def _cell(value) -> str:
         return str(value)
 
 
+def _seconds(value) -> str:
+    """A duration in one format whatever its size (7.2 and 174.1, not 7.2281 and 174.1)."""
+    return _cell(value) if _cell(value) == "-" else f"{float(value):.1f}"
+
+
 def print_comparison(model: str, frame, cols) -> None:
     """One rich table per data source (figures on different data do not compare; the gate
     does not compare them either), newest runs first."""
@@ -147,7 +152,8 @@ def _comparison_table(title: str, frame, cols) -> None:
             version = "-" if _cell(r["version"]) == "-" else (
                 f"v{int(r['version'])}{' *' if r['champion'] else ''}")
             run_cells = [run_id[:8], version, _cell(r["data_end"]),
-                         *(_cell(r[k]) for k in run_keys)]
+                         *(_seconds(r[k]) if k.endswith("_seconds") else _cell(r[k])
+                           for k in run_keys)]
             if j > 0:  # the run's fields once, on its first row
                 run_cells = [""] * len(run_cells)
             section.append([*run_cells, r["system"], *(_cell(r[m]) for m in cols.metrics)])

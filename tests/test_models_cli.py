@@ -69,7 +69,8 @@ def test_unknown_model_or_version_is_one_error_line(monkeypatch: pytest.MonkeyPa
         (("models", "list", "nope"), "no registered model 'nope'; registered models: recs"),
         (("models", "promote", "nope", "1"), "no registered model 'nope'"),
         (("models", "promote", "recs", "9"), "recs has no version 9; versions: 1"),
-        (("models", "rollback", "recs"), "it replaced no earlier champion"),
+        (("models", "rollback", "recs"), "was the first champion: there is nothing to roll "
+                                         "back to"),
     ]:
         code, out, err = growth(monkeypatch, capsys, *args)
         assert code == 2, (args, out, err)
@@ -128,3 +129,25 @@ def test_spelled() -> None:
     assert _spelled("two_tower", ["churn", "two-tower"]) == "two-tower"
     assert _spelled("two_tower", ["two_tower"]) == "two_tower"
     assert _spelled("nope", ["two_tower"]) == "nope"
+
+
+def test_list_shows_every_metric_whole(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture) -> None:
+    """In a narrow terminal `models list` showed `recall_all_at_20=0.15…`: each metric is on
+    its own line, whole (other columns give way or fold), and no cell ends in "…"."""
+    from growth import display
+
+    with registry.tracked_run("models-cli-test", "fit") as run:
+        mlflow.log_text("weights", "model/readme.txt")
+    version = registry.register_version(
+        "two_tower", run.info.run_id, "model", date(2017, 12, 4),
+        "/srv/shops/complete-journey/parquet-2024",
+        {"val_recall_at_20": 0.21234567, "recall_all_at_20": 0.15184787})
+    registry.promote_if_better("two_tower", version, "val_recall_at_20")
+    for width in (80, 100, 140):
+        monkeypatch.setattr(display.console, "width", width)
+        code, out, err = growth(monkeypatch, capsys, "models", "list")
+        assert code == 0, err
+        assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+        cells = [line.split("│")[5].strip() for line in out.splitlines() if "│" in line]
+        assert "recall_all_at_20=0.1518" in cells and "val_recall_at_20=0.2123" in cells

@@ -12,7 +12,7 @@ run metrics, then the system's metrics. Which columns are key is a small per-mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -35,32 +35,48 @@ class Columns:
     run_metrics: tuple[str, ...] = ()  # metrics without a system prefix
     metrics: tuple[str, ...] = ()  # per system; empty: those the systems share
     ours: tuple[str, ...] = ()  # our systems, listed before the baselines
+    # Every field above is in the frame (and the CSV); so the table fits a 140-column log,
+    # these params show in it only when a listed run departs from the usual value given
+    usual: tuple[tuple[str, str], ...] = ()
+    # ... and these metrics never do
+    csv_only: tuple[str, ...] = ()
 
 
+# Parameters that say what a run is come first (label horizon, seed, trainer), then the tuned
+# ones. as_of (churn, two_tower) and split_date (coupon) are not repeated: they are the run's
+# data_end tag, the table's "data ends".
 _PROPENSITY = Columns(
-    params=("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction",
-            "linear_weight"),
+    params=("seed", "trainer", "learning_rate", "num_leaves", "min_data_in_leaf",
+            "feature_fraction", "linear_weight"),
     run_metrics=("train_seconds",),
     # val_pr_auc: what the promotion gate compares (ours against the champion and baselines)
     metrics=("val_pr_auc", "roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct"),
     ours=("lightgbm",),
+    usual=(("trainer", "local"), ("linear_weight", "0.0")),
+    csv_only=("brier", "ece"),  # calibration; the table compares ranking
 )
 COLUMNS: dict[str, Columns] = {
     "two_tower": Columns(
-        params=("dim", "lr", "temperature", "batch_size"),
+        params=("seed", "dim", "lr", "temperature", "batch_size"),
         run_metrics=("best_val_recall_at_20", "train_seconds"),
-        metrics=("recall_all_at_20", "recall_new_at_20", "ndcg_all_at_20",
-                 "hit_rate_all_at_20"),
+        # recall_new_at_20: new items in the list shown by default (repeat purchases too);
+        # ..._exclude_purchased: in the list without products the household bought, the
+        # figure the new-item target is judged on (only our blend logs it)
+        metrics=("recall_all_at_20", "recall_new_at_20", "recall_new_at_20_exclude_purchased",
+                 "ndcg_all_at_20", "hit_rate_all_at_20"),
         ours=("two_tower_blend", "two_tower_only"),
+        csv_only=("hit_rate_all_at_20",),
     ),
-    "churn": _PROPENSITY,
+    "churn": replace(_PROPENSITY, params=("horizon_days", *_PROPENSITY.params)),
     "coupon": _PROPENSITY,
 }
 
 
 # short column headings, so a comparison fits a 140-column log; other names show as they are
 LABELS = {
-    "recall_all_at_20": "recall@20", "recall_new_at_20": "new@20", "ndcg_all_at_20": "NDCG@20",
+    "recall_all_at_20": "recall@20", "recall_new_at_20": "new@20 mixed",
+    "recall_new_at_20_exclude_purchased": "new@20 excl bought", "ndcg_all_at_20": "NDCG@20",
+    "horizon_days": "horizon", "seed": "seed", "trainer": "fit",
     "hit_rate_all_at_20": "hit@20", "best_val_recall_at_20": "val rec@20",
     "train_seconds": "train s", "temperature": "temp", "batch_size": "batch",
     "history_half_life_days": "half-life", "learning_rate": "lr", "num_leaves": "leaves",
@@ -68,6 +84,10 @@ LABELS = {
     "val_pr_auc": "val PR-AUC", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "brier": "Brier",
     "ece": "ECE", "linear_weight": "lin w",
 }
+
+
+# the logged trainer param, as the table and CSV show it
+TRAINERS = {"lightgbm": "local", "lightgbm.dask": "dask"}  # dask: --dask-scheduler
 
 
 def label(name: str) -> str:
@@ -117,6 +137,31 @@ def _evaluated_runs(client: MlflowClient, experiment_id: str, last: int) -> list
     return found[:last]
 
 
+def _param(run: Run, name: str) -> str | None:
+    value = run.data.params.get(name)
+    return TRAINERS.get(value, value) if name == "trainer" and value else value
+
+
+def _departs(value: str | None, usual: str) -> bool:
+    """Whether a logged parameter differs from its usual value ("0" and "0.0" do not)."""
+    if value is None:
+        return False
+    try:
+        return float(value) != float(usual)
+    except ValueError:
+        return value != usual
+
+
+def _table_columns(cols: Columns, runs: list[Run]) -> Columns:
+    """The columns the table shows: ``cols`` less its ``csv_only`` metrics and the ``usual``
+    params every listed run has at their usual value."""
+    usual = dict(cols.usual)
+    params = tuple(p for p in cols.params if p not in usual
+                   or any(_departs(_param(r, p), usual[p]) for r in runs))
+    return Columns(params, cols.run_metrics,
+                   tuple(m for m in cols.metrics if m not in cols.csv_only), cols.ours)
+
+
 def experiments() -> list[str]:
     """Experiments holding model runs: not MLflow's Default, not tuning sessions."""
     names = [e.name for e in MlflowClient(tracking_uri()).search_experiments()]
@@ -125,11 +170,13 @@ def experiments() -> list[str]:
 
 def compare_runs(model: str, last: int = 10) -> tuple[pd.DataFrame, Columns]:
     """One row per (run, system) for the newest ``last`` finished runs of experiment
-    ``model`` that evaluated systems (newest first), and the columns chosen for it.
+    ``model`` that evaluated systems (newest first), and the columns its table shows
+    (:func:`_table_columns`; the frame has all of :data:`COLUMNS`).
 
     Row fields: run_id, run_name, started (UTC), version and champion (of the version the
     run registered; None/False when it registered none), data_end, data_source (None for
-    runs logged before it was recorded), then ``param.<name>``,
+    runs logged before it was recorded), then ``param.<name>`` (``param.trainer``: local or
+    dask, :data:`TRAINERS`),
     ``run.<metric>``, system and the system's metrics.
     """
     client = MlflowClient(tracking_uri())
@@ -159,7 +206,7 @@ def compare_runs(model: str, last: int = 10) -> tuple[pd.DataFrame, Columns]:
             or version.get(registry.DATA_END_TAG),
             "data_source": run.data.tags.get(registry.DATA_SOURCE_TAG)
             or version.get(registry.DATA_SOURCE_TAG),
-            **{f"param.{p}": run.data.params.get(p) for p in cols.params},
+            **{f"param.{p}": _param(run, p) for p in cols.params},
             **{f"run.{m}": run_metrics.get(m) for m in cols.run_metrics},
         }
         for system in _system_order(systems, cols.ours):
@@ -167,4 +214,4 @@ def compare_runs(model: str, last: int = 10) -> tuple[pd.DataFrame, Columns]:
                          **{m: systems[system].get(m) for m in cols.metrics}})
     columns = [*RUN_FIELDS, *(f"param.{p}" for p in cols.params),
                *(f"run.{m}" for m in cols.run_metrics), "system", *cols.metrics]
-    return pd.DataFrame(rows, columns=columns), cols
+    return pd.DataFrame(rows, columns=columns), _table_columns(cols, runs)

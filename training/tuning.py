@@ -12,11 +12,18 @@ recall@20 each epoch; LightGBM: the validation metric every ``report_every`` rou
 median pruner stops weak trials early. Fields set with ``--set`` stay fixed, not searched.
 A two-tower trial trains at most 4 epochs; the written config keeps the base ``epochs``.
 
+The first trial of a new study is the base config itself (``configs/<model>.yaml`` or
+``--config``, with ``--set``): its values of the searched fields, a value outside the search
+space clipped to its bound (or, not one of a field's choices, drawn). So the best trial is
+never worse than the config it would replace, and the session reports both scores.
+
 MLflow: one parent run per session in experiment ``<model>_tuning``; each trial is a child
 run (tag ``mlflow.parentRunId``) logged by whichever process ran it, with its parameters,
 intermediate values, ``value`` and tag ``optuna.state`` (COMPLETE or PRUNED). The best trial
 of the study is applied to the base config and written as a full config file (default
 ``configs/tuned/<model>.yaml``, loadable with ``--config``), which the parent run logs too.
+A file there that records a better score measured on the same model, data and settings is
+kept (``overwrite`` replaces it); the session's best config is then only logged in MLflow.
 
 Several processes share a study through an Optuna RDB storage. ``--workers K`` starts K
 spawned processes on this machine; ``--trials N`` is the number this command runs in total,
@@ -27,10 +34,13 @@ so sessions joining the same study do not repeat each other's trials.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import multiprocessing
 import os
 import re
+import shlex
 import socket
 import tempfile
 import warnings
@@ -44,6 +54,12 @@ import mlflow
 import optuna
 import yaml
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
 from pydantic import BaseModel
 from sqlalchemy.engine import URL, make_url
@@ -65,6 +81,12 @@ HEADER = ("{model} tuned by `growth tune {command}`: study {study}, trial {trial
           "{metric} {value:.6g}")
 HEADER_LINE = re.compile(r"# (?P<model>\S+) tuned by `growth tune [^`]*`: study (?P<study>.*), "
                          r"trial \d+ of \d+, (?P<metric>\S+) (?P<value>\S+)")
+# a later header line: what the score was measured on besides the config's own fields
+SETTINGS = "measured on data {data}; data config {data_config}; searched {searched}"
+SETTINGS_LINE = re.compile(r"# measured on data (?P<data>.*); data config (?P<data_config>"
+                           r"[0-9a-f]+); searched (?P<searched>\S*)")
+BASE_ATTR = "base_config"  # user attribute of the trial that runs the base config's values
+BASE_CHANGES_ATTR = "base_config_changes"  # what was moved into the search space
 # what to pip install for a database driver module SQLAlchemy imports for a storage URL
 DRIVER_PACKAGES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
                    "MySQLdb": "mysqlclient (or PyMySQL, with a mysql+pymysql:// URL)",
@@ -74,16 +96,32 @@ Report = Callable[[int, float], None]  # report(step, value): an intermediate va
 Suggest = Callable[[optuna.Trial, str], Any]  # draws one parameter by name
 
 
+@dataclass(frozen=True)
+class Param:
+    """A :data:`Suggest` that knows its range (``base_params`` fits values into it)."""
+
+    distribution: BaseDistribution
+
+    def __call__(self, trial: optuna.Trial, name: str) -> Any:
+        d = self.distribution
+        if isinstance(d, FloatDistribution):
+            return trial.suggest_float(name, d.low, d.high, log=d.log)
+        if isinstance(d, IntDistribution):
+            return trial.suggest_int(name, d.low, d.high, log=d.log)
+        assert isinstance(d, CategoricalDistribution)
+        return trial.suggest_categorical(name, d.choices)
+
+
 def _float(low: float, high: float, log: bool = False) -> Suggest:
-    return lambda trial, name: trial.suggest_float(name, low, high, log=log)
+    return Param(FloatDistribution(low, high, log=log))
 
 
 def _int(low: int, high: int, log: bool = False) -> Suggest:
-    return lambda trial, name: trial.suggest_int(name, low, high, log=log)
+    return Param(IntDistribution(low, high, log=log))
 
 
 def _choice(*options: Any) -> Suggest:
-    return lambda trial, name: trial.suggest_categorical(name, options)
+    return Param(CategoricalDistribution(options))
 
 
 LIGHTGBM_SPACE: dict[str, Suggest] = {
@@ -92,7 +130,7 @@ LIGHTGBM_SPACE: dict[str, Suggest] = {
     "min_data_in_leaf": _int(10, 300, log=True),
     "feature_fraction": _float(0.4, 1.0),
     "bagging_fraction": _float(0.5, 1.0),
-    "lambda_l2": _float(1e-3, 30.0, log=True),
+    "lambda_l2": _float(1e-3, 100.0, log=True),  # holds configs/churn.yaml's 50
 }
 TWO_TOWER_SPACE: dict[str, Suggest] = {
     "lr": _float(3e-4, 1e-2, log=True),
@@ -200,6 +238,7 @@ class TuneRequest:
     config: Path | None = None
     overrides: tuple[str, ...] = ()
     out: Path | None = None  # tuned config file; None: configs/tuned/<model>.yaml
+    overwrite: bool = False  # replace ``out`` even when it records a better comparable score
 
 
 @dataclass
@@ -215,6 +254,15 @@ class TuneResult:
     study_trials: int = 0  # all trials in the study (other sessions and machines too)
     warning: str | None = None  # config_path held a better config, now replaced
     dates: list[str] = field(default_factory=list)  # standard dates fitted to the data
+    written: bool = True  # False: config_path kept its better config (``kept`` says why)
+    kept: str | None = None
+    train_command: str = ""  # trains with the config at config_path
+    # the study's base-config trial (see ``base_params``); None when the study has none
+    base_trial: int | None = None
+    base_value: float | None = None  # None unless that trial completed
+    base_state: str | None = None
+    base_label: str = ""  # the base config's file
+    base_changes: list[str] = field(default_factory=list)  # values moved into the space
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -317,16 +365,25 @@ def _differences(name: str, theirs: dict[str, Any], ours: dict[str, Any]) -> lis
             + [f"{name}.{k} (only there)" for k in theirs if k not in ours])
 
 
-def _check_study(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched: list[str],
-                 request: TuneRequest, source: str) -> None:
-    """Record what a new study tunes (model, data, fixed settings); refuse to add trials to
-    a study that tunes something else, whose best trial would be written as this model's
-    config: another model, other data, or other fixed settings (``--set``, ``--config``)."""
-    identity = {"model": spec.name, "data": source,
-                "data_config": _checked(load_data_config(request.data_config).model_dump(
-                    mode="json")),
-                "searched": sorted(searched),
-                "fixed": _checked(base.model_dump(mode="json"), searched)}
+def _identity(spec: ModelSpec, base: BaseModel, searched: list[str], request: TuneRequest,
+              source: str) -> dict[str, Any]:
+    """What a score is measured on: model, data, data config, searched and fixed fields."""
+    return {"model": spec.name, "data": source,
+            "data_config": _checked(load_data_config(request.data_config).model_dump(
+                mode="json")),
+            "searched": sorted(searched),
+            "fixed": _checked(base.model_dump(mode="json"), searched)}
+
+
+def _digest(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()
+                          ).hexdigest()[:12]
+
+
+def _check_study(study: optuna.Study, identity: dict[str, Any]) -> None:
+    """Record what a new study tunes (``_identity``); refuse to add trials to a study that
+    tunes something else, whose best trial would be written as this model's config: another
+    model, other data, or other fixed settings (``--set``, ``--config``)."""
     recorded = study.user_attrs.get(STUDY_ATTR)
     if recorded is None:
         if study.trials:
@@ -348,6 +405,48 @@ def _check_study(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched
     raise GrowthError(f"study {study.study_name} tunes something else: {'; '.join(differ)}; "
                       "its best trial would not be this run's, so nothing is added to it: "
                       "choose another --study, or the same model, data and settings")
+
+
+def base_params(spec: ModelSpec, base: BaseModel, searched: list[str]
+                ) -> tuple[dict[str, Any], list[str]]:
+    """The base config's values of the searched fields, as the first trial of a new study,
+    and a line for each value not tried as it is: a number outside its range is clipped to
+    the bound; a value not among a field's choices (or not a number) is left to the sampler."""
+    values: dict[str, Any] = {}
+    changes: list[str] = []
+    for name in searched:
+        value = getattr(base, name)
+        dist = getattr(spec.space[name], "distribution", None)
+        if isinstance(dist, FloatDistribution | IntDistribution):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                changes.append(f"{name} {value!r} is not a number: drawn by the sampler")
+                continue
+            fitted = min(max(value, dist.low), dist.high)
+            if fitted != value:
+                changes.append(f"{name} {value:g} is outside the searched range "
+                               f"{dist.low:g}..{dist.high:g}: tried as {fitted:g}")
+            value = int(fitted) if isinstance(dist, IntDistribution) else float(fitted)
+        elif isinstance(dist, CategoricalDistribution):
+            if value not in dist.choices:
+                changes.append(f"{name} {value!r} is not one of the searched values "
+                               f"{', '.join(map(str, dist.choices))}: drawn by the sampler")
+                continue
+            value = dist.choices[dist.choices.index(value)]
+        values[name] = value
+    return values, changes
+
+
+def _enqueue_base(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched: list[str],
+                  label: str) -> None:
+    """Make the base config the first trial of a study that has none yet. Of several
+    sessions starting one shared study, only those that find it empty enqueue, and a trial
+    with the same values already waiting is not enqueued again."""
+    if study.get_trials(deepcopy=False):
+        return
+    values, changes = base_params(spec, base, searched)
+    if values:
+        study.enqueue_trial(values, user_attrs={BASE_ATTR: label, BASE_CHANGES_ATTR: changes},
+                            skip_if_exists=True)
 
 
 def _with(cfg: BaseModel, values: dict[str, Any]) -> BaseModel:
@@ -375,6 +474,8 @@ def _objective(spec: ModelSpec, ds: Dataset, cfg: BaseModel, searched: list[str]
             trial.set_user_attr(key, value)
         tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, "optuna.study": trial.study.study_name,
                 "optuna.trial": str(trial.number)}
+        if BASE_ATTR in trial.user_attrs:
+            tags[BASE_ATTR] = str(trial.user_attrs[BASE_ATTR])
         # in-process the parent run is active: nest under it; a spawned worker has none
         with registry.tracked_run(experiment, f"trial-{trial.number}", params=params,
                                   tags=tags, nested=mlflow.active_run() is not None) as run:
@@ -485,31 +586,98 @@ def recorded_best(path: Path) -> dict[str, str] | None:
     return found.groupdict() if found else None
 
 
-def _replaces_better(path: Path, spec: ModelSpec, value: float) -> str | None:
-    """A warning when ``path`` holds this model's config with a better ``spec.metric`` than
-    ``value`` (higher is better; compared as written, to 6 significant digits)."""
+def recorded_settings(path: Path) -> dict[str, Any] | None:
+    """What a tuned config's header records its score was measured on besides the config's
+    own fields (``SETTINGS``): data, data config digest, searched fields; None when it does
+    not (a file written before ``growth tune`` recorded them)."""
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        found = SETTINGS_LINE.fullmatch(line)
+        if found:
+            return {**found.groupdict(),
+                    "searched": [n for n in found["searched"].split(",") if n]}
+    return None
+
+
+def _settings_differ(path: Path, spec: ModelSpec, identity: dict[str, Any]) -> list[str]:
+    """How what ``path``'s score was measured on differs from ``identity`` (``_identity``):
+    its header's data, data config and searched fields, and its config's other fields."""
+    recorded = recorded_settings(path)
+    try:
+        old = spec.load_config(path, None)
+    except GrowthError:
+        return [f"its contents, which do not load as a {spec.name} config"]
+    differ: list[str] = []
+    searched = set(identity["searched"])
+    if recorded is not None:
+        if recorded["data"] != identity["data"]:
+            differ.append(f"data ({recorded['data']} there, {identity['data']} here)")
+        if recorded["data_config"] != _digest(identity["data_config"]):
+            differ.append("the data config")
+        if sorted(recorded["searched"]) != identity["searched"]:
+            differ.append(f"searched ({','.join(recorded['searched'])} there, "
+                          f"{','.join(identity['searched'])} here)")
+        searched |= set(recorded["searched"])
+    theirs = _checked(old.model_dump(mode="json"), sorted(searched))
+    ours = {k: v for k, v in identity["fixed"].items() if k not in searched}
+    return differ + _differences("fixed", theirs, ours)
+
+
+def _against_existing(path: Path, spec: ModelSpec, value: float, identity: dict[str, Any],
+                      overwrite: bool) -> tuple[bool, str | None]:
+    """Whether to write the study's best (``value``) to ``path``, and what to say: a file
+    recording a better score of this model's metric (higher is better, compared as written,
+    to 6 significant digits) measured on the same data and settings is kept unless
+    ``overwrite``; one measured on other settings is replaced (the scores do not compare),
+    with a warning naming both."""
     old = recorded_best(path)
     if old is None or (old["model"], old["metric"]) != (spec.name, spec.metric):
-        return None
+        return True, None
     try:
         if float(old["value"]) <= float(f"{value:.6g}"):
-            return None
+            return True, None
     except ValueError:  # not a number: nothing to compare
-        return None
-    return (f"replaced {path}, whose {spec.metric} {old['value']} (study {old['study']}) is "
-            f"better than this study's {value:.6g}; the replaced config is logged in MLflow "
-            f"experiment {spec.name}_tuning, run {old['study']}")
+        return True, None
+    theirs = f"{spec.metric} {old['value']} (study {old['study']})"
+    logged = (f"the replaced config is logged in MLflow experiment {spec.name}_tuning, run "
+              f"{old['study']}")
+    differ = _settings_differ(path, spec, identity)
+    if differ:
+        return True, (f"replaced {path}, whose {theirs} is better than this study's "
+                      f"{value:.6g} but was measured on other settings: {'; '.join(differ)}; "
+                      f"the two scores do not compare; {logged}")
+    same = "the same model, data and settings"
+    if recorded_settings(path) is None:
+        same = ("the same model and settings (the file does not record its data: if it was "
+                "another, pass --overwrite)")
+    if overwrite:
+        return True, (f"replaced {path} (--overwrite), whose {theirs} is better than this "
+                      f"study's {value:.6g}, measured on {same}; {logged}")
+    return False, f"its {theirs} beats this study's best {value:.6g}, measured on {same}"
+
+
+def train_command(request: TuneRequest, path: Path) -> str:
+    """The ``growth train`` command line that trains with the tuned config at ``path``."""
+    args = ["growth", "train", request.model, "--config", str(path)]
+    if request.data is not None:
+        args += ["--data", str(request.data)]
+    if request.data_config is not None:
+        args += ["--data-config", str(request.data_config)]
+    return shlex.join(args)
 
 
 def tune(request: TuneRequest) -> TuneResult:
-    """Run one tuning session (see the module docstring); returns the study's best trial
-    and where its config was written.
+    """Run one tuning session (see the module docstring); returns the study's best trial,
+    its base-config trial and where its config was written.
 
-    A config already at that path is replaced even when its header records a better value
-    of the same metric for the same model; ``TuneResult.warning`` then names both values.
-    Not refused: the values of sessions on other data, dates or ``--set`` values are not
-    comparable, the session asked for this path, and a refusal could only come after the
-    whole study ran; the replaced config stays logged with its own session's MLflow run."""
+    A config already at that path whose header records a better value of the same metric
+    for the same model is kept when it was measured on the same data and settings (header
+    and config fields; ``TuneResult.kept`` says so, and the session's best config is only
+    logged in MLflow), unless ``request.overwrite``; measured on other data, dates or
+    ``--set`` values, the scores do not compare and it is replaced, which
+    ``TuneResult.warning`` says, naming both values; the replaced config stays logged with
+    its own session's MLflow run."""
     if request.trials < 1 or request.workers < 1:
         raise GrowthError("--trials and --workers must be at least 1")
     spec = model_spec(request.model)
@@ -544,7 +712,9 @@ def tune(request: TuneRequest) -> TuneResult:
                                 sampler=optuna.samplers.TPESampler(seed=seeds[0]),
                                 pruner=_pruner(spec), study_name=study_name,
                                 direction="maximize", load_if_exists=True)
-    _check_study(study, spec, base, searched, request, ds.source)
+    identity = _identity(spec, base, searched, request, ds.source)
+    _check_study(study, identity)
+    _enqueue_base(study, spec, base, searched, str(request.config or f"configs/{spec.name}.yaml"))
     params = {"model": spec.name, "metric": spec.metric, "study": study_name,
               "storage": shown_url or "in-memory", "trials": request.trials,
               "workers": len(quotas), "timeout_s": request.timeout, "searched": ",".join(searched),
@@ -567,21 +737,48 @@ def tune(request: TuneRequest) -> TuneResult:
         best = study.best_trial
         tuned = _with(base, best.params)
         path = tuned_path(request)
-        warning = _replaces_better(path, spec, best.value)
-        write_tuned_config(tuned, path, [
+        write, message = _against_existing(path, spec, best.value, identity, request.overwrite)
+        header = [
             HEADER.format(model=spec.name, command=request.model, study=study_name,
                           trial=best.number, trials=len(trials), metric=spec.metric,
                           value=best.value),
             f"storage: {shown_url or 'in-memory'}; written {datetime.now(UTC):%Y-%m-%d %H:%M} "
-            "UTC"])
+            "UTC",
+            SETTINGS.format(data=ds.source, data_config=_digest(identity["data_config"]),
+                            searched=",".join(identity["searched"]))]
+        warning = kept = None
+        if write:
+            mlflow.log_artifact(str(write_tuned_config(tuned, path, header)))
+            warning = message
+        else:  # the better config stays; this study's best goes to MLflow only
+            with tempfile.TemporaryDirectory() as folder:
+                mlflow.log_artifact(str(write_tuned_config(tuned, Path(folder) / path.name,
+                                                           header)))
+            kept = (f"kept {path}: {message}; this study's best config is logged in MLflow "
+                    f"experiment {spec.name}_tuning, run {study_name} (id "
+                    f"{parent.info.run_id}), artifact {path.name}; --overwrite writes it to "
+                    f"{path}")
+        mlflow.set_tag("tuned_config", f"{'written to' if write else 'not written, kept'} "
+                                       f"{path}")
         mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.log_metrics({"best_value": best.value, "best_trial": best.number})
-        mlflow.log_artifact(str(path))
         mine = [t for t in trials
                 if t.user_attrs.get("mlflow_parent_run_id") == parent.info.run_id]
         states = {s.name: sum(t.state == s for t in mine) for s in TrialState
                   if any(t.state == s for t in mine)}
         mlflow.set_tags({f"trials.{k.lower()}": str(v) for k, v in states.items()})
-    return TuneResult(study_name, shown_url, best.number, float(best.value), dict(best.params),
-                      path, parent.info.run_id, states, len(trials), warning, dates)
+        base_trial = next((t for t in trials if BASE_ATTR in t.user_attrs), None)
+        if base_trial is not None and base_trial.state == TrialState.COMPLETE:
+            mlflow.log_metric("base_value", base_trial.value)
+    return TuneResult(
+        study_name, shown_url, best.number, float(best.value), dict(best.params), path,
+        parent.info.run_id, states, len(trials), warning, dates, written=write, kept=kept,
+        train_command=train_command(request, path),
+        base_trial=None if base_trial is None else base_trial.number,
+        base_value=(float(base_trial.value) if base_trial is not None
+                    and base_trial.state == TrialState.COMPLETE else None),
+        base_state=None if base_trial is None else base_trial.state.name,
+        base_label="" if base_trial is None else str(base_trial.user_attrs[BASE_ATTR]),
+        base_changes=[] if base_trial is None
+        else list(base_trial.user_attrs.get(BASE_CHANGES_ATTR, [])))
 

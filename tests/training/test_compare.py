@@ -108,8 +108,9 @@ def test_compare_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     assert "v2 *" in out and "v1 *" not in out and "two_tower_blend" in out and "0.2800" in out
     assert "uplift" not in out
 
-    code, _, err = growth(monkeypatch, capsys, "compare", "nope")
-    assert code == 2 and "error: no runs of 'nope'" in err
+    code, _, err = growth(monkeypatch, capsys, "compare", "nope")  # other experiments too
+    assert code == 2 and "expected two_tower, churn, coupon or uplift, got 'nope'" in " ".join(
+        err.replace("│", " ").split()), err
 
 
 def test_runs_on_other_data_are_compared_apart(monkeypatch: pytest.MonkeyPatch,
@@ -145,7 +146,7 @@ def test_experiment_without_evaluated_runs_says_so(monkeypatch: pytest.MonkeyPat
 
 def test_propensity_table_shows_every_figure_whole(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture) -> None:
-    """The churn table (17 columns) fits a 140-column log without cutting a figure short,
+    """The churn table fits a 140-column log without cutting a figure short,
     and shows the validation PR-AUC the promotion gate compared."""
     systems = {"lightgbm": 0.4893, "days_since_last": 0.4367, "rfm_logistic": 0.4845}
     metrics = {"train_seconds": 9.3595}
@@ -160,6 +161,113 @@ def test_propensity_table_shows_every_figure_whole(monkeypatch: pytest.MonkeyPat
     code, out, err = growth(monkeypatch, capsys, "compare", "churn")
     assert code == 0, err
     assert "…" not in out and max(len(line) for line in out.splitlines()) <= 140
-    assert "v1 *" in out and "9.3595" in out and "4.9510" in out
+    assert "v1 *" in out and "9.4" in out and "4.9510" in out
     for system, val in systems.items():
         assert any(system in line and f"{val:.4f}" in line for line in out.splitlines())
+
+
+def _row(out: str, run_id: str) -> list[str]:
+    """The cells of a run's first table row (run fields, system, metrics), split on blanks."""
+    return next(line.split() for line in out.splitlines() if line.split()[:1] == [run_id[:8]])
+
+
+def test_runs_show_what_defines_them(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture) -> None:
+    """Churn runs with other label horizons, seeds or trainers say so (a walkthrough saw the
+    same parameter columns beside very different metrics); the table still fits 140 columns.
+    The trainer shows as local/dask, and only when a listed run used dask; linear_weight only
+    when one is non-zero; Brier and ECE are in the CSV only."""
+    tuned = {"learning_rate": "0.03", "num_leaves": "15", "min_data_in_leaf": "300",
+             "feature_fraction": "0.5", "linear_weight": "0.0", "as_of": "2017-11-06"}
+    metrics = {"train_seconds": 9.3595}
+    for i, system in enumerate(("lightgbm", "days_since_last", "rfm_logistic")):
+        metrics.update({f"{system}.val_pr_auc": 0.4893 - i / 100, f"{system}.roc_auc": 0.8811,
+                        f"{system}.pr_auc": 0.4729, f"{system}.brier": 0.0664,
+                        f"{system}.ece": 0.0059, f"{system}.lift_at_10pct": 4.951})
+    local = log_run("churn", metrics, {**tuned, "horizon_days": "42", "seed": "0",
+                                       "trainer": "lightgbm"}, date(2017, 11, 6))
+    dask = log_run("churn", metrics, {**tuned, "horizon_days": "14", "seed": "3",
+                                      "trainer": "lightgbm.dask"}, date(2017, 11, 6))
+    code, out, err = growth(monkeypatch, capsys, "compare", "churn")
+    assert code == 0, err
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 140
+    heads = " ".join(out.split())
+    assert "data ends horizon seed fit lr leaves" in heads
+    assert "lin w" not in out and "Brier" not in out and "ECE" not in out
+    assert _row(out, dask)[3:7] == ["14", "3", "dask", "0.03"]
+    assert _row(out, local)[3:7] == ["42", "0", "local", "0.03"]
+
+    code, out, err = growth(monkeypatch, capsys, "compare", "churn", "--format", "csv")
+    assert code == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    assert set(table["param.trainer"]) == {"local", "dask"}
+    assert set(table["param.horizon_days"]) == {42, 14} and set(table["param.seed"]) == {0, 3}
+    assert {"param.linear_weight", "brier", "ece"} <= set(table.columns)
+
+    log_run("churn", metrics, {**tuned, "horizon_days": "56", "seed": "0",
+                               "trainer": "lightgbm", "linear_weight": "0.5"}, date(2017, 11, 6))
+    frame, cols = compare_runs("churn")
+    assert cols.params == ("horizon_days", "seed", "trainer", "learning_rate", "num_leaves",
+                           "min_data_in_leaf", "feature_fraction", "linear_weight")
+    assert compare_runs("churn", last=1)[1].params == (
+        "horizon_days", "seed", "learning_rate", "num_leaves", "min_data_in_leaf",
+        "feature_fraction", "linear_weight")  # no dask run among those listed
+
+
+def test_coupon_and_two_tower_show_their_seed() -> None:
+    log_run("coupon", {"lightgbm.roc_auc": 0.9},
+            {"seed": "1", "split_date": "2017-08-01", "linear_weight": "0.5"})
+    frame, cols = compare_runs("coupon")
+    assert cols.params[:1] == ("seed",) and "horizon_days" not in cols.params
+    assert "linear_weight" in cols.params and frame["param.seed"].tolist() == ["1"]
+    log_run("two_tower", two_tower_metrics(0.2), {"seed": "7", "as_of": "2017-06-05"})
+    frame, cols = compare_runs("two_tower")
+    assert cols.params[0] == "seed" and set(frame["param.seed"]) == {"7"}
+
+
+def test_two_tower_shows_new_item_recall_without_purchased(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The new-item target is judged on the list without purchased products
+    (recall_new_at_20_exclude_purchased, only our blend has it), not on the mixed list's
+    recall of new items: both show, headed apart."""
+    metrics = two_tower_metrics(0.15)
+    for system in SYSTEMS:
+        metrics[f"{system}.recall_new_at_20"] = 0.0037 if system == "two_tower_blend" else 0.0212
+    metrics["two_tower_blend.recall_new_at_20_exclude_purchased"] = 0.036513917
+    run = log_run("two_tower", metrics, {"seed": "0", "dim": "64", "lr": "0.0005",
+                                         "temperature": "0.05", "batch_size": "2048"})
+    code, out, err = growth(monkeypatch, capsys, "compare", "two_tower")
+    assert code == 0, err
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 140
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.lstrip().startswith("run "))
+    assert lines[head - 2].split() == ["new@20"]  # headings wrap at blanks
+    assert lines[head - 1].split()[-2:] == ["new@20", "excl"]
+    assert lines[head].split()[-4:] == ["recall@20", "mixed", "bought", "NDCG@20"]
+    blend = _row(out, run)
+    assert blend[blend.index("two_tower_blend") + 2:][:2] == ["0.0037", "0.0365"]
+    popularity = next(line.split() for line in lines if " popularity " in line)
+    assert popularity[2:4] == ["0.0212", "-"]  # a baseline has no exclude_purchased list
+    frame, cols = compare_runs("two_tower")
+    assert cols.metrics.index("recall_new_at_20_exclude_purchased") == 2
+
+
+def test_unknown_model_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture) -> None:
+    """`growth compare Default` (MLflow's own experiment) or a typo is a usage error naming
+    the choices (exit 2), not an empty table; two-tower is two_tower (as `growth train`)."""
+    log_run("two_tower", two_tower_metrics(0.2))
+    for name in ("Default", "default", "two_tower_tuning", "nope"):
+        code, out, err = growth(monkeypatch, capsys, "compare", name)
+        assert code == 2 and out == "", (name, out)
+        assert "Invalid value for MODEL: expected two_tower, churn or coupon, got " \
+               f"'{name}'" in " ".join(err.replace("│", " ").split()), err
+    assert growth(monkeypatch, capsys, "compare", "two-tower")[0] == 0
+
+
+def test_durations_read_in_one_format() -> None:
+    """`train s` mixed 7.2281 with 174.1."""
+    from growth.display import _seconds
+
+    assert [_seconds(v) for v in (7.2281, 174.1, 0.04, "12.345", None, float("nan"))] == [
+        "7.2", "174.1", "0.0", "12.3", "-", "-"]

@@ -115,9 +115,9 @@ class FakeConfig(Strict):
     num_leaves: int = 31
 
 
-def _fake_spec(score, prepare=lambda ds, cfg: None) -> tuning.ModelSpec:
+def _fake_spec(score, prepare=lambda ds, cfg: None, space=None) -> tuning.ModelSpec:
     return tuning.ModelSpec(
-        "fake", "auc", {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"]},
+        "fake", "auc", space or {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"]},
         warmup_steps=1, load_config=lambda path, sets: load_config(FakeConfig, path, sets),
         score=score, prepare=prepare)
 
@@ -250,37 +250,213 @@ def test_tune_command(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert code == 2 and "cannot tune 'lasso'" in err
 
 
-def test_a_better_tuned_config_is_replaced_with_a_warning(
+def test_the_first_trial_of_a_new_study_is_the_base_config(
         tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture) -> None:
-    """A worse study replaces the config anyway (scores of other data or settings are not
-    comparable), but says so, naming both values; the loader still reads the file."""
+    """The base config (here best where it is: learning_rate 0.1) is trial 0, so the tuned
+    config is never worse than it; the command prints both scores and how to train."""
+    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
+        lambda ds, cfg, report: -abs(cfg.learning_rate - 0.1)))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    out = tmp_path / "fake.yaml"
+    code, stdout, err = growth(monkeypatch, capsys, "tune", "fake", "--trials", "3",
+                               "--storage", storage, "--study", "s", "--data",
+                               str(tiny_folder), "--out", str(out))
+    assert code == 0, err[-3000:]
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert trials[0].params == {"learning_rate": 0.1}
+    assert trials[0].user_attrs[tuning.BASE_ATTR] == "configs/fake.yaml"
+    assert load_config(FakeConfig, out).learning_rate == 0.1
+    text = " ".join(stdout.split())
+    assert ("base config configs/fake.yaml: trial 0, validation score 0.0000 (no trial beat "
+            "it)") in text
+    assert f"train with it: growth train fake --config {out} --data {tiny_folder}" in text
+
+    # another session on the same study: no second base-config trial
+    result = tuning.tune(tuning.TuneRequest("fake", trials=2, storage=storage, study="s",
+                                            data=tiny_folder, out=out))
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert len(trials) == 5
+    assert [t.number for t in trials if tuning.BASE_ATTR in t.user_attrs] == [0]
+    assert (result.base_trial, result.base_value, result.best_trial) == (0, 0.0, 0)
+
+
+def test_a_base_value_outside_the_space_is_clipped_and_said(
+        tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
+        lambda ds, cfg, report: cfg.learning_rate))
+    base = tmp_path / "base.yaml"
+    base.write_text("learning_rate: 0.5\n")  # the space ends at 0.2
+    result = tuning.tune(tuning.TuneRequest("fake", trials=1, config=base, data=tiny_folder,
+                                            out=tmp_path / "fake.yaml"))
+    assert result.best_params == {"learning_rate": 0.2} and result.base_trial == 0
+    assert result.base_label == str(base)
+    assert result.base_changes == ["learning_rate 0.5 is outside the searched range "
+                                   "0.01..0.2: tried as 0.2"]
+
+    class Config(Strict):
+        learning_rate: float = 0.001
+        num_leaves: int = 500
+        dim: int = 48
+        batch_size: int = 1024
+
+    space = {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"],
+             "num_leaves": tuning.LIGHTGBM_SPACE["num_leaves"],
+             "dim": tuning.TWO_TOWER_SPACE["dim"],
+             "batch_size": tuning.TWO_TOWER_SPACE["batch_size"]}
+    values, changes = tuning.base_params(_fake_spec(None, space=space), Config(), list(space))
+    assert values == {"learning_rate": 0.01, "num_leaves": 128, "batch_size": 1024}
+    assert changes == [
+        "learning_rate 0.001 is outside the searched range 0.01..0.2: tried as 0.01",
+        "num_leaves 500 is outside the searched range 4..128: tried as 128",
+        "dim 48 is not one of the searched values 32, 64, 128: drawn by the sampler"]
+
+
+@pytest.mark.parametrize("model", ["churn", "coupon", "two-tower"])
+def test_the_committed_configs_lie_in_the_search_space(model: str) -> None:
+    """configs/<model>.yaml is tried as it is: churn's lambda_l2 50 was outside the space."""
+    spec = tuning.model_spec(model)
+    base = spec.load_config(None, None)
+    values, changes = tuning.base_params(spec, base, tuning._searched(spec, base, ()))
+    assert changes == [] and values == {n: getattr(base, n) for n in values}
+
+
+def test_a_better_tuned_config_on_the_same_settings_is_kept(
+        tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """A worse study leaves a better config measured on the same data and settings in
+    place (its own best goes to MLflow) unless --overwrite; one measured on other settings
+    is replaced, with a warning naming the difference."""
     offset = [1.0]
     monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
         lambda ds, cfg, report: cfg.learning_rate + offset[0]))
     out = tmp_path / "fake.yaml"
 
-    def tune(study: str) -> tuning.TuneResult:
-        return tuning.tune(tuning.TuneRequest("fake", trials=2, study=study,
-                                              data=tiny_folder, out=out))
+    def tune(study: str, *sets: str, data: Path = tiny_folder, **kw) -> tuning.TuneResult:
+        return tuning.tune(tuning.TuneRequest("fake", trials=2, study=study, data=data,
+                                              overrides=sets, out=out, **kw))
 
     first = tune("good")
-    assert first.warning is None
-    assert tuning.recorded_best(out) == {"model": "fake", "study": "good", "metric": "auc",
-                                         "value": f"{first.best_value:.6g}"}
+    assert first.warning is None and first.kept is None and first.written
+    recorded = {"model": "fake", "study": "good", "metric": "auc",
+                "value": f"{first.best_value:.6g}"}
+    assert tuning.recorded_best(out) == recorded
+    assert tuning.recorded_settings(out) == {
+        "data": str(tiny_folder.resolve()), "data_config": tuning.recorded_settings(out)[
+            "data_config"], "searched": ["learning_rate"]}
+    good = out.read_text()
+
     offset[0] = 0.0
     code, stdout, err = growth(monkeypatch, capsys, "tune", "fake", "--trials", "2",
                                "--study", "worse", "--data", str(tiny_folder), "--out",
                                str(out))
     assert code == 0, err[-3000:]
-    worse = float(tuning.recorded_best(out)["value"])
-    assert worse < first.best_value
-    assert (f"warning: replaced {out}, whose auc {first.best_value:.6g} (study good) is better "
-            f"than this study's {worse:.6g}; the replaced config is logged in MLflow experiment "
-            "fake_tuning, run good") in " ".join(err.split())
-    assert load_config(FakeConfig, out).learning_rate + offset[0] == pytest.approx(worse)
-    offset[0] = 2.0
-    assert tune("better").warning is None
+    assert out.read_text() == good
+    err, stdout = " ".join(err.split()), " ".join(stdout.split())
+    assert (f"note: kept {out}: its auc {first.best_value:.6g} (study good) beats this "
+            "study's best 0.1, measured on the same model, data and settings; this study's "
+            "best config is logged in MLflow experiment fake_tuning, run worse (id ") in err
+    assert f"artifact fake.yaml; --overwrite writes it to {out}" in err
+    assert "tuned config:" not in stdout
+    assert f"train with the kept config: growth train fake --config {out} --data" in stdout
+    parent = mlflow.search_runs(experiment_names=["fake_tuning"], output_format="list",
+                                filter_string="attributes.run_name = 'worse'")[0]
+    logged = Path(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
+                                                      artifact_path="fake.yaml"))
+    assert tuning.recorded_best(logged)["study"] == "worse"
+
+    # a file written before the settings were recorded: compared on its config fields
+    lines = good.splitlines(keepends=True)
+    out.write_text("".join(line for line in lines if not line.startswith("# measured on")))
+    legacy = tune("legacy")
+    assert not legacy.written and "the file does not record its data" in legacy.kept
+
+    out.write_text(good)
+    replaced = tune("forced", overwrite=True)
+    assert replaced.written and tuning.recorded_best(out)["study"] == "forced"
+    assert replaced.warning.startswith(f"replaced {out} (--overwrite), whose auc "
+                                       f"{first.best_value:.6g} (study good) is better")
+
+    out.write_text(good)  # other fixed settings: the scores do not compare
+    other = tune("other", "num_leaves=7")
+    assert other.written and tuning.recorded_best(out)["study"] == "other"
+    assert (f"replaced {out}, whose auc {first.best_value:.6g} (study good) is better than "
+            f"this study's 0.1 but was measured on other settings: fixed.num_leaves (31 "
+            "there, 7 here); the two scores do not compare; the replaced config is logged in "
+            "MLflow experiment fake_tuning, run good") == other.warning
+    load_config(FakeConfig, out)  # the loader reads the header as comments
+
+    out.write_text(good)  # other data
+    folder = tmp_path / "other-data"
+    shutil.copytree(tiny_folder, folder)
+    moved = tune("moved", data=folder)
+    assert moved.written and f"data ({tiny_folder.resolve()} there, {folder} here)" in (
+        moved.warning)
+
+    offset[0] = 2.0  # better: written without a word
+    better = tune("better")
+    assert better.written and better.warning is None and better.kept is None
+
+
+def test_the_printed_train_command_trains_the_tuned_config(
+        data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """`growth train churn --config <tuned>` (what tune prints) trains exactly that config,
+    not configs/churn.yaml with the data config's dates."""
+    from training.propensity import run
+    from training.propensity.config import load_churn_config
+
+    sets = ("as_of=2017-05-01", "horizon_days=28", "n_cutoffs=4", "step_days=14",
+            "max_rounds=20", "learning_rate=0.1")
+    out = tmp_path / "tuned" / "churn.yaml"
+    result = tuning.tune(tuning.TuneRequest("churn", trials=1, data=data, overrides=sets,
+                                            out=out))
+    assert result.train_command == f"growth train churn --config {out} --data {data}"
+    trained = []
+
+    def train_churn(ds, cfg, *args, **kwargs):
+        trained.append(cfg)
+        raise GrowthError("stop before training")
+
+    monkeypatch.setattr(run, "train_churn", train_churn)
+    code, _, err = growth(monkeypatch, capsys, *result.train_command.split()[1:])
+    assert code == 2 and "stop before training" in err
+    assert trained == [load_churn_config(out)]
+
+
+def test_tune_has_trains_date_options(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture) -> None:
+    """--as-of, --horizon-days, --split-date become the same overrides as `growth train`'s,
+    refused (before any data is read) for a model they do not apply to."""
+    requests = []
+
+    def tune(request):
+        requests.append(request)
+        raise GrowthError("stop before tuning")
+
+    monkeypatch.setattr(tuning, "tune", tune)
+    cases = {
+        ("churn", "--as-of", "2017-05-01", "--horizon-days", "28", "--set", "as_of=2017-01-02"):
+            ("as_of=2017-01-02", "as_of=2017-05-01", "horizon_days=28"),
+        ("coupon", "--split-date", "2017-06-01"): ("split_date=2017-06-01",),
+        ("two_tower", "--as-of", "2017-06-05"): ("as_of=2017-06-05",),
+    }
+    for args, overrides in cases.items():
+        code, _, err = growth(monkeypatch, capsys, "tune", *args, "--trials", "1")
+        assert code == 2 and "stop before tuning" in err, err
+        assert requests.pop().overrides == overrides
+    refused = {
+        ("coupon", "--as-of", "2017-05-01"): "--as-of: applies to churn and two-tower, not "
+                                             "coupon",
+        ("two-tower", "--horizon-days", "28"): "--horizon-days: applies to churn, not "
+                                               "two-tower",
+        ("churn", "--split-date", "2017-05-01"): "--split-date: applies to coupon, not churn",
+        ("churn", "--as-of", "2017-13-01"): "--as-of: expected a date as YYYY-MM-DD",
+    }
+    for args, message in refused.items():
+        code, _, err = growth(monkeypatch, capsys, "tune", *args, "--trials", "1")
+        assert code == 2 and message in " ".join(err.replace("│", " ").split()), err
+    assert requests == []
 
 
 @pytest.mark.parametrize("url, module, package", [
