@@ -437,16 +437,19 @@ def base_params(spec: ModelSpec, base: BaseModel, searched: list[str]
 
 
 def _enqueue_base(study: optuna.Study, spec: ModelSpec, base: BaseModel, searched: list[str],
-                  label: str) -> None:
-    """Make the base config the first trial of a study that has none yet. Of several
-    sessions starting one shared study, only those that find it empty enqueue, and a trial
-    with the same values already waiting is not enqueued again."""
+                  label: str) -> bool:
+    """Make the base config the first trial of a study that has none yet; whether it did.
+    Of several sessions starting one shared study, only those that find it empty enqueue,
+    and a trial with the same values already waiting is not enqueued again. (Two sessions
+    starting one empty SQLite study in the same instant can both take that waiting trial,
+    SQLite having no row locks; the later one then fails. A server database locks it.)"""
     if study.get_trials(deepcopy=False):
-        return
+        return False
     values, changes = base_params(spec, base, searched)
     if values:
         study.enqueue_trial(values, user_attrs={BASE_ATTR: label, BASE_CHANGES_ATTR: changes},
                             skip_if_exists=True)
+    return bool(values)
 
 
 def _with(cfg: BaseModel, values: dict[str, Any]) -> BaseModel:
@@ -714,7 +717,8 @@ def tune(request: TuneRequest) -> TuneResult:
                                 direction="maximize", load_if_exists=True)
     identity = _identity(spec, base, searched, request, ds.source)
     _check_study(study, identity)
-    _enqueue_base(study, spec, base, searched, str(request.config or f"configs/{spec.name}.yaml"))
+    enqueued = _enqueue_base(study, spec, base, searched,
+                             str(request.config or f"configs/{spec.name}.yaml"))
     params = {"model": spec.name, "metric": spec.metric, "study": study_name,
               "storage": shown_url or "in-memory", "trials": request.trials,
               "workers": len(quotas), "timeout_s": request.timeout, "searched": ",".join(searched),
@@ -728,7 +732,14 @@ def tune(request: TuneRequest) -> TuneResult:
         if len(jobs) == 1:
             _optimize(spec, study, ds, base, jobs[0])
         else:
-            _run_workers(jobs)
+            if enqueued:  # the base trial here, first: workers popping one waiting trial
+                # together could both take it on SQLite, and the later one would fail
+                _optimize(spec, study, ds, base, replace(jobs[0], trials=1))
+                left = request.trials - 1
+                quotas = _quotas(left, request.workers) if left else []  # fewer workers
+                jobs = [replace(job, trials=n) for job, n in zip(jobs, quotas, strict=False)]
+            if jobs:
+                _run_workers(jobs)
             study = optuna.load_study(study_name=study_name, storage=open_storage(url))
         trials = study.get_trials(deepcopy=False)
         if not any(t.state == TrialState.COMPLETE for t in trials):

@@ -58,8 +58,13 @@ def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
     trials = study.get_trials()
     assert len(trials) == 4
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    pids = {t.user_attrs["pid"] for t in trials}
-    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not the parent
+    # the base config first, in this process (workers popping its waiting trial together
+    # could both take it on SQLite), then the other three in two worker processes
+    assert trials[0].user_attrs["pid"] == os.getpid() and tuning.BASE_ATTR in (
+        trials[0].user_attrs)
+    pids = {t.user_attrs["pid"] for t in trials[1:]}
+    assert len(pids) == 2 and os.getpid() not in pids
+    pids.add(os.getpid())
     assert all("dim" not in t.params and "lr" in t.params for t in trials)
 
     children = _children(result.parent_run_id, "two_tower_tuning")
