@@ -406,10 +406,16 @@ def test_rollbacks_undo_promotions_in_order_and_stop_at_the_first() -> None:
         r.rollback(MODEL)
 
 
-def test_rollback_on_a_registry_without_history_goes_back_once() -> None:
+def _two_champions() -> tuple[int, int]:
+    """Two versions, each promoted in turn: v2 serves and replaced v1."""
     v1, v2 = _register(date(2024, 3, 1)), _register(date(2024, 4, 1))
     r.promote(MODEL, v1)
     r.promote(MODEL, v2)
+    return v1, v2
+
+
+def test_rollback_on_a_registry_without_history_goes_back_once() -> None:
+    v1, v2 = _two_champions()
     MlflowClient().delete_registered_model_tag(MODEL, r.HISTORY_TAG)  # as written before
     assert r.rollback(MODEL) == v1
     with pytest.raises(ValueError, match="nothing to roll back to"):
@@ -417,9 +423,7 @@ def test_rollback_on_a_registry_without_history_goes_back_once() -> None:
 
 
 def test_rollback_to_a_deleted_version_says_so() -> None:
-    v1, v2 = _register(date(2024, 3, 1)), _register(date(2024, 4, 1))
-    r.promote(MODEL, v1)
-    r.promote(MODEL, v2)
+    v1, v2 = _two_champions()
     MlflowClient().delete_model_version(MODEL, str(v1))
     with pytest.raises(ValueError, match=f"{MODEL} champion v2 replaced v1, which has been "
                                          "deleted: choose a version with `growth models "
