@@ -28,6 +28,10 @@ class ServingConfig(Strict):
     # BentoML's own Prometheus traffic middleware (about 60 us per request) instead of
     # serving/metrics.py's (one histogram update per request); /metrics is served either way
     bentoml_metrics: bool = False
+    # Host names the service answers (others get 403; "*" any). Empty: only localhost,
+    # 127.0.0.1 and [::1] when `growth serve` binds a loopback address, any name otherwise.
+    # Name the public host here when a proxy forwards its Host header to a loopback server.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def load_serving_config(path: Path | None = None,

@@ -1,6 +1,13 @@
 """ASGI middleware in front of the endpoints: the API key where one is needed, JSON bodies
 only, not empty, of bounded size, and one error shape that names the field.
 
+Requests addressed to a host name the server does not answer to get 403, whatever the path
+(``allowed_hosts``): a server that ``growth serve`` binds to a loopback address answers only
+``localhost``, ``127.0.0.1`` and ``[::1]``. Otherwise a web page a marketer opens could point
+its own domain at 127.0.0.1 (DNS rebinding) and read the scores and audiences of a server
+running on the marketer's machine: the browser then counts the page and the server as one
+origin. A request without a Host header (HTTP/1.0, not a browser) passes.
+
 When ``GROWTH_API_KEY`` is set, the keyed paths (``/propensity``, ``/audience``) need it in
 the ``X-API-Key`` header (compared in constant time), checked before the body is read: 401
 otherwise.
@@ -32,6 +39,7 @@ middleware (``{"error": ...}``) and uvicorn's plain-text 400 for malformed HTTP.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -50,6 +58,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
 API_KEY_ENV = "GROWTH_API_KEY"
 API_KEY_HEADER = b"x-api-key"
+BIND_HOST_ENV = "GROWTH_BIND_HOST"  # the address `growth serve` binds (unset: unknown)
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 MAX_LISTED_ERRORS = 5
 BOM = b"\xef\xbb\xbf"
 
@@ -107,11 +117,35 @@ def api_key_ok(given: bytes | None, env: str = API_KEY_ENV) -> bool:
     return hmac.compare_digest(given or b"", expected.encode())
 
 
+def allowed_hosts(configured: Sequence[str], bind_host: str | None) -> frozenset[str] | None:
+    """The host names to answer (lower case, no port); None answers any. ``configured``
+    (``allowed_hosts`` in configs/serving.yaml) wins, ``*`` in it meaning any; without it, a
+    loopback ``bind_host`` answers only :data:`LOOPBACK_NAMES`, and any other or unknown one
+    (``bentoml serve`` run directly: BentoML binds 0.0.0.0) any name."""
+    if configured:
+        return None if "*" in configured else frozenset(h.strip("[]").lower() for h in configured)
+    try:
+        loopback = bind_host is not None and ipaddress.ip_address(bind_host).is_loopback
+    except ValueError:
+        loopback = False
+    return frozenset(LOOPBACK_NAMES) if loopback else None
+
+
+def host_name(header: bytes) -> str:
+    """``Host`` header value without its port, lower case: ``[::1]:3000`` -> ``::1``."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0]
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_body_bytes: int, keyed_paths: tuple[str, ...] = (),
                  examples: Mapping[str, str] | None = None,
-                 rule_fields: Mapping[str, str] | None = None) -> None:
+                 rule_fields: Mapping[str, str] | None = None,
+                 hosts: frozenset[str] | None = None) -> None:
         self.app = app
+        self.hosts = hosts  # host names answered (allowed_hosts); None: any
         self.max_body_bytes = max_body_bytes
         self.keyed_paths = keyed_paths  # need the API key when one is configured
         self.examples = examples or {}  # path -> an example of the JSON body it takes
@@ -120,9 +154,15 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.hosts is not None and b"host" in headers:
+            name = host_name(headers[b"host"])
+            if name not in self.hosts:
+                return await respond(send, 403, error_body("Host", (
+                    f"this server does not answer requests addressed to {name!r}; it answers "
+                    f"{', '.join(sorted(self.hosts))} (allowed_hosts in configs/serving.yaml)")))
         if scope["method"] != "POST":
             return await self.app(scope, receive, _ShapeErrors(scope, send))
-        headers = dict(scope["headers"])
         if len(headers) < len(scope["headers"]):  # a header repeated: rare, so checked here
             names = [name for name, _ in scope["headers"]]
             for name in (b"content-type", b"content-length", b"content-encoding"):

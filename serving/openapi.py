@@ -5,7 +5,7 @@ BentoML 1.4 inlines each endpoint's request and answer schema under ``paths`` an
 the first branch of each ``anyOf`` there, so a nullable field (``campaign_id`` of a churn
 score, ``household_id`` of a visitor's recommendations) reads as a required integer; it lists
 its own error shapes (400, 404, 500) and none of the service's (``serving/guard.py``: 401,
-405, 413, 415), nor the CSV answer of ``/audience``; its descriptions of the probes are
+403, 405, 413, 415), nor the CSV answer of ``/audience``; its descriptions of the probes are
 Kubernetes boilerplate, and its default description loads badges from outside. Here the
 paths refer to pydantic's own schemas of the request and answer models (JSON Schema 2020-12,
 hence OpenAPI 3.1), each endpoint lists every status it answers with its body, and the
@@ -30,12 +30,17 @@ API_KEY_SCHEME = "ApiKey"
 TIMEOUT = "Timeout"
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
+# any path, any method (serving/guard.py)
+HOST_REFUSED = ("The Host header names a host this server does not answer (allowed_hosts of "
+                "configs/serving.yaml; a server bound to a loopback address answers only "
+                "localhost, 127.0.0.1 and [::1]).")
 # every error answer of an API endpoint, by status (the routes' own ones in ROUTE_ERRORS)
 ERRORS = {
     400: "Bad request: a field fails validation or a rule between fields (detail[].loc names "
          "the field), the data cannot answer a value (an unknown department or campaign), or "
          "the body is empty, not JSON, not UTF-8 or starts with a byte-order mark, or a "
          "Content-Type, Content-Length or Content-Encoding header is repeated.",
+    403: HOST_REFUSED,
     405: "Any other method than POST on this path; the Allow header lists the methods allowed.",
     413: "The body is larger than the server takes (max_request_bytes of "
          "configs/serving.yaml, 1 MiB by default).",
@@ -164,9 +169,11 @@ def openapi_document(service, requests: Mapping[str, type[BaseModel]],
         operation = spec["paths"][path]["get"]
         operation["description"] = description
         operation["responses"] = {"200": {"description": "OK", "content": TEXT},
-                                  **{str(s): error_answer(d) for s, d in errors.items()}}
+                                  **{str(s): error_answer(d)
+                                     for s, d in sorted({403: HOST_REFUSED, **errors}.items())}}
     for path, (description, content) in PAGES.items():
         spec["paths"][path] = {"get": {"tags": ["Pages"], "description": description,
                                        "responses": {"200": {"description": "OK",
-                                                             "content": content}}}}
+                                                             "content": content},
+                                                     "403": error_answer(HOST_REFUSED)}}}
     return spec

@@ -24,7 +24,7 @@ from pathlib import Path
 from features.sources import GrowthError
 from serving.bundle import Bundle, open_bundle
 from serving.config import REPO_ROOT, ServingConfig, use_bentoml_home
-from serving.guard import API_KEY_ENV
+from serving.guard import API_KEY_ENV, BIND_HOST_ENV
 
 SERVICE = "serving.service:GrowthService"
 
@@ -99,5 +99,5 @@ def serve_command(cfg: ServingConfig, bundle_ref: str | None = None, host: str |
     argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host,
             "--port", str(port), "--working-dir", str(REPO_ROOT)]
     env = {**os.environ, "BENTOML_HOME": str(home), "GROWTH_BUNDLE": bundle.tag,
-           "GROWTH_SERVE_WORKERS": str(workers or cfg.workers)}
+           "GROWTH_SERVE_WORKERS": str(workers or cfg.workers), BIND_HOST_ENV: host}
     return ServeCommand(bundle, argv, env, f"http://{host}:{port}", key_warning(host, env))

@@ -37,7 +37,13 @@ from _bentoml_sdk.method import APIMethod
 from starlette.responses import JSONResponse, Response
 
 from serving.config import load_serving_config, use_bentoml_home
-from serving.guard import RequestGuard, error_body, quiet_client_errors
+from serving.guard import (
+    BIND_HOST_ENV,
+    RequestGuard,
+    allowed_hosts,
+    error_body,
+    quiet_client_errors,
+)
 from serving.metrics import RequestMetrics
 from serving.openapi import openapi_document
 from serving.pages import PAGES, Pages
@@ -207,7 +213,8 @@ if not CONFIG.bentoml_metrics:  # outside the guard: its 4xx answers are counted
 GrowthService.add_asgi_middleware(
     RequestGuard, max_body_bytes=CONFIG.max_request_bytes, keyed_paths=KEYED_PATHS,
     examples={route: json.dumps(request.model_config["json_schema_extra"]["example"])
-              for route, request in REQUESTS.items()}, rule_fields=RULE_FIELDS)
+              for route, request in REQUESTS.items()}, rule_fields=RULE_FIELDS,
+    hosts=allowed_hosts(CONFIG.allowed_hosts, os.environ.get(BIND_HOST_ENV)))
 # inside the guard: it shapes the 405
 GrowthService.add_asgi_middleware(Pages, pages=PAGES, spec=lambda: openapi_document(
     GrowthService, REQUESTS, ANSWERS, KEYED_PATHS))

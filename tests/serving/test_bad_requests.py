@@ -262,6 +262,51 @@ def test_repeated_or_malformed_body_headers(client) -> None:
     assert sent[0]["status"] == 400 and b"content-length is given 2 times" in sent[1]["body"]
 
 
+def test_allowed_hosts_follow_the_bound_address_unless_configured() -> None:
+    from serving.guard import LOOPBACK_NAMES, allowed_hosts, host_name
+
+    assert allowed_hosts((), "127.0.0.1") == allowed_hosts((), "::1") == set(LOOPBACK_NAMES)
+    assert allowed_hosts((), "0.0.0.0") is None and allowed_hosts((), None) is None
+    assert allowed_hosts(("Shop.Example", "[::1]"), "127.0.0.1") == {"shop.example", "::1"}
+    assert allowed_hosts(("*",), "127.0.0.1") is None
+    assert [host_name(h) for h in (b"LocalHost:3000", b"[::1]:3000", b"[::1]", b"127.0.0.1",
+                                   b"shop.example")] == [
+        "localhost", "::1", "::1", "127.0.0.1", "shop.example"]
+
+
+def test_the_guard_answers_only_its_hosts() -> None:
+    """A page that points its own name at a loopback server (DNS rebinding) is one origin
+    with it in the browser: the Host header is what tells the request apart."""
+    import asyncio
+
+    from serving.guard import LOOPBACK_NAMES, RequestGuard
+
+    async def status(method: str, host: bytes | None) -> int:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def app(scope, receive, send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+        scope = {"type": "http", "method": method, "path": "/propensity",
+                 "headers": headers + ([(b"host", host)] if host is not None else [])}
+        await RequestGuard(app, 1 << 20, hosts=frozenset(LOOPBACK_NAMES))(scope, receive, send)
+        return sent[0]["status"]
+
+    for method in ("GET", "POST"):
+        assert asyncio.run(status(method, b"evil.example:3000")) == 403
+        assert asyncio.run(status(method, b"127.0.0.1.evil.example")) == 403
+        for host in (b"127.0.0.1:3000", b"localhost", b"[::1]:3000", None):
+            assert asyncio.run(status(method, host)) == 200, (method, host)
+
+
 def test_metrics_answer_head(client) -> None:
     r = client.head("/metrics")
     assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 0

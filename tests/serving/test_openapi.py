@@ -139,6 +139,22 @@ def test_good_and_bad_answers_are_documented(client, spec, world, monkeypatch) -
     assert {"x-model-version", "x-expected-responders"} <= sent <= documented
 
 
+def test_refused_hosts_are_documented_on_every_path(service_app, spec) -> None:
+    """403 for a Host the server does not answer (a server bound to loopback, reached
+    through another name): any path, any method."""
+    from starlette.testclient import TestClient
+
+    from serving.guard import LOOPBACK_NAMES, RequestGuard
+
+    guarded = RequestGuard(service_app, 1 << 20, hosts=frozenset(LOOPBACK_NAMES))
+    with TestClient(guarded, base_url="http://rebind.example:3000") as rebound:
+        for path, operations in spec["paths"].items():
+            for method in operations:
+                r = rebound.request(method.upper(), path, json={})
+                assert r.status_code == 403, (method, path)
+                assert_answer_documented(spec, r)
+
+
 def test_answers_of_a_bundle_without_champions_are_documented(world, service_app, spec,
                                                               monkeypatch) -> None:
     """503: the service class on the bundle built before churn and coupon had champions."""

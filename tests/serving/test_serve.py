@@ -149,6 +149,14 @@ def test_serve_and_sync_client(world, tmp_path: Path) -> None:
         assert f'{count}{{endpoint="/recommend",status="200"}} 1.0' in metrics
         assert f'{count}{{endpoint="/recommend",status="400"}} 1.0' in metrics
         assert httpx.get(f"{url}/healthz").status_code == 200
+        # bound to 127.0.0.1: a page whose own name resolves here (DNS rebinding) is refused
+        rebound = httpx.post(f"{url}/propensity", json={"model": "churn", "household_ids": [1]},
+                             headers={"Host": f"rebind.example:{port}"})
+        assert rebound.status_code == 403 and rebound.json()["error"].startswith(
+            "Host: this server does not answer requests addressed to 'rebind.example'")
+        assert httpx.get(f"{url}/", headers={"Host": "rebind.example"}).status_code == 403
+        local = httpx.get(f"{url}/healthz", headers={"Host": f"localhost:{port}"})
+        assert local.status_code == 200
 
 
 @pytest.fixture(autouse=True)
