@@ -20,7 +20,20 @@ from features.sources import GrowthError
 from features.synth import generate
 from tests.test_models_cli import growth
 from tests.training.test_registry import _migrated_db, _store  # noqa: F401  (fast MLflow store)
-from training import tuning
+from training.tuning import run as session
+from training.tuning.request import TuneRequest
+from training.tuning.run import BASE_ATTR, STATE_TAG, TuneResult, _quotas
+from training.tuning.space import (
+    LIGHTGBM_SPACE,
+    SPECS,
+    TWO_TOWER_SPACE,
+    ModelSpec,
+    base_params,
+    model_spec,
+    searched_fields,
+)
+from training.tuning.storage import open_storage, storage_url
+from training.tuning.tuned_file import recorded_best, recorded_settings
 from training.two_tower.config import load_two_tower_config
 
 # tiny two-tower settings; dim is fixed here, so the search must leave it alone
@@ -50,7 +63,7 @@ def _children(parent_run_id: str, experiment: str) -> list:
 def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     out = tmp_path / "tuned" / "two_tower.yaml"
-    result = tuning.tune(tuning.TuneRequest(
+    result = session.tune(TuneRequest(
         "two-tower", trials=4, storage=storage, study="shared", workers=2, data=data,
         overrides=SMALL, out=out))
 
@@ -60,7 +73,7 @@ def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     # the base config first, in this process (workers popping its waiting trial together
     # could both take it on SQLite), then the other three in two worker processes
-    assert trials[0].user_attrs["pid"] == os.getpid() and tuning.BASE_ATTR in (
+    assert trials[0].user_attrs["pid"] == os.getpid() and BASE_ATTR in (
         trials[0].user_attrs)
     pids = {t.user_attrs["pid"] for t in trials[1:]}
     assert len(pids) == 2 and os.getpid() not in pids
@@ -74,7 +87,7 @@ def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
     for run in children:
         trial = trials[int(run.data.tags["optuna.trial"])]
         assert run.info.status == "FINISHED"
-        assert run.data.tags[tuning.STATE_TAG] == trial.state.name
+        assert run.data.tags[STATE_TAG] == trial.state.name
         assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
         if trial.state == TrialState.COMPLETE:
             assert run.data.metrics["value"] == pytest.approx(trial.value)
@@ -88,12 +101,12 @@ def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
 
 
 def test_default_storage_and_trial_split() -> None:
-    assert tuning.storage_url(tuning.TuneRequest("churn", 4), "s") is None  # in memory
-    shared = tuning.storage_url(tuning.TuneRequest("churn", 4, workers=2), "s")
+    assert storage_url(TuneRequest("churn", 4), "s") is None  # in memory
+    shared = storage_url(TuneRequest("churn", 4, workers=2), "s")
     assert shared == f"sqlite:///{Path('artifacts/tuning/s.db').resolve()}"
     given = "postgresql://u:secret@db/optuna"
-    assert tuning.storage_url(tuning.TuneRequest("churn", 4, given, workers=2), "s") == given
-    assert tuning._quotas(5, 2) == [3, 2] and tuning._quotas(2, 4) == [1, 1]
+    assert storage_url(TuneRequest("churn", 4, given, workers=2), "s") == given
+    assert _quotas(5, 2) == [3, 2] and _quotas(2, 4) == [1, 1]
 
 
 def test_churn_trials_report_every_ten_rounds(data: Path, tmp_path: Path) -> None:
@@ -101,12 +114,12 @@ def test_churn_trials_report_every_ten_rounds(data: Path, tmp_path: Path) -> Non
 
     sets = ("as_of=2017-05-01", "horizon_days=28", "n_cutoffs=8", "step_days=14",
             "max_rounds=40", "learning_rate=0.1")
-    result = tuning.tune(tuning.TuneRequest("churn", trials=2, data=data, overrides=sets,
-                                            out=tmp_path / "churn.yaml"))
+    result = session.tune(TuneRequest("churn", trials=2, data=data, overrides=sets,
+                                      out=tmp_path / "churn.yaml"))
     client = mlflow.MlflowClient()
     for run in _children(result.parent_run_id, "churn_tuning"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id,
-                                                           tuning.model_spec("churn").metric)]
+                                                           model_spec("churn").metric)]
         assert steps and all(step % 10 == 0 for step in steps)
         assert "learning_rate" not in run.data.params  # fixed with --set
     cfg = load_churn_config(tmp_path / "churn.yaml")
@@ -120,9 +133,9 @@ class FakeConfig(Strict):
     num_leaves: int = 31
 
 
-def _fake_spec(score, prepare=lambda ds, cfg: None, space=None) -> tuning.ModelSpec:
-    return tuning.ModelSpec(
-        "fake", "auc", space or {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"]},
+def _fake_spec(score, prepare=lambda ds, cfg: None, space=None) -> ModelSpec:
+    return ModelSpec(
+        "fake", "auc", space or {"learning_rate": LIGHTGBM_SPACE["learning_rate"]},
         warmup_steps=1, load_config=lambda path, sets: load_config(FakeConfig, path, sets),
         score=score, prepare=prepare)
 
@@ -136,10 +149,10 @@ def test_data_the_model_cannot_use_fails_before_the_study(
     def score(ds, cfg: FakeConfig, report) -> float:
         raise AssertionError("no trial may start")
 
-    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(score, prepare))
+    monkeypatch.setitem(SPECS, "fake", lambda: _fake_spec(score, prepare))
     with pytest.raises(GrowthError, match="too short for the fake model"):
-        tuning.tune(tuning.TuneRequest("fake", trials=2, data=tiny_folder,
-                                       out=tmp_path / "fake.yaml"))
+        session.tune(TuneRequest("fake", trials=2, data=tiny_folder,
+                                 out=tmp_path / "fake.yaml"))
     assert mlflow.get_experiment_by_name("fake_tuning") is None
     assert not (tmp_path / "fake.yaml").exists()
 
@@ -152,16 +165,16 @@ def test_pruned_trials_are_marked(tiny_folder: Path, tmp_path: Path,
             report(step, cfg.learning_rate * step)
         return cfg.learning_rate * 3
 
-    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(score))
-    result = tuning.tune(tuning.TuneRequest("fake", trials=12, data=tiny_folder,
-                                            out=tmp_path / "fake.yaml"))
+    monkeypatch.setitem(SPECS, "fake", lambda: _fake_spec(score))
+    result = session.tune(TuneRequest("fake", trials=12, data=tiny_folder,
+                                      out=tmp_path / "fake.yaml"))
     assert result.session_states.get("PRUNED", 0) >= 1
     assert result.session_states["COMPLETE"] + result.session_states["PRUNED"] == 12
     children = _children(result.parent_run_id, "fake_tuning")
-    states = [r.data.tags[tuning.STATE_TAG] for r in children]
+    states = [r.data.tags[STATE_TAG] for r in children]
     assert states.count("PRUNED") == result.session_states["PRUNED"]
     for run in children:  # a pruned run keeps its curve up to the pruning step, no value
-        assert ("value" in run.data.metrics) == (run.data.tags[tuning.STATE_TAG] == "COMPLETE")
+        assert ("value" in run.data.metrics) == (run.data.tags[STATE_TAG] == "COMPLETE")
     tuned = load_config(FakeConfig, tmp_path / "fake.yaml")
     assert tuned.learning_rate * 3 == pytest.approx(result.best_value)
     assert tuned.num_leaves == 31  # not in the space: the base value
@@ -169,13 +182,13 @@ def test_pruned_trials_are_marked(tiny_folder: Path, tmp_path: Path,
 
 def test_same_seed_same_trials(tiny_folder: Path, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(tuning.SPECS, "fake",
+    monkeypatch.setitem(SPECS, "fake",
                         lambda: _fake_spec(lambda ds, cfg, report: cfg.learning_rate))
 
     def drawn(*sets: str, storage: str | None = None) -> list[float]:
-        result = tuning.tune(tuning.TuneRequest("fake", trials=3, data=tiny_folder,
-                                                overrides=sets, storage=storage,
-                                                out=tmp_path / "fake.yaml"))
+        result = session.tune(TuneRequest("fake", trials=3, data=tiny_folder,
+                                          overrides=sets, storage=storage,
+                                          out=tmp_path / "fake.yaml"))
         runs = _children(result.parent_run_id, "fake_tuning")
         return sorted(float(r.data.params["learning_rate"]) for r in runs)
 
@@ -188,10 +201,10 @@ def test_no_completed_trial_writes_no_config(tiny_folder: Path, tmp_path: Path,
     def score(ds, cfg, report) -> float:
         raise optuna.TrialPruned("always")
 
-    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(score))
+    monkeypatch.setitem(SPECS, "fake", lambda: _fake_spec(score))
     with pytest.raises(GrowthError, match="no trial of study .* completed"):
-        tuning.tune(tuning.TuneRequest("fake", trials=2, data=tiny_folder,
-                                       out=tmp_path / "fake.yaml"))
+        session.tune(TuneRequest("fake", trials=2, data=tiny_folder,
+                                 out=tmp_path / "fake.yaml"))
     assert not (tmp_path / "fake.yaml").exists()
 
 
@@ -199,19 +212,19 @@ def test_a_study_that_tunes_something_else_is_refused(tiny_folder: Path, tmp_pat
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A shared study's best trial becomes the written config: trials of another model, on
     other data or with other fixed settings must not be mixed into it."""
-    monkeypatch.setitem(tuning.SPECS, "fake",
+    monkeypatch.setitem(SPECS, "fake",
                         lambda: _fake_spec(lambda ds, cfg, report: cfg.learning_rate))
-    monkeypatch.setitem(tuning.SPECS, "other", lambda: dataclasses.replace(
+    monkeypatch.setitem(SPECS, "other", lambda: dataclasses.replace(
         _fake_spec(lambda ds, cfg, report: 1.0), name="other"))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
 
     def run(model: str = "fake", *sets: str, data: Path = tiny_folder,
-            data_config: str = "") -> tuning.TuneResult:
+            data_config: str = "") -> TuneResult:
         config = tmp_path / "data.yaml"
         config.write_text(data_config or "seed: 0\n")
-        return tuning.tune(tuning.TuneRequest(model, trials=1, storage=storage, study="s",
-                                              data=data, overrides=sets, data_config=config,
-                                              out=tmp_path / f"{model}.yaml"))
+        return session.tune(TuneRequest(model, trials=1, storage=storage, study="s",
+                                        data=data, overrides=sets, data_config=config,
+                                        out=tmp_path / f"{model}.yaml"))
 
     run()
     assert run().study_trials == 2  # same model, data and settings: trials add up
@@ -236,8 +249,8 @@ def test_a_study_that_tunes_something_else_is_refused(tiny_folder: Path, tmp_pat
 def test_an_in_memory_storage_cannot_be_shared_by_workers(tiny_folder: Path) -> None:
     for url in ("sqlite://", "sqlite:///:memory:"):
         with pytest.raises(GrowthError, match="in-memory database, which each worker"):
-            tuning.tune(tuning.TuneRequest("churn", trials=2, workers=2, storage=url,
-                                           data=tiny_folder))
+            session.tune(TuneRequest("churn", trials=2, workers=2, storage=url,
+                                     data=tiny_folder))
 
 
 def test_tune_command(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -260,7 +273,7 @@ def test_the_first_trial_of_a_new_study_is_the_base_config(
         capsys: pytest.CaptureFixture) -> None:
     """The base config (here best where it is: learning_rate 0.1) is trial 0, so the tuned
     config is never worse than it; the command prints both scores and how to train."""
-    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
+    monkeypatch.setitem(SPECS, "fake", lambda: _fake_spec(
         lambda ds, cfg, report: -abs(cfg.learning_rate - 0.1)))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     out = tmp_path / "fake.yaml"
@@ -270,7 +283,7 @@ def test_the_first_trial_of_a_new_study_is_the_base_config(
     assert code == 0, err[-3000:]
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert trials[0].params == {"learning_rate": 0.1}
-    assert trials[0].user_attrs[tuning.BASE_ATTR] == "configs/fake.yaml"
+    assert trials[0].user_attrs[BASE_ATTR] == "configs/fake.yaml"
     assert load_config(FakeConfig, out).learning_rate == 0.1
     text = " ".join(stdout.split())
     assert ("base config configs/fake.yaml: trial 0, validation score 0.0000 (no trial beat "
@@ -278,22 +291,22 @@ def test_the_first_trial_of_a_new_study_is_the_base_config(
     assert f"train with it: growth train fake --config {out} --data {tiny_folder}" in text
 
     # another session on the same study: no second base-config trial
-    result = tuning.tune(tuning.TuneRequest("fake", trials=2, storage=storage, study="s",
-                                            data=tiny_folder, out=out))
+    result = session.tune(TuneRequest("fake", trials=2, storage=storage, study="s",
+                                      data=tiny_folder, out=out))
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert len(trials) == 5
-    assert [t.number for t in trials if tuning.BASE_ATTR in t.user_attrs] == [0]
+    assert [t.number for t in trials if BASE_ATTR in t.user_attrs] == [0]
     assert (result.base_trial, result.base_value, result.best_trial) == (0, 0.0, 0)
 
 
 def test_a_base_value_outside_the_space_is_clipped_and_said(
         tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
+    monkeypatch.setitem(SPECS, "fake", lambda: _fake_spec(
         lambda ds, cfg, report: cfg.learning_rate))
     base = tmp_path / "base.yaml"
     base.write_text("learning_rate: 0.5\n")  # the space ends at 0.2
-    result = tuning.tune(tuning.TuneRequest("fake", trials=1, config=base, data=tiny_folder,
-                                            out=tmp_path / "fake.yaml"))
+    result = session.tune(TuneRequest("fake", trials=1, config=base, data=tiny_folder,
+                                      out=tmp_path / "fake.yaml"))
     assert result.best_params == {"learning_rate": 0.2} and result.base_trial == 0
     assert result.base_label == str(base)
     assert result.base_changes == ["learning_rate 0.5 is outside the searched range "
@@ -305,11 +318,11 @@ def test_a_base_value_outside_the_space_is_clipped_and_said(
         dim: int = 48
         batch_size: int = 1024
 
-    space = {"learning_rate": tuning.LIGHTGBM_SPACE["learning_rate"],
-             "num_leaves": tuning.LIGHTGBM_SPACE["num_leaves"],
-             "dim": tuning.TWO_TOWER_SPACE["dim"],
-             "batch_size": tuning.TWO_TOWER_SPACE["batch_size"]}
-    values, changes = tuning.base_params(_fake_spec(None, space=space), Config(), list(space))
+    space = {"learning_rate": LIGHTGBM_SPACE["learning_rate"],
+             "num_leaves": LIGHTGBM_SPACE["num_leaves"],
+             "dim": TWO_TOWER_SPACE["dim"],
+             "batch_size": TWO_TOWER_SPACE["batch_size"]}
+    values, changes = base_params(_fake_spec(None, space=space), Config(), list(space))
     assert values == {"learning_rate": 0.01, "num_leaves": 128, "batch_size": 1024}
     assert changes == [
         "learning_rate 0.001 is outside the searched range 0.01..0.2: tried as 0.01",
@@ -320,9 +333,9 @@ def test_a_base_value_outside_the_space_is_clipped_and_said(
 @pytest.mark.parametrize("model", ["churn", "coupon", "two-tower"])
 def test_the_committed_configs_lie_in_the_search_space(model: str) -> None:
     """configs/<model>.yaml is tried as it is: churn's lambda_l2 50 was outside the space."""
-    spec = tuning.model_spec(model)
+    spec = model_spec(model)
     base = spec.load_config(None, None)
-    values, changes = tuning.base_params(spec, base, tuning._searched(spec, base, ()))
+    values, changes = base_params(spec, base, searched_fields(spec, base, ()))
     assert changes == [] and values == {n: getattr(base, n) for n in values}
 
 
@@ -333,21 +346,21 @@ def test_a_better_tuned_config_on_the_same_settings_is_kept(
     place (its own best goes to MLflow) unless --overwrite; one measured on other settings
     is replaced, with a warning naming the difference."""
     offset = [1.0]
-    monkeypatch.setitem(tuning.SPECS, "fake", lambda: _fake_spec(
+    monkeypatch.setitem(SPECS, "fake", lambda: _fake_spec(
         lambda ds, cfg, report: cfg.learning_rate + offset[0]))
     out = tmp_path / "fake.yaml"
 
-    def tune(study: str, *sets: str, data: Path = tiny_folder, **kw) -> tuning.TuneResult:
-        return tuning.tune(tuning.TuneRequest("fake", trials=2, study=study, data=data,
-                                              overrides=sets, out=out, **kw))
+    def tune(study: str, *sets: str, data: Path = tiny_folder, **kw) -> TuneResult:
+        return session.tune(TuneRequest("fake", trials=2, study=study, data=data,
+                                        overrides=sets, out=out, **kw))
 
     first = tune("good")
     assert first.warning is None and first.kept is None and first.written
     recorded = {"model": "fake", "study": "good", "metric": "auc",
                 "value": f"{first.best_value:.6g}"}
-    assert tuning.recorded_best(out) == recorded
-    assert tuning.recorded_settings(out) == {
-        "data": str(tiny_folder.resolve()), "data_config": tuning.recorded_settings(out)[
+    assert recorded_best(out) == recorded
+    assert recorded_settings(out) == {
+        "data": str(tiny_folder.resolve()), "data_config": recorded_settings(out)[
             "data_config"], "searched": ["learning_rate"]}
     good = out.read_text()
 
@@ -368,7 +381,7 @@ def test_a_better_tuned_config_on_the_same_settings_is_kept(
                                 filter_string="attributes.run_name = 'worse'")[0]
     logged = Path(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
                                                       artifact_path="fake.yaml"))
-    assert tuning.recorded_best(logged)["study"] == "worse"
+    assert recorded_best(logged)["study"] == "worse"
 
     # a file written before the settings were recorded: compared on its config fields
     lines = good.splitlines(keepends=True)
@@ -378,13 +391,13 @@ def test_a_better_tuned_config_on_the_same_settings_is_kept(
 
     out.write_text(good)
     replaced = tune("forced", overwrite=True)
-    assert replaced.written and tuning.recorded_best(out)["study"] == "forced"
+    assert replaced.written and recorded_best(out)["study"] == "forced"
     assert replaced.warning.startswith(f"replaced {out} (--overwrite), whose auc "
                                        f"{first.best_value:.6g} (study good) is better")
 
     out.write_text(good)  # other fixed settings: the scores do not compare
     other = tune("other", "num_leaves=7")
-    assert other.written and tuning.recorded_best(out)["study"] == "other"
+    assert other.written and recorded_best(out)["study"] == "other"
     assert (f"replaced {out}, whose auc {first.best_value:.6g} (study good) is better than "
             f"this study's 0.1 but was measured on other settings: fixed.num_leaves (31 "
             "there, 7 here); the two scores do not compare; the replaced config is logged in "
@@ -414,8 +427,8 @@ def test_the_printed_train_command_trains_the_tuned_config(
     sets = ("as_of=2017-05-01", "horizon_days=28", "n_cutoffs=4", "step_days=14",
             "max_rounds=20", "learning_rate=0.1")
     out = tmp_path / "tuned" / "churn.yaml"
-    result = tuning.tune(tuning.TuneRequest("churn", trials=1, data=data, overrides=sets,
-                                            out=out))
+    result = session.tune(TuneRequest("churn", trials=1, data=data, overrides=sets,
+                                      out=out))
     assert result.train_command == f"growth train churn --config {out} --data {data}"
     trained = []
 
@@ -439,7 +452,7 @@ def test_tune_has_trains_date_options(monkeypatch: pytest.MonkeyPatch,
         requests.append(request)
         raise GrowthError("stop before tuning")
 
-    monkeypatch.setattr(tuning, "tune", tune)
+    monkeypatch.setattr("training.tuning.tune", tune)  # growth/cli.py imports it from there
     cases = {
         ("churn", "--as-of", "2017-05-01", "--horizon-days", "28", "--set", "as_of=2017-01-02"):
             ("as_of=2017-01-02", "as_of=2017-05-01", "horizon_days=28"),
@@ -480,4 +493,4 @@ def test_a_storage_without_its_driver_names_the_package(url: str, module: str,
     with pytest.raises(GrowthError, match=re.escape(
             f"its {dialect} driver, Python module {module}, is not installed (growthloop "
             f"installs only SQLite's): pip install {package}")):
-        tuning.open_storage(url)
+        open_storage(url)
