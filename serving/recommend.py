@@ -1,7 +1,8 @@
 """Business rules of ``/recommend`` and ``/similar_items`` over the snapshot in memory.
 
 A known household gets its precomputed list (mixed, or new items only with
-``exclude_purchased``), over-fetched and filtered by department; an unknown household gets
+``exclude_purchased``), over-fetched and filtered by department (``departments`` less
+``exclude_departments``); an unknown household gets
 the FAISS nearest items to the mean of ``recent_product_ids`` or, without them, the popular
 list. Whatever is short of k is filled from the popular ranking within the allowed
 departments, never repeating a product (nor, with ``exclude_purchased``, one it bought).
@@ -133,8 +134,9 @@ class RecommendationStore:
         return np.where(self._catalog_ids[pos] == product_ids,
                         self._catalog_departments[pos], UNKNOWN_DEPARTMENT)
 
-    def department_codes(self, departments: list[str] | None) -> np.ndarray | None:
-        """Codes of the requested departments (None: every department)."""
+    def department_codes(self, departments: list[str] | None,
+                         field: str = "departments") -> np.ndarray | None:
+        """Codes of the departments named in request ``field`` (None: none named)."""
         if departments is None:
             return None
         codes = [self._department_code.get(name.casefold()) for name in departments]
@@ -142,9 +144,21 @@ class RecommendationStore:
         if unknown:
             known = ", ".join(self.department_names[:40])
             more = " ..." if len(self.department_names) > 40 else ""
-            raise RequestError("departments", f"unknown department(s) {unknown}; expected "
-                                              f"any of: {known}{more}")
+            raise RequestError(field, f"unknown department(s) {unknown}; expected "
+                                      f"any of: {known}{more}")
         return np.unique(np.asarray(codes, dtype=np.int32))
+
+    def allowed_codes(self, req: RecommendRequest) -> np.ndarray | None:
+        """Department codes a request allows (None: all): ``departments`` less
+        ``exclude_departments``; without ``departments`` every code, products without a
+        department included, less the excluded."""
+        allowed = self.department_codes(req.departments)
+        excluded = self.department_codes(req.exclude_departments, "exclude_departments")
+        if excluded is None:
+            return allowed
+        if allowed is None:
+            allowed = np.arange(len(self.department_names) + 1, dtype=np.int32)
+        return np.setdiff1d(allowed, excluded)
 
     def knows(self, household_id: int | None) -> bool:
         return household_id is not None and household_id in self._row
@@ -177,7 +191,7 @@ class RecommendationStore:
     def recommend(self, req: RecommendRequest) -> tuple[str, list[Item]]:
         """(strategy, exactly k items) — fewer only if the allowed departments hold fewer
         than k eligible products in the whole catalogue (``shortfall`` says why)."""
-        allowed = self.department_codes(req.departments)
+        allowed = self.allowed_codes(req)
         k = req.k
         exclude = np.empty(0, dtype=np.int64)
         if self.knows(req.household_id):
@@ -227,14 +241,19 @@ class RecommendationStore:
         rules out the rest (``recommend`` returned every product it could)."""
         if returned >= req.k:
             return None
-        allowed = self.department_codes(req.departments)
+        allowed = self.allowed_codes(req)
         if allowed is None:
             available, where = len(self._popular_ids), "the catalogue holds"
         else:
             available = sum(len(self._popular_positions[c]) for c in allowed)
-            names = ", ".join(self.department_names[c - 1] for c in allowed)
-            where = (f"department {names} holds" if len(allowed) == 1 else
-                     f"departments {names} hold")
+            if req.departments is None:  # the catalogue less exclude_departments
+                names = ", ".join(self.department_names[c - 1] for c in np.setdiff1d(
+                    np.arange(1, len(self.department_names) + 1), allowed))
+                where = f"the catalogue without {names} holds"
+            else:
+                names = ", ".join(self.department_names[c - 1] for c in allowed)
+                where = (f"department {names} holds" if len(allowed) == 1 else
+                         f"departments {names} hold")
         message = f"{returned} of k={req.k}: {where} {available:,} products"
         excluded = available - returned
         if excluded:

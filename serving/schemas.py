@@ -23,7 +23,10 @@ K = Annotated[int, Field(ge=1, le=200, description="How many products to return 
 Reason = Literal["repeat", "similar", "popular"]
 Model = Literal["churn", "coupon"]
 # error type of a rule between fields -> the field a client should change
-RULE_FIELDS = {"campaign_required": "campaign_id", "selection_required": "top_n"}
+RULE_FIELDS = {"campaign_required": "campaign_id", "selection_required": "top_n",
+               "department_conflict": "exclude_departments"}
+Department = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                              max_length=100)]
 SCORES_AS_OF = ("Date the scores are computed as of (features from purchases before it): the "
                 "snapshot date for churn, the campaign's start date for coupon.")
 
@@ -47,11 +50,24 @@ class RecommendRequest(Request):
     k: K = 20
     exclude_purchased: bool = Field(
         False, description="Only products the household has never bought.")
-    departments: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                       max_length=100)]] | None = Field(
+    departments: list[Department] | None = Field(
         None, min_length=1, max_length=50,
         description="Only products of these departments (case-insensitive, surrounding "
                     "whitespace ignored).")
+    exclude_departments: list[Department] | None = Field(
+        None, min_length=1, max_length=50,
+        description="Never products of these departments, e.g. [\"FUEL\", \"COUPON\"] for "
+                    "a page that sells neither (matched as departments is).")
+
+    @model_validator(mode="after")
+    def _departments_apart(self) -> RecommendRequest:
+        both = ({d.casefold() for d in self.departments or ()}
+                & {d.casefold() for d in self.exclude_departments or ()})
+        if both:
+            raise PydanticCustomError(
+                "department_conflict", "{names} both asked for (departments) and excluded",
+                {"names": ", ".join(sorted(both))})
+        return self
 
     model_config = ConfigDict(json_schema_extra={"example": {
         "household_id": 1364, "k": 10, "exclude_purchased": False, "departments": ["PRODUCE"]}})

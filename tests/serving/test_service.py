@@ -150,6 +150,38 @@ def test_cold_start_recent_items_and_popular(client, world, departments) -> None
     assert {departments[i["product_id"]] for i in dairy["items"]} <= {"DAIRY", "DELI"}
 
 
+def test_exclude_departments_on_every_path(client, bought, departments, world) -> None:
+    """A page that sells no fuel never shows it: the department is left out of the
+    household's list (the rest keeps its order), of the visitor's and of the popular one."""
+    household = int(bought[s.HOUSEHOLD_ID].iloc[0])
+    plain = post(client, "/recommend", {"household_id": household, "k": 20})["items"]
+    common = pd.Series([departments[i["product_id"]] for i in plain]).mode()[0]
+    out = post(client, "/recommend", {"household_id": household, "k": 20,
+                                      "exclude_departments": [f" {common.lower()} "]})
+    products = [i["product_id"] for i in out["items"]]
+    assert len(products) == 20 and common not in {departments[p] for p in products}
+    kept = [i["product_id"] for i in plain if departments[i["product_id"]] != common]
+    assert 0 < len(kept) < 20 and products[:len(kept)] == kept
+    for body in ({"recent_product_ids": world.indexed_products(2), "k": 8}, {"k": 8}):
+        items = post(client, "/recommend", {**body, "exclude_departments": [common]})["items"]
+        assert len(items) == 8 and common not in {departments[i["product_id"]] for i in items}
+
+    others = sorted(set(departments.values()) - {"DELI"})
+    out = post(client, "/recommend", {"k": 200, "exclude_departments": others})
+    assert {departments[i["product_id"]] for i in out["items"]} == {"DELI"}
+    assert out["shortfall"]["message"] == (
+        f"{len(out['items'])} of k=200: the catalogue without {', '.join(others)} holds "
+        f"{sum(d == 'DELI' for d in departments.values())} products")
+
+    both = client.post("/recommend", json={"departments": ["DELI"],
+                                           "exclude_departments": ["deli"]})
+    assert both.status_code == 400 and both.json()["error"] == (
+        "exclude_departments: deli both asked for (departments) and excluded")
+    unknown = client.post("/recommend", json={"exclude_departments": ["SPACESHIPS"]})
+    assert unknown.status_code == 400 and unknown.json()["error"].startswith(
+        "exclude_departments: unknown department(s) ['SPACESHIPS']")
+
+
 def test_similar_items(client, world) -> None:
     product = world.indexed_products(1)[0]
     out = post(client, "/similar_items", {"product_id": product, "k": 7})
