@@ -234,32 +234,36 @@ def test_repeated_or_malformed_body_headers(client) -> None:
         r = client.post("/recommend", content=b'{"k": 1}',
                         headers=[("Content-Type", first), ("Content-Type", second)])
         assert_error(r, 400, "header content-type is given 2 times; give it once")
+    json_type = (b"content-type", b"application/json")
+    sent = guarded("POST", [json_type, (b"content-length", b"-1")])  # clients cannot send it
+    assert sent[0]["status"] == 400
+    assert "Content-Length must be a whole number of bytes, got '-1'" in sent[1]["body"].decode()
+    sent = guarded("POST", [json_type, (b"content-length", b"2"), (b"content-length", b"9")])
+    assert sent[0]["status"] == 400 and b"content-length is given 2 times" in sent[1]["body"]
+
+
+def guarded(method: str, headers: list[tuple[bytes, bytes]], **guard_options) -> list[dict]:
+    """The messages ``RequestGuard`` sends for one request with body ``{}`` to /propensity;
+    the app behind answers 200 with an empty body."""
     import asyncio
 
     from serving.guard import RequestGuard
 
-    async def answer(headers: list[tuple[bytes, bytes]]) -> list[dict]:
-        sent: list[dict] = []
+    sent: list[dict] = []
 
-        async def send(message: dict) -> None:
-            sent.append(message)
+    async def send(message: dict) -> None:
+        sent.append(message)
 
-        async def receive() -> dict:
-            return {"type": "http.request", "body": b"{}", "more_body": False}
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
 
-        async def app(scope, receive, send) -> None:
-            raise AssertionError("the request reached the app")
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
-        scope = {"type": "http", "method": "POST", "path": "/recommend",
-                 "headers": [(b"content-type", b"application/json"), *headers]}
-        await RequestGuard(app, 1 << 20)(scope, receive, send)
-        return sent
-
-    sent = asyncio.run(answer([(b"content-length", b"-1")]))  # clients cannot send these
-    assert sent[0]["status"] == 400
-    assert "Content-Length must be a whole number of bytes, got '-1'" in sent[1]["body"].decode()
-    sent = asyncio.run(answer([(b"content-length", b"2"), (b"content-length", b"9")]))
-    assert sent[0]["status"] == 400 and b"content-length is given 2 times" in sent[1]["body"]
+    scope = {"type": "http", "method": method, "path": "/propensity", "headers": headers}
+    asyncio.run(RequestGuard(app, 1 << 20, **guard_options)(scope, receive, send))
+    return sent
 
 
 def test_allowed_hosts_follow_the_bound_address_unless_configured() -> None:
@@ -277,34 +281,19 @@ def test_allowed_hosts_follow_the_bound_address_unless_configured() -> None:
 def test_the_guard_answers_only_its_hosts() -> None:
     """A page that points its own name at a loopback server (DNS rebinding) is one origin
     with it in the browser: the Host header is what tells the request apart."""
-    import asyncio
+    from serving.guard import LOOPBACK_NAMES
 
-    from serving.guard import LOOPBACK_NAMES, RequestGuard
-
-    async def status(method: str, host: bytes | None) -> int:
-        sent: list[dict] = []
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-
-        async def receive() -> dict:
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-
-        async def app(scope, receive, send) -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-
+    def status(method: str, host: bytes | None) -> int:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
-        scope = {"type": "http", "method": method, "path": "/propensity",
-                 "headers": headers + ([(b"host", host)] if host is not None else [])}
-        await RequestGuard(app, 1 << 20, hosts=frozenset(LOOPBACK_NAMES))(scope, receive, send)
+        sent = guarded(method, headers + ([(b"host", host)] if host is not None else []),
+                       hosts=frozenset(LOOPBACK_NAMES))
         return sent[0]["status"]
 
     for method in ("GET", "POST"):
-        assert asyncio.run(status(method, b"evil.example:3000")) == 403
-        assert asyncio.run(status(method, b"127.0.0.1.evil.example")) == 403
+        assert status(method, b"evil.example:3000") == 403
+        assert status(method, b"127.0.0.1.evil.example") == 403
         for host in (b"127.0.0.1:3000", b"localhost", b"[::1]:3000", None):
-            assert asyncio.run(status(method, host)) == 200, (method, host)
+            assert status(method, host) == 200, (method, host)
 
 
 def test_metrics_answer_head(client) -> None:
