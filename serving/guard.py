@@ -118,12 +118,13 @@ def api_key_ok(given: bytes | None, env: str = API_KEY_ENV) -> bool:
 
 
 def allowed_hosts(configured: Sequence[str], bind_host: str | None) -> frozenset[str] | None:
-    """The host names to answer (lower case, no port); None answers any. ``configured``
+    """The host names to answer (as :func:`host_name` reads them); None answers any. ``configured``
     (``allowed_hosts`` in configs/serving.yaml) wins, ``*`` in it meaning any; without it, a
     loopback ``bind_host`` answers only :data:`LOOPBACK_NAMES`, and any other or unknown one
     (``bentoml serve`` run directly: BentoML binds 0.0.0.0) any name."""
     if configured:
-        return None if "*" in configured else frozenset(h.strip("[]").lower() for h in configured)
+        return None if "*" in configured else frozenset(host_name(h.encode("latin-1"))
+                                                        for h in configured)
     try:
         loopback = bind_host is not None and ipaddress.ip_address(bind_host).is_loopback
     except ValueError:

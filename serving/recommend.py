@@ -247,8 +247,8 @@ class RecommendationStore:
         else:
             available = sum(len(self._popular_positions[c]) for c in allowed)
             if req.departments is None:  # the catalogue less exclude_departments
-                names = ", ".join(self.department_names[c - 1] for c in np.setdiff1d(
-                    np.arange(1, len(self.department_names) + 1), allowed))
+                names = ", ".join(self.department_names[c - 1] for c in self.department_codes(
+                    req.exclude_departments, "exclude_departments"))
                 where = f"the catalogue without {names} holds"
             else:
                 names = ", ".join(self.department_names[c - 1] for c in allowed)

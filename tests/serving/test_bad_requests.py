@@ -273,6 +273,7 @@ def test_allowed_hosts_follow_the_bound_address_unless_configured() -> None:
     assert allowed_hosts((), "0.0.0.0") is None and allowed_hosts((), None) is None
     assert allowed_hosts(("Shop.Example", "[::1]"), "127.0.0.1") == {"shop.example", "::1"}
     assert allowed_hosts(("*",), "127.0.0.1") is None
+    assert allowed_hosts(("shop.example:443",), None) == {"shop.example"}  # a port is ignored
     assert [host_name(h) for h in (b"LocalHost:3000", b"[::1]:3000", b"[::1]", b"127.0.0.1",
                                    b"shop.example")] == [
         "localhost", "::1", "::1", "127.0.0.1", "shop.example"]
