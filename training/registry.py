@@ -9,8 +9,9 @@ the point-in-time rule for backtests.
   ``Dataset.source``) and its metrics (``metric.<name>`` tags), so promotion and backtests need
   nothing but the registry.
 - ``promote_if_better`` moves ``@champion`` only on a strict improvement over the champion
-  (trained on the same data, ending no earlier) and every baseline, and writes the decision
-  on the version (tag ``promotion``); ``promote`` / ``rollback`` are the manual overrides.
+  (trained on the same data, ending no earlier; measured on the candidate's validation rows
+  when the caller can re-score it) and every baseline, and writes the decision on the
+  version (tag ``promotion``); ``promote`` / ``rollback`` are the manual overrides.
 - ``version_for_date``: a backtest as of day D on some data may only use a version trained
   on that data whose training data ended on or before D (the latest such end; the champion
   among versions that share it); ``Dataset.check_as_of`` refuses a D outside the data.
@@ -26,7 +27,7 @@ import operator
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -54,6 +55,9 @@ PROMOTION_TAG = "promotion"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 PID_TAG = "pid"
 HOST_TAG = "host"
+
+# measures a champion version on the candidate's validation rows (see promote_if_better)
+Rescore = Callable[[int], float | None]
 
 
 # --- tracking -------------------------------------------------------------------------------
@@ -310,9 +314,23 @@ def promote_if_better(
     metric: str,
     higher_is_better: bool = True,
     baselines: dict[str, float] | None = None,
+    rescore: Rescore | None = None,
 ) -> tuple[bool, str]:
     """Give ``version`` the ``@champion`` alias if its ``metric.<metric>`` tag is strictly
     better than the champion's (when there is one) and than every baseline value.
+
+    ``rescore(champion)``, when given, measures the champion on the candidate's own
+    validation rows (the same metric); its value then stands for the champion instead of
+    the champion's tag, which was measured on the champion's own validation window: a
+    version trained to a later as-of date is validated on a later window, with another
+    positive rate, and PR-AUC on two windows does not compare. The champion's model has
+    seen no label of those rows when its data end no later than the candidate's (the rows'
+    labels lie after the champion's training labels; its calibrator, fitted on its own
+    window, is monotone and leaves ranking metrics alone); where a changed setting lets it
+    have seen some, the comparison favours the champion, never the candidate. ``rescore``
+    returns None when the champion cannot read those rows (another feature set): then the
+    tag is used when both versions' data end on the same day, and otherwise the candidate
+    is rejected as not comparable.
 
     Returns ``(promoted, reason)``; the reason is also written on the version as tag
     ``promotion`` so the registry explains why each version is or is not serving. A
@@ -330,11 +348,34 @@ def promote_if_better(
     ValueError if the candidate lacks the metric.
     """
     with _promotion_lock():
-        return _promote_if_better(model_name, version, metric, higher_is_better, baselines)
+        return _promote_if_better(model_name, version, metric, higher_is_better, baselines,
+                                  rescore)
+
+
+def _champion_value(model_name: str, version: int, champion: int, metric: str,
+                    held_tags: dict[str, str], own: dict[str, str],
+                    rescore: Rescore | None) -> tuple[float | None, str]:
+    """The champion's ``metric`` to beat and how it was measured (a note for the reason), or
+    (None, why it cannot be compared)."""
+    if rescore is not None:
+        value = rescore(champion)
+        if value is not None and math.isfinite(value):
+            return value, " on this version's validation rows"
+        held_end, own_end = held_tags.get(DATA_END_TAG), own.get(DATA_END_TAG)
+        if held_end != own_end:
+            return None, (f"(champion v{champion} cannot score this version's validation rows, "
+                          f"and its own were validated on data to {held_end}, this version's "
+                          f"to {own_end}: not comparable; `growth models promote {model_name} "
+                          f"{version}` serves this one)")
+    held = _metric(held_tags, metric)
+    if held is None:
+        return None, f"(champion v{champion} has no {metric} to compare with)"
+    return held, ""
 
 
 def _promote_if_better(model_name: str, version: int, metric: str, higher_is_better: bool,
-                       baselines: dict[str, float] | None) -> tuple[bool, str]:
+                       baselines: dict[str, float] | None, rescore: Rescore | None
+                       ) -> tuple[bool, str]:
     client = _client()
     own = _tags(client, model_name, version)
     if METRIC_PREFIX + metric not in own:
@@ -357,7 +398,7 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
         failed.append(f"(v{version} is already the champion)")
     elif champion is not None:
         held_tags = _tags(client, model_name, champion)
-        held, held_source = _metric(held_tags, metric), held_tags.get(DATA_SOURCE_TAG)
+        held_source = held_tags.get(DATA_SOURCE_TAG)
         held_end, own_end = held_tags.get(DATA_END_TAG), own.get(DATA_END_TAG)
         if held_source is not None and held_source != own.get(DATA_SOURCE_TAG):
             failed.append(f"(champion v{champion} was trained on other data, {held_source}: "
@@ -372,12 +413,15 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
             failed.append(f"(its training data end on {own_end}, before champion "
                           f"v{champion}'s {held_end}: a backtest does not replace the served "
                           f"model; `growth models promote {model_name} {version}` serves it)")
-        elif held is None:
-            failed.append(f"(champion v{champion} has no {metric} to compare with)")
-        elif better(value, held):
-            passed.append(f"{op} champion v{champion} {held:g}")
         else:
-            failed.append(f"{not_op} champion v{champion} {held:g}")
+            held, note = _champion_value(model_name, version, champion, metric, held_tags,
+                                         own, rescore)
+            if held is None:
+                failed.append(note)
+            elif better(value, held):
+                passed.append(f"{op} champion v{champion} {held:g}{note}")
+            else:
+                failed.append(f"{not_op} champion v{champion} {held:g}{note}")
     else:
         passed.append("(no champion yet)")
     for name, base in (baselines or {}).items():

@@ -284,6 +284,44 @@ def test_a_backtest_does_not_replace_the_champion() -> None:
     assert r.promote_if_better(MODEL, same_end, "recall")[0]
 
 
+def test_the_champion_is_measured_on_the_candidates_validation_rows() -> None:
+    """A version trained to a later date is validated on a later window with another positive
+    rate: its tag and the champion's do not compare, the champion re-scored on the
+    candidate's rows does. Its tag 0.50 would have kept 0.45 out."""
+    served = _register(date(2024, 6, 1), recall=0.50)
+    assert r.promote_if_better(MODEL, served, "recall")[0]
+    asked: list[int] = []
+
+    def rescore(version: int) -> float | None:
+        asked.append(version)
+        return 0.40
+
+    later = _register(date(2024, 7, 1), recall=0.45)
+    assert r.promote_if_better(MODEL, later, "recall", rescore=rescore) == (
+        True, "promoted: recall 0.45 > champion v1 0.4 on this version's validation rows")
+    assert asked == [served] and r.champion_version(MODEL) == later
+
+    def unreadable(version: int) -> float | None:
+        return None
+
+    # a champion that cannot read the rows (other features) compares by its tag only when
+    # the two were validated on the same window (their data end on the same day) ...
+    same_end = _register(date(2024, 7, 1), recall=0.44)
+    assert r.promote_if_better(MODEL, same_end, "recall", rescore=unreadable) == (
+        False, "rejected: recall 0.44 <= champion v2 0.45")
+    # ... and is not compared otherwise
+    even_later = _register(date(2024, 8, 1), recall=0.90)
+    promoted, reason = r.promote_if_better(MODEL, even_later, "recall", rescore=unreadable)
+    assert not promoted and r.champion_version(MODEL) == later
+    assert reason == ("rejected: recall 0.9 (champion v2 cannot score this version's "
+                      "validation rows, and its own were validated on data to 2024-07-01, "
+                      f"this version's to 2024-08-01: not comparable; `growth models promote "
+                      f"{MODEL} 4` serves this one)")
+    # the rescored value decides against the candidate too
+    assert r.promote_if_better(MODEL, even_later, "recall", rescore=lambda v: 0.95) == (
+        False, "rejected: recall 0.9 <= champion v2 0.95 on this version's validation rows")
+
+
 def test_metrics_that_are_not_numbers_never_pass_the_gate() -> None:
     nan_first = _register(date(2024, 3, 1), recall=float("nan"))
     assert r.promote_if_better(MODEL, nan_first, "recall") == (

@@ -106,7 +106,13 @@ def fit_propensity(train: pd.DataFrame, valid: pd.DataFrame, label: str, spec: F
     model = PropensityModel(fit.booster, identity, spec, dict(meta or {}), linear)
     raw_valid = model.raw(valid)
     model.calibrator = fit_calibrator(raw_valid, y_valid, cfg.calibration)
-    return model, fit, float(average_precision_score(y_valid, raw_valid))
+    return model, fit, gate_value(y_valid, raw_valid)
+
+
+def gate_value(y: np.ndarray, raw: np.ndarray) -> float:
+    """The promotion gate's and the tuner's metric (``task.GATE_METRIC`` on the validation
+    fold): PR-AUC of the raw, uncalibrated scores."""
+    return float(average_precision_score(y, raw))
 
 
 def validation_pr_auc(train: pd.DataFrame, valid: pd.DataFrame, label: str, spec: FeatureSpec,

@@ -7,7 +7,8 @@ on the validation fold and the test set, logs params, metrics (``<system>.<metri
 test set, ``<system>.val_<metric>`` for the validation fold), plots, global importance and
 per-row reason codes to MLflow, writes ``reports/<model>/metrics.json``, registers a version
 whose data ends at ``as_of`` (churn) or the split date (coupon), and moves ``@champion`` only
-when the version beats the champion and every baseline on validation PR-AUC.
+when the version beats the champion and every baseline on validation PR-AUC, the champion
+re-scored on this run's validation rows (see ``registry.promote_if_better``).
 
 The served booster is the one early stopping chose, not a refit on the validation fold too:
 the calibrator was fitted on exactly its validation predictions, so they stay consistent.
@@ -30,10 +31,10 @@ from features.dataset import Dataset
 from features.sources import GrowthError
 from training import registry
 from training.propensity import churn, coupon
-from training.propensity.bundle import PropensityModel, fit_propensity
+from training.propensity.bundle import PropensityModel, fit_propensity, gate_value
 from training.propensity.config import ChurnConfig, CouponConfig, PropensityConfig
 from training.propensity.evaluate import binary_report, calibration_plot, gain_chart
-from training.propensity.gbdt import check_scheduler
+from training.propensity.gbdt import MissingFeatures, check_scheduler
 from training.propensity.reasons import global_importance
 from training.propensity.task import GATE_METRIC, TrainingSet
 
@@ -75,6 +76,25 @@ def _plots(task: TrainingSet, scores: dict[str, dict[str, np.ndarray]], cfg: Pro
     gain_chart(y, scores[part], gain, title)
     calibration_plot(y, scores[part], calib, title, cfg.ece_bins)
     return [gain, calib]
+
+
+def _rescorer(task: TrainingSet) -> registry.Rescore:
+    """The gate's ``rescore``: a registered version's ``GATE_METRIC`` on this run's
+    validation rows, or None when it cannot read them (it was trained on other features)."""
+    y = task.valid[task.label].to_numpy()
+
+    def rescore(version: int) -> float | None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = mlflow.artifacts.download_artifacts(
+                artifact_uri=registry.version_artifact_uri(task.model_name, version),
+                dst_path=tmp)
+            model = PropensityModel.load(Path(folder))
+        try:
+            return gate_value(y, model.raw(task.valid))
+        except MissingFeatures:
+            return None
+
+    return rescore
 
 
 def train_propensity(task: TrainingSet, cfg: PropensityConfig, source: str, reports_dir: Path,
@@ -134,7 +154,8 @@ def train_propensity(task: TrainingSet, cfg: PropensityConfig, source: str, repo
                                             source, metrics=tags, task=cfg.task())
         baselines = {b.name: metrics[b.name]["val_pr_auc"] for b in task.baselines}
         promoted, reason = registry.promote_if_better(name, version, GATE_METRIC,
-                                                      baselines=baselines)
+                                                      baselines=baselines,
+                                                      rescore=_rescorer(task))
     summary = {"model": name, "version": version, "run_id": run.info.run_id,
                "data_end": task.data_end.isoformat(), "data_source": source,
                "promoted": promoted,

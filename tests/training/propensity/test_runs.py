@@ -77,6 +77,10 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
         overrides=CHURN + ["max_rounds=1", "num_leaves=2"]), reports)
     assert worse[GATE_METRIC] < first[GATE_METRIC]
     assert not worse["promoted"] and "rejected" in worse["promotion"]
+    # the gate re-scores the champion on the candidate's validation rows: on the same window
+    # that reproduces the champion's own recorded value
+    assert (f"<= champion v1 {first[GATE_METRIC]:g} on this version's validation rows"
+            in worse["promotion"])
     assert registry.champion_version("churn") == 1
 
     # Same seed, same data: same metrics.
@@ -107,6 +111,15 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     assert str(err.value).endswith(
         f"train one with `growth train churn --as-of 2017-08-01 --horizon-days 28 --data "
         f"{ds.source}`")  # the champion's horizon, 28 days in CHURN
+
+    # A later as_of is validated on a later window: the champion is measured there too, not
+    # by the value it recorded on its own window.
+    later = train_churn(ds, load_churn_config(overrides=CHURN + ["as_of=2017-09-11"]), reports)
+    rescored = float(later["promotion"].split("champion v1 ")[1].split()[0])
+    assert rescored != pytest.approx(first[GATE_METRIC])
+    assert f"champion v1 {rescored:g} on this version's validation rows" in later["promotion"]
+    assert later["promoted"] == (later[GATE_METRIC] > max(
+        rescored, *later["baseline_" + GATE_METRIC].values()))
 
 
 def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None:
