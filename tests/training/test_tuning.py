@@ -21,6 +21,7 @@ from features.synth import generate
 from tests.test_models_cli import growth
 from tests.training.test_registry import _migrated_db, _store  # noqa: F401  (fast MLflow store)
 from training.tuning import run as session
+from training.tuning.identity import STUDY_ATTR
 from training.tuning.request import TuneRequest
 from training.tuning.run import BASE_ATTR, STATE_TAG, TuneResult, _quotas
 from training.tuning.space import (
@@ -244,6 +245,67 @@ def test_a_study_that_tunes_something_else_is_refused(tiny_folder: Path, tmp_pat
                                           "'other' here."):
         run("other")
     assert len(optuna.load_study(study_name="s", storage=storage).trials) == 3
+
+
+def _creator_records(monkeypatch: pytest.MonkeyPatch, creator: optuna.Study,
+                     identity: dict) -> list[float]:
+    """While a joining session waits (its first sleep), the session that created the study
+    records what it tunes; the sleeps asked for, returned."""
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not sleeps:
+            creator.set_user_attr(STUDY_ATTR, identity)
+        sleeps.append(seconds)
+
+    monkeypatch.setattr("training.tuning.identity.sleep", sleep)
+    return sleeps
+
+
+def test_only_the_session_that_creates_a_study_records_what_it_tunes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sessions opening one new shared study together both found it empty and without
+    an identity, and both recorded theirs, the later write kept: a session with other
+    settings could add trials to a study recording another's. Now the one that created it
+    records; the other waits for that record and checks it."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    theirs = {"model": "fake", "fixed": {"num_leaves": 31}}
+    creator = optuna.create_study(study_name="s", storage=open_storage(url))  # not recorded yet
+    sleeps = _creator_records(monkeypatch, creator, theirs)
+    with pytest.raises(GrowthError, match=r"study s tunes something else: fixed.num_leaves "
+                                          r"\(31 there, 7 here\)"):
+        session._open_study("s", open_storage(url), {"model": "fake",
+                                                     "fixed": {"num_leaves": 7}})
+    assert sleeps  # it waited for the creator's record
+    assert optuna.load_study(study_name="s", storage=url).user_attrs[STUDY_ATTR] == theirs
+
+    creator = optuna.create_study(study_name="t", storage=open_storage(url))
+    sleeps = _creator_records(monkeypatch, creator, theirs)
+    joined = session._open_study("t", open_storage(url), dict(theirs))  # the same: joins
+    assert sleeps and joined.user_attrs[STUDY_ATTR] == theirs and not joined.trials
+    # the creator records the study it opens at once, whatever another session recorded
+    assert session._open_study("new", open_storage(url), theirs).user_attrs[STUDY_ATTR] == theirs
+
+
+def test_a_study_whose_creator_recorded_nothing_is_recorded_after_the_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A creator that stopped between creating the study and recording its identity: an
+    empty study is this session's after the wait; one with trials is refused at once."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    ours = {"model": "fake", "fixed": {"num_leaves": 7}}
+    optuna.create_study(study_name="s", storage=url)
+    session._open_study("s", open_storage(url), ours, wait_s=0.3)
+    assert optuna.load_study(study_name="s", storage=url).user_attrs[STUDY_ATTR] == ours
+    old = optuna.create_study(study_name="old", storage=url)  # trials, no identity
+    old.optimize(lambda trial: 0.0, n_trials=1)
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("trials without an identity: no record will come")
+
+    monkeypatch.setattr("training.tuning.identity.sleep", sleep)
+    with pytest.raises(GrowthError, match="study old already holds 1 trials that do not say "
+                                          "what they tune"):
+        session._open_study("old", open_storage(url), ours)
 
 
 def test_an_in_memory_storage_cannot_be_shared_by_workers(tiny_folder: Path) -> None:

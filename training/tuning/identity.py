@@ -1,11 +1,13 @@
 """What a score is measured on: model, data, data config, searched and fixed fields. A
-study records it, so no session adds trials that tune something else; a tuned config's
+study records it, so no session adds trials that tune something else (the session that
+created the study records it; one that joins waits for that record); a tuned config's
 header records it, so a better score is kept only against one measured the same way."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from time import monotonic, sleep
 from typing import Any
 
 import optuna
@@ -20,6 +22,10 @@ STUDY_ATTR = "growthloop"  # the study's user attribute that records what its tr
 # settings that may differ between the sessions of one study: machines differ in cores,
 # memory and folders, and none of these changes a trial's score
 UNCHECKED_FIELDS = ("threads", "num_threads", "memory_limit", "quarantine_dir")
+# how long a session that joins a new study waits for its creator to record the identity,
+# and how often it looks
+IDENTITY_WAIT_S = 10.0
+IDENTITY_POLL_S = 0.1
 
 
 def checked_settings(settings: dict[str, Any], leave_out: list[str] | tuple[str, ...] = ()
@@ -49,11 +55,33 @@ def digest(values: dict[str, Any]) -> str:
                           ).hexdigest()[:12]
 
 
-def check_study(study: optuna.Study, identity: dict[str, Any]) -> None:
-    """Record what a new study tunes (``study_identity``); refuse to add trials to a study that
-    tunes something else, whose best trial would be written as this model's config: another
-    model, other data, or other fixed settings (``--set``, ``--config``)."""
-    recorded = study.user_attrs.get(STUDY_ATTR)
+def awaited_identity(study: optuna.Study, wait_s: float = IDENTITY_WAIT_S,
+                     poll_s: float = IDENTITY_POLL_S) -> dict[str, Any] | None:
+    """What ``study`` records it tunes, read from its storage; None when nothing. A study
+    another session has just created records nothing until that session writes its identity:
+    wait up to ``wait_s`` seconds for it, unless the study already holds trials (its creator
+    records the identity before any trial, so none will come)."""
+    deadline = monotonic() + wait_s
+    while True:
+        recorded = study.user_attrs.get(STUDY_ATTR)  # each read asks the storage
+        if recorded is not None or monotonic() >= deadline or study.get_trials(deepcopy=False):
+            return recorded
+        sleep(poll_s)
+
+
+def check_study(study: optuna.Study, identity: dict[str, Any], created: bool,
+                wait_s: float = IDENTITY_WAIT_S) -> None:
+    """Record what a study tunes (``study_identity``) when this session ``created`` it;
+    refuse to add trials to a study that tunes something else, whose best trial would be
+    written as this model's config: another model, other data, or other fixed settings
+    (``--set``, ``--config``). Only the creator records at once: sessions opening one new
+    study together would otherwise each write theirs, the last one kept. One that joins
+    waits for the creator's record (``awaited_identity``); still none after ``wait_s`` and no
+    trial, the creator stopped before writing it, and this session records its own."""
+    if created:
+        study.set_user_attr(STUDY_ATTR, identity)
+        return
+    recorded = awaited_identity(study, wait_s)
     if recorded is None:
         if study.trials:
             raise GrowthError(f"study {study.study_name} already holds {len(study.trials)} "

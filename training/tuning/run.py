@@ -23,7 +23,7 @@ from features.config import load_data_config, standard_overrides
 from features.dataset import Dataset, load_dataset
 from features.sources import GrowthError
 from training import registry
-from training.tuning.identity import check_study, digest, study_identity
+from training.tuning.identity import IDENTITY_WAIT_S, check_study, digest, study_identity
 from training.tuning.request import TuneRequest
 from training.tuning.space import ModelSpec, base_params, model_spec, searched_fields, with_values
 from training.tuning.storage import in_memory, open_storage, parse_url, redacted_url, storage_url
@@ -91,6 +91,28 @@ def _enqueue_base(study: optuna.Study, spec: ModelSpec, base: BaseModel, searche
         study.enqueue_trial(values, user_attrs={BASE_ATTR: label, BASE_CHANGES_ATTR: changes},
                             skip_if_exists=True)
     return bool(values)
+
+
+def _open_study(name: str, storage: optuna.storages.BaseStorage | None,
+                identity: dict[str, Any], sampler: optuna.samplers.BaseSampler | None = None,
+                pruner: optuna.pruners.BasePruner | None = None,
+                wait_s: float = IDENTITY_WAIT_S) -> optuna.Study:
+    """Study ``name``, created here or joined, checked to tune ``identity`` (``check_study``).
+    Creating it fails when another session or machine did first, however close together
+    they start: only the creator records what it tunes, and a session that joins checks the
+    creator's record (waiting up to ``wait_s`` for it). Without ``storage`` (in memory) each
+    session creates its own."""
+    try:
+        study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner,
+                                    study_name=name, direction="maximize")
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        assert storage is not None  # in memory, every study is new
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+        created = False
+    check_study(study, identity, created, wait_s)
+    return study
 
 
 def _share_threads(cfg: BaseModel, workers: int) -> BaseModel:
@@ -244,12 +266,9 @@ def tune(request: TuneRequest) -> TuneResult:
     seeds = [_sampler_seed(shared, getattr(base, "seed", 0), i) for i in range(len(quotas))]
     storage = open_storage(url) if url else None
     spec.prepare(ds, base)  # data too short for the model fails here, before the study
-    study = optuna.create_study(storage=storage,
-                                sampler=optuna.samplers.TPESampler(seed=seeds[0]),
-                                pruner=_pruner(spec), study_name=study_name,
-                                direction="maximize", load_if_exists=True)
     identity = study_identity(spec, base, searched, request, ds.source)
-    check_study(study, identity)
+    study = _open_study(study_name, storage, identity,
+                        optuna.samplers.TPESampler(seed=seeds[0]), _pruner(spec))
     enqueued = _enqueue_base(study, spec, base, searched,
                              str(request.config or f"configs/{spec.name}.yaml"))
     params = {"model": spec.name, "metric": spec.metric, "study": study_name,
