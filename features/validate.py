@@ -6,10 +6,15 @@ file's data rows, header not counted: CSV line ``source_row + 2`` when no value 
 break) and a ``reason``, to ``<quarantine_dir>/<table>.parquet`` (a file's own
 ``source_row`` or ``reason`` column is kept there as ``<name>_in_file``), and counted in the
 report. Reasons: ``null_<column>`` (a required value is missing), ``bad_<column>`` (not a
-value of the column's kind), ``negative_<column>`` (ids are >= 0), ``unknown_<column>``
+value of the column's kind; an id given as text is digits, ``ID_TEXT``),
+``negative_<column>`` (ids are >= 0), ``unknown_<column>``
 (points at a row the referenced table does not have), ``future_<column>`` (an event time,
 such as a transaction's timestamp, later than the moment of validation plus a day of slack
-for time zones: see :func:`utc_now`), ``end_before_start`` and ``duplicate``.
+for time zones: see :func:`utc_now`), ``end_before_start``, ``duplicate`` (a copy of an
+earlier row, or of its key where the table has one) and ``conflicting_<key>`` (the key of an
+earlier row with other values: the first row in the file is kept). Columns outside the
+contract are ignored and listed in the report, except where a table keeps them as features
+(demographics attributes): there every one but a row number is kept, and listed too.
 
 Each run first removes the quarantine files an earlier run wrote (only files named after a
 table that hold the quarantine columns; anything else under such a name is an error, never
@@ -29,6 +34,7 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +71,16 @@ SHOWN_CHARS = 60
 IMPOSSIBLE_OFFSET = (r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d{2})?|\d{2}:?[6-9]\d)"
                      r"\s*$")
 UTF8_CHUNK = 1 << 20
+# An id written as text: digits (leading zeros read as padding: 007 is 7), a minus sign for
+# the ``negative_<column>`` reason, and a zero fraction as a float export writes it (7.0).
+# Exponents (12E3, a spreadsheet's reading of a code), digit separators (1_000) and signs
+# like +7, which a number cast would accept, are ``bad_<column>``.
+ID_TEXT = r"-?[0-9]+(\.0+)?"
+# Columns outside the contract that a table keeps (demographics attributes) are features; a
+# row number is not: a column unique on every row (once the table has this many rows), or
+# one named as a spreadsheet names an index (pandas' ``Unnamed: 0``, an empty header).
+ROW_NUMBER_MIN_ROWS = 20
+ROW_NUMBER_NAME = r"(unnamed: ?[0-9]+|column_[0-9]+)"
 
 
 @dataclass
@@ -75,7 +91,8 @@ class TableReport:
     clean_rows: int
     quarantined: dict[str, int] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)
-    ignored_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)  # as named in the file
+    kept_columns: list[str] = field(default_factory=list)  # outside the contract, kept
 
     @property
     def quarantined_rows(self) -> int:
@@ -260,6 +277,9 @@ def _typed_expr(col: s.Column, raw: str | None, raw_type: str | None,
     r = sql_ident(raw)
     if col.kind == "id":
         as_double = f"TRY_CAST({r} AS DOUBLE)"
+        if raw_type == "VARCHAR":  # digits only: 12E3, 1_000 or +7 are not ids
+            return (f"CASE WHEN regexp_full_match(trim({r}), {sql_str(ID_TEXT)}) "
+                    f"THEN TRY_CAST(trim({r}) AS BIGINT) END")
         return f"CASE WHEN {as_double} = round({as_double}) THEN TRY_CAST({r} AS BIGINT) END"
     if col.kind == "number":
         as_double = f"TRY_CAST({r} AS DOUBLE)"
@@ -363,18 +383,23 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
             )
     canonical = {c.name for c in table.columns}
     extra = [c for c in raw_cols if s.column_key(c) not in canonical]
+    kept_extra = _kept_extra_columns(con, view, extra) if table.keep_extra_columns else []
     typed = []
     for c in table.columns:
         raw = raw_names.get(c.name)
         expr = _typed_expr(c, raw, None if raw is None else raw_types[raw],
                            c.name in table.null_as_zero)
         typed.append(f"{expr} AS {sql_ident(c.name)}")
-    if table.keep_extra_columns:
-        typed += [f"CAST(r.{sql_ident(c)} AS VARCHAR) AS {sql_ident(s.column_key(c))}"
-                  for c in extra]
-    out_cols = [c.name for c in table.columns] + (
-        [s.column_key(c) for c in extra] if table.keep_extra_columns else [])
+    typed += [f"CAST(r.{sql_ident(c)} AS VARCHAR) AS {sql_ident(s.column_key(c))}"
+              for c in kept_extra]
+    out_cols = [c.name for c in table.columns] + [s.column_key(c) for c in kept_extra]
     key = list(table.key or [c.name for c in table.columns])
+    same = ", ".join(sql_ident(c) for c in out_cols)
+    # a repeated key: an exact copy is a duplicate; with other values it conflicts (both
+    # read, say, product 123 from "0123" and "123"), and the first row in the file is kept
+    repeated = ("'duplicate'" if len(key) == len(table.columns) and not kept_extra else
+                f"CASE WHEN ROW({same}) IS NOT DISTINCT FROM first_value(ROW({same})) OVER w "
+                f"THEN 'duplicate' ELSE 'conflicting_{'_'.join(key)}' END")
     cases = _reason_cases(table, raw_names, present, latest_event)
     first_reason = f"CASE {' '.join(cases)} END" if cases else "NULL::VARCHAR"
     stage = f"stage_{table.name}"
@@ -388,10 +413,12 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
         WITH t AS (SELECT r.{ROW}, {select_raw} {select_typed} FROM {view} r),
         checked AS (SELECT t.* EXCLUDE ({raw_excluded}), {first_reason} AS {STAGE_REASON} FROM t)
         SELECT * REPLACE (
-            CASE WHEN {STAGE_REASON} IS NULL AND row_number() OVER (
-                PARTITION BY {STAGE_REASON} IS NULL, {', '.join(sql_ident(k) for k in key)}
-                ORDER BY {ROW}) > 1 THEN 'duplicate' ELSE {STAGE_REASON} END AS {STAGE_REASON})
-        FROM checked ORDER BY {ROW}
+            CASE WHEN {STAGE_REASON} IS NULL AND row_number() OVER w > 1 THEN {repeated}
+                 ELSE {STAGE_REASON} END AS {STAGE_REASON})
+        FROM checked
+        WINDOW w AS (PARTITION BY {STAGE_REASON} IS NULL, {', '.join(sql_ident(k) for k in key)}
+                     ORDER BY {ROW})
+        ORDER BY {ROW}
     """)
     counts = dict(con.execute(
         f"SELECT coalesce({STAGE_REASON}, ''), count(*) FROM {stage} GROUP BY 1 ORDER BY 1"
@@ -430,8 +457,23 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
         clean_rows=clean_rows,
         quarantined=quarantined,
         warnings=_warning_counts(con, table.name, quantity_outlier),
-        ignored_columns=[] if table.keep_extra_columns else extra,
+        ignored_columns=[c for c in extra if c not in kept_extra],
+        kept_columns=[s.column_key(c) for c in kept_extra],
     )
+
+
+def _kept_extra_columns(con: duckdb.DuckDBPyConnection, view: str, extra: list[str]
+                        ) -> list[str]:
+    """The columns outside the contract that a table keeps as features: all but row numbers
+    (``ROW_NUMBER_NAME``, or unique on each of ``ROW_NUMBER_MIN_ROWS`` or more rows)."""
+    named = [c for c in extra
+             if not re.fullmatch(ROW_NUMBER_NAME, s.column_key(c))]
+    if not named:
+        return []
+    counts = ", ".join(f"count(DISTINCT {sql_ident(c)})" for c in named)
+    rows, *distinct = con.execute(f"SELECT count(*), {counts} FROM {view}").fetchone()
+    return [c for c, n in zip(named, distinct, strict=True)
+            if rows < ROW_NUMBER_MIN_ROWS or n < rows]
 
 
 def _quarantine_name(column: str) -> str:

@@ -30,6 +30,9 @@ def print_report(report) -> None:
                       f"{t.quarantined_rows:,}", reasons, flags)
     console.print(table)
     for t in report.tables.values():
+        if t.kept_columns:
+            console.print(f"{t.table}: columns outside the contract, kept as features: "
+                          f"{', '.join(t.kept_columns)}", style="dim")
         if t.ignored_columns:
             console.print(f"{t.table}: ignored columns outside the contract: "
                           f"{', '.join(t.ignored_columns)}", style="dim")

@@ -233,7 +233,8 @@ def test_a_files_own_reason_and_source_row_columns_are_kept(tmp_path: Path, fmt:
     assert kept["Reason_in_file"].tolist() == ["promo"]
     assert kept["source_row_in_file"].astype(int).tolist() == [70]
     demo = pd.read_parquet(quarantine_path(tmp_path / "q", s.DEMOGRAPHICS))
-    assert demo[["reason", "reason_in_file"]].values.tolist() == [["duplicate", "again"]]
+    assert demo[["reason", "reason_in_file"]].values.tolist() == [
+        ["conflicting_household_id", "again"]]
     assert ds.table(s.DEMOGRAPHICS)["reason"].tolist() == ["moved", "new"]
 
 
@@ -512,3 +513,55 @@ def test_runs_at_the_same_time_share_a_quarantine_folder(tmp_path: Path) -> None
 def test_connect_gives_memory_limit_to_duckdb_as_a_setting_not_sql(limit: str) -> None:
     with pytest.raises(GrowthError, match="DuckDB refused memory_limit"):
         connect(limit)
+
+
+def test_ids_as_text_are_digits_and_a_repeated_key_with_other_values_conflicts(
+        tmp_path: Path) -> None:
+    """Padding and a float export's ``.0`` read as the id; an exponent (a spreadsheet's reading
+    of the code 12E3), a digit separator or a plus sign does not, though a number cast would.
+    Two rows reading as one product with other values are not a duplicate: they conflict."""
+    tables = tiny_tables()
+    products = tables[s.PRODUCTS].astype({s.PRODUCT_ID: str})
+    extra = pd.DataFrame({s.PRODUCT_ID: ["0010", "11.0", "12E3", "1_000", "+7", " 13 "],
+                          s.DEPARTMENT: ["GROCERY", "GROCERY", "TOYS", "TOYS", "TOYS", "DELI"]})
+    tables[s.PRODUCTS] = pd.concat([products, extra], ignore_index=True)
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    kept = pd.read_parquet(quarantine_path(tmp_path / "q", s.PRODUCTS))
+    assert kept[[s.PRODUCT_ID, "reason"]].values.tolist() == [
+        ["0010", "conflicting_product_id"],  # product 10 is GROCERY/National/MILK
+        ["11.0", "conflicting_product_id"],
+        ["12E3", "bad_product_id"], ["1_000", "bad_product_id"], ["+7", "bad_product_id"],
+        [" 13 ", "conflicting_product_id"]]
+    assert ds.report.tables[s.PRODUCTS].quarantined == {"bad_product_id": 3,
+                                                        "conflicting_product_id": 3}
+    assert sorted(ds.table(s.PRODUCTS)[s.PRODUCT_ID]) == [10, 11, 12, 13]
+    # an exact copy, written another way, is a duplicate
+    tables[s.PRODUCTS] = pd.concat([products, products.assign(
+        **{s.PRODUCT_ID: "00" + products[s.PRODUCT_ID]})], ignore_index=True)
+    ds = load_dataset(write_folder(tmp_path / "e", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.PRODUCTS].quarantined == {"duplicate": len(products)}
+
+
+def test_a_row_number_is_not_a_demographic_feature(tmp_path: Path) -> None:
+    """Columns outside the contract that demographics keep are features; a spreadsheet's row
+    index (``Unnamed: 0``, or any column unique on every row of 20 or more) is not."""
+    households = list(range(1, 25))
+    tables = tiny_tables()
+    tables[s.DEMOGRAPHICS] = pd.DataFrame({
+        "Unnamed: 0": range(len(households)), s.HOUSEHOLD_ID: households,
+        "export_batch": "b7", "customer_ref": [f"C{h:04d}" for h in households],
+        "age": ["25-34", "35-44"] * 12})
+    ds = load_dataset(write_folder(tmp_path / "d", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    report = ds.report.tables[s.DEMOGRAPHICS]
+    assert report.kept_columns == ["export_batch", "age"]
+    assert report.ignored_columns == ["Unnamed: 0", "customer_ref"]
+    assert list(ds.table(s.DEMOGRAPHICS).columns) == [s.HOUSEHOLD_ID, "export_batch", "age"]
+    # with fewer rows than that, a column of distinct values may be a real attribute
+    tables[s.DEMOGRAPHICS] = tables[s.DEMOGRAPHICS].head(3)
+    ds = load_dataset(write_folder(tmp_path / "e", tables, fmt="csv"),
+                      quarantine_dir=tmp_path / "q")
+    assert ds.report.tables[s.DEMOGRAPHICS].kept_columns == ["export_batch", "customer_ref",
+                                                             "age"]
