@@ -37,15 +37,16 @@ def check_covers(ds: Dataset, until: date, purpose: str) -> None:
 
 
 def churn_labels(ds: Dataset, as_of: date, horizon_days: int) -> pd.DataFrame:
-    """``household_id, churned`` (1 = no purchase within the horizon) for households active
-    before ``as_of``."""
+    """``household_id, churned`` (1 = no purchase within the horizon: a return or refund line,
+    ``schema.RETURN_LINE``, is none) for households active before ``as_of``."""
     end = as_of + timedelta(days=horizon_days)
     check_covers(ds, end, f"churn labels as of {as_of} with a {horizon_days}-day horizon")
     h, ts = s.HOUSEHOLD_ID, s.TRANSACTION_TIMESTAMP
     return ds.df(f"""
         SELECT {h},
                CAST(count(*) FILTER (WHERE {ts} >= CAST({sql_date(as_of)} AS TIMESTAMP)
-                                     AND {ts} < CAST({sql_date(end)} AS TIMESTAMP)) = 0
+                                     AND {ts} < CAST({sql_date(end)} AS TIMESTAMP)
+                                     AND NOT {s.RETURN_LINE}) = 0
                     AS INTEGER) AS {CHURNED}
         FROM {s.TRANSACTIONS}
         GROUP BY {h}

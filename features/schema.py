@@ -56,6 +56,9 @@ STORE_ID = "store_id"
 RETAIL_DISC = "retail_disc"
 COUPON_DISC = "coupon_disc"
 COUPON_MATCH_DISC = "coupon_match_disc"
+# A transaction line that gives something back (a return or refund): validation keeps and
+# flags it (``negative_value``); it is no purchase, so it does not keep a household active.
+RETURN_LINE = f"({QUANTITY} < 0 OR {SALES_VALUE} < 0)"
 
 MANUFACTURER_ID = "manufacturer_id"
 DEPARTMENT = "department"

@@ -351,7 +351,7 @@ def _warning_counts(con: duckdb.DuckDBPyConnection, table: str,
     row = con.execute(
         f"SELECT count(*) FILTER (WHERE {q} > ?), "
         f"count(*) FILTER (WHERE {q} = 0), count(*) FILTER (WHERE {v} = 0), "
-        f"count(*) FILTER (WHERE {q} < 0 OR {v} < 0) FROM {table}", [quantity_outlier]
+        f"count(*) FILTER (WHERE {s.RETURN_LINE}) FROM {table}", [quantity_outlier]
     ).fetchone()
     names = ("quantity_outlier", "zero_quantity", "zero_sales_value", "negative_value")
     return {name: int(n) for name, n in zip(names, row, strict=True) if n}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from features import schema as s
@@ -21,6 +22,7 @@ from features.labels import (
     recommender_split,
 )
 from features.sources import DataContractError
+from tests.fixtures import tiny_tables, write_folder
 
 
 @pytest.fixture
@@ -37,6 +39,23 @@ def test_churn_labels_and_horizon_boundary(tiny) -> None:
         1: 0, 2: 1}
     with pytest.raises(DataContractError, match="needs transactions through 2017-01-31"):
         churn_labels(tiny, as_of, 9)
+
+
+def test_a_return_is_no_purchase(tmp_path: Path) -> None:
+    """Household 2 last bought on Jan 3; a return on Jan 25 (negative quantity and value) or a
+    refund (negative value only) does not keep it from churning, a purchase does."""
+    as_of = date(2017, 1, 23)
+    for name, quantity, value, churned in (("return", -1, -6.0, 1), ("refund", 0, -2.0, 1),
+                                           ("purchase", 1, 2.0, 0)):
+        tables = tiny_tables()
+        tx = tables[s.TRANSACTIONS]
+        line = tx[tx[s.HOUSEHOLD_ID] == 2].assign(**{
+            s.BASKET_ID: 202, s.QUANTITY: quantity, s.SALES_VALUE: value,
+            s.TRANSACTION_TIMESTAMP: pd.Timestamp("2017-01-25 10:00")})
+        tables[s.TRANSACTIONS] = pd.concat([tx, line], ignore_index=True)
+        ds = load_dataset(write_folder(tmp_path / name, tables), quarantine_dir=tmp_path / "q")
+        labels = churn_labels(ds, as_of, 8).set_index(s.HOUSEHOLD_ID)[CHURNED]
+        assert labels.to_dict() == {1: 0, 2: churned}, name
 
 
 def test_churn_cutoffs_end_before_as_of() -> None:
