@@ -63,7 +63,7 @@ def coupon_features(ds: Dataset, pairs: pd.DataFrame) -> pd.DataFrame:
     returns). One row per pair, in the order given; everything is read as of the pair's
     campaign start (transactions, redemptions and campaigns strictly before it).
     """
-    for table in (s.CAMPAIGNS, s.CAMPAIGN_DESCRIPTIONS, s.COUPONS, s.COUPON_REDEMPTIONS):
+    for table in s.COUPON_TABLES:
         ds.require(table, "coupon-response features")
     h, c, p = s.HOUSEHOLD_ID, s.CAMPAIGN_ID, s.PRODUCT_ID
     keys = pairs[[h, c, s.START_DATE]].reset_index(drop=True).copy()

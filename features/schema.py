@@ -45,6 +45,9 @@ CAMPAIGN_DESCRIPTIONS = "campaign_descriptions"
 COUPONS = "coupons"
 COUPON_REDEMPTIONS = "coupon_redemptions"
 
+# the tables the coupon-response model reads (its features; training adds none)
+COUPON_TABLES = (CAMPAIGNS, CAMPAIGN_DESCRIPTIONS, COUPONS, COUPON_REDEMPTIONS)
+
 # --- column names ------------------------------------------------------------------------
 HOUSEHOLD_ID = "household_id"
 BASKET_ID = "basket_id"

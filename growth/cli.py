@@ -300,6 +300,7 @@ def score_cmd(
 ) -> None:
     """Batch propensity scores, deciles and reason codes with the point-in-time version."""
     from features.schema import CAMPAIGN_ID
+    from training import registry
     from training.propensity.score import score_to_file
 
     if model not in ("churn", "coupon"):
@@ -314,6 +315,8 @@ def score_cmd(
             "churn_as_of" if model == "churn" else "coupon_split_date",))
     rows, version, day, horizon = score_to_file(ds, model, out, day, campaign_id, data_cfg,
                                                 horizon_days)
+    if note := registry.set_aside_note(model, version):
+        err_console.print(note, highlight=False)
     if model == "churn":
         console.print(f"churn v{version} ({horizon}-day horizon) as of "
                       f"{day}: {len(rows):,} rows -> {out}", highlight=False)
@@ -456,7 +459,8 @@ def recommend_cmd(
         help="Only products the household has never bought.")] = False,
 ) -> None:
     """Batch recommendations as of a date, with the model version the PIT rule picks."""
-    from training.two_tower.run import describe_recommendations, recommend_to_file
+    from training import registry
+    from training.two_tower.run import MODEL_NAME, describe_recommendations, recommend_to_file
 
     ids = _household_ids(household_ids)
     day = _date(as_of)
@@ -464,6 +468,8 @@ def recommend_cmd(
     ds, _ = _load(data, data_config, None)
     recs = recommend_to_file(ds, day, k, out, ids, exclude_purchased)
     console.print(describe_recommendations(recs, k, day, out), highlight=False)
+    if note := registry.set_aside_note(MODEL_NAME, recs.version):
+        err_console.print(note, highlight=False)
 
 
 @app.command("bundle")
@@ -640,7 +646,7 @@ def _versions(name: str) -> list[dict]:
 @models_app.command("list")
 def models_list(name: Annotated[str | None, typer.Argument(
         help="A registered model (default: all).")] = None) -> None:
-    """Versions: where their training data ends, metrics, the promotion decision."""
+    """Versions: what they predict, where their data end, metrics, the promotion decision."""
     from training import registry
 
     known = registry.registered_models()
@@ -649,6 +655,7 @@ def models_list(name: Annotated[str | None, typer.Argument(
         console.print("no registered models yet")
         return
     sections = [[(model, f"v{v['version']}{' *' if v['champion'] else ''}",
+                  v[registry.TASK_TAG] or "-",
                   v[registry.DATA_END_TAG] or "-", v[registry.DATA_SOURCE_TAG] or "-",
                   "\n".join(f"{k}={x:.4g}" for k, x in sorted(v["metrics"].items())) or "-",
                   v[registry.PROMOTION_TAG] or "-", f"{v['created']:%Y-%m-%d %H:%M}",
@@ -656,9 +663,9 @@ def models_list(name: Annotated[str | None, typer.Argument(
     # One metric a line, its column as wide as the longest (rich narrows the others first),
     # and no cell cut short with "…": a word wider than its column folds onto the next line.
     widest = max(len(line) for section in sections for row in section
-                 for line in (*row[4].splitlines(), "metrics"))
+                 for line in (*row[5].splitlines(), "metrics"))
     table = Table(title="registered models (* = @champion)")
-    for col in ("model", "version", "data ends", "data source", "metrics", "promotion",
+    for col in ("model", "version", "task", "data ends", "data source", "metrics", "promotion",
                 "created", "run"):
         table.add_column(col, overflow="fold", width=widest if col == "metrics" else None)
     for section in sections:

@@ -29,6 +29,8 @@ def print_report(report) -> None:
         table.add_row(t.table, f"{t.input_rows:,}", f"{t.clean_rows:,}",
                       f"{t.quarantined_rows:,}", reasons, flags)
     console.print(table)
+    for line in report.large_losses():  # loaded all the same: a warning, not an error
+        console.print(f"warning: {line}", style="yellow", highlight=False)
     for t in report.tables.values():
         if t.kept_columns:
             console.print(f"{t.table}: columns outside the contract, kept as features: "

@@ -24,7 +24,7 @@ from features.labels import (
     coupon_pairs,
     recommender_split,
 )
-from features.sources import GrowthError
+from features.sources import EMBEDDED_SOURCE, GrowthError
 
 
 def dates_for(ds: Dataset, cfg: DataConfig, console: Console,
@@ -119,9 +119,11 @@ def _train_two_tower(ds, cfg: DataConfig, out: Path, console: Console) -> dict |
         console.print(f"two-tower: skipped ({exc})")
         return None
     blend = summary["metrics"]["two_tower_blend"]
+    # the version is found by the data it was trained on: the suggestion names that data
+    data = "" if ds.source == EMBEDDED_SOURCE else f" --data {ds.source}"
     console.print(f"two_tower v{summary['version']} ({summary['promotion']}): recall@20 "
                   f"{blend['recall_all_at_20']:.4f} all, "
                   f"{blend['recall_new_at_20_exclude_purchased']:.4f} new (exclude purchased); "
                   f"{describe_seconds(summary['seconds'])}; "
-                  f"try `growth recommend --as-of {tt_cfg.as_of} --out recs.parquet`")
+                  f"try `growth recommend --as-of {tt_cfg.as_of}{data} --out recs.parquet`")
     return summary

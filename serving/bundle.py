@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from features import schema as s
 from features.dataset import Dataset
 from features.sources import GrowthError
 from serving.config import ServingConfig
@@ -37,6 +38,9 @@ FORMAT_VERSION = 3  # 2: propensity rows carry their reason codes; coupon rows e
 # household; 3: and the date their scores are as of (a coupon campaign's start)
 TWO_TOWER = "two_tower"
 PROPENSITY_MODELS = ("churn", "coupon")
+# The optional tables a model is trained on: data without one cannot get a champion of that
+# model, so none is suggested.
+TRAINED_ON_TABLES: dict[str, tuple[str, ...]] = {"coupon": s.COUPON_TABLES}
 
 
 class BundleError(GrowthError):
@@ -130,6 +134,17 @@ def _remedy(name: str, source: str) -> str:
     return f"train {name} on this data ({source}) and make it the champion"
 
 
+def _untrainable(name: str, ds: Dataset) -> str | None:
+    """Why no ``name`` model can be trained on ``ds`` (tables it lacks), or None if one can."""
+    lacking = [t for t in TRAINED_ON_TABLES.get(name, ()) if not ds.has(t)]
+    if not lacking:
+        return None
+    tables = f"table{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}"
+    return (f"this data ({ds.source}) has no {tables}, which {name} is trained on, so no "
+            f"{name} model can be trained on it; add {'them' if len(lacking) > 1 else 'it'} "
+            "(<table>.parquet or <table>.csv) to bundle one")
+
+
 def _download(name: str, version: int, dest: Path) -> Path:
     import mlflow
 
@@ -168,7 +183,8 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     champions = {name: _champion(name) for name in (TWO_TOWER, *PROPENSITY_MODELS)}
     whys = {name: why for name, champion in champions.items()
             if (why := _not_bundled(name, champion, source)) is not None}
-    missing = {name: f"{why}; {_remedy(name, source)}, then run `growth bundle` again"
+    missing = {name: _untrainable(name, ds)
+               or f"{why}; {_remedy(name, source)}, then run `growth bundle` again"
                for name, (why, _) in whys.items()}
     if len(whys) == len(champions):
         raise BundleError(f"no model has a @champion trained on this data ({source}): "

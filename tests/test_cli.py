@@ -19,6 +19,7 @@ def test_validate_embedded_data_prints_counts(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "1,469,307" in res.stdout and "1,464,471" in res.stdout
     assert "unknown_product_id=4,836" in res.stdout
+    assert "warning" not in res.stdout  # no table loses more than LARGE_LOSS_SHARE
 
 
 def test_validate_missing_column_exits_nonzero_naming_it(tmp_path: Path) -> None:
@@ -48,6 +49,50 @@ def test_validate_quarantines_bad_rows_and_exits_zero(tmp_path: Path) -> None:
         assert reason in res.stdout
     quarantined = pd.read_parquet(tmp_path / "q" / "transactions.parquet")
     assert len(quarantined) == 3 and len(tx) + 3 == 10
+
+
+def test_validate_warns_when_a_table_loses_a_large_share(tmp_path: Path) -> None:
+    """Most transactions naming products an incomplete products table lacks passed with a
+    count alone: a warning line names the table, the share, the reason and the quarantine
+    file; it stays a warning (exit 0)."""
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS].loc[:3, s.PRODUCT_ID] = 77
+    folder = write_folder(tmp_path / "d", tables)
+    res = growth("data", "validate", "--data", str(folder), "--quarantine-dir", "q",
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = " ".join(res.stdout.split())
+    assert ("warning: table 'transactions' lost 57.1% of its rows to quarantine (4 of 7), most "
+            "as unknown_product_id (4: their product_id is not in table 'products'); check them "
+            "in q/transactions.parquet before relying on what is built from this table") in out
+
+
+def test_run_suggests_recommend_on_the_data_it_was_given(tmp_path: Path, monkeypatch) -> None:
+    """`growth run --data DIR` suggested `growth recommend` without `--data DIR`, which then
+    found no two-tower trained on the embedded data: the suggestion names the data."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from features.config import DataConfig
+    from features.sources import EMBEDDED_SOURCE
+    from growth.pipeline import _train_two_tower
+    from training.two_tower import run as two_tower_run
+
+    seconds = dict.fromkeys(("training", "prepare_and_epochs", "blends", "bundle_and_logging",
+                             "evaluation", "total"), 1.0)
+    blend = {"recall_all_at_20": 0.2, "recall_new_at_20_exclude_purchased": 0.1}
+    monkeypatch.setattr(two_tower_run, "train_two_tower", lambda *args: {
+        "version": 1, "promotion": "promoted", "seconds": seconds,
+        "metrics": {"two_tower_blend": blend}})
+    cfg = DataConfig()
+    for source, data in ((EMBEDDED_SOURCE, ""), ("/srv/shop", " --data /srv/shop")):
+        printed = io.StringIO()
+        _train_two_tower(SimpleNamespace(source=source), cfg, tmp_path,
+                         Console(file=printed, width=400))
+        assert (f"try `growth recommend --as-of {cfg.recommender_as_of}{data} --out "
+                "recs.parquet`") in printed.getvalue()
 
 
 def test_features_build_writes_both_tables(tiny_folder: Path, tmp_path: Path) -> None:

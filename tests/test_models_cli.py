@@ -55,7 +55,8 @@ def test_list_promote_rollback(monkeypatch: pytest.MonkeyPatch,
     assert code == 0 and "recs@champion: v3 (was v2)" in out
     assert registry.champion_version("recs") == 3
     promotion = {v["version"]: v[registry.PROMOTION_TAG] for v in registry.list_versions("recs")}
-    assert promotion[3].startswith("promoted by hand")
+    assert promotion[3] == ("rejected: recall 0.1 <= champion v2 0.25; then promoted by hand "
+                            "(growth models promote), replacing v2")  # the gate's kept
 
     code, out, _ = growth(monkeypatch, capsys, "models", "rollback", "recs")
     assert code == 0 and "recs@champion: v2 (was v3)" in out
@@ -149,5 +150,24 @@ def test_list_shows_every_metric_whole(monkeypatch: pytest.MonkeyPatch,
         code, out, err = growth(monkeypatch, capsys, "models", "list")
         assert code == 0, err
         assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
-        cells = [line.split("│")[5].strip() for line in out.splitlines() if "│" in line]
+        cells = [line.split("│")[6].strip() for line in out.splitlines() if "│" in line]
         assert "recall_all_at_20=0.1518" in cells and "val_recall_at_20=0.2123" in cells
+
+
+def test_list_says_what_each_version_predicts(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    """Churn versions of a 56- and a 28-day horizon looked the same in `models list`: the
+    task column tells them apart ("-" where a version has no task tag)."""
+    for data_end, task in ((date(2017, 5, 1), "churn within 56 days"),
+                           (date(2017, 6, 1), "churn within 28 days"), (date(2017, 7, 1), None)):
+        with registry.tracked_run("models-cli-test", "fit") as run:
+            mlflow.log_text("weights", "model/readme.txt")
+        registry.register_version("churn", run.info.run_id, "model", data_end, "/data/a",
+                                  {"pr_auc": 0.5}, task=task)
+    code, out, err = growth(monkeypatch, capsys, "models", "list", "churn")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if "version" in line)
+    assert [c.strip() for c in header.split("┃")[1:4]] == ["model", "version", "task"]
+    tasks = {cells[2].strip(): cells[3].strip() for line in out.splitlines()
+             if (cells := line.split("│"))[1:] and cells[1].strip() == "churn"}
+    assert tasks == {"v1": "churn within 56 days", "v2": "churn within 28 days", "v3": "-"}

@@ -52,6 +52,13 @@ TASK_TAG = "task"  # what it predicts, where a setting changes that (churn: its 
 HISTORY_TAG = "champion_history"  # on the registered model: champions in order, comma-separated
 METRIC_PREFIX = "metric."
 PROMOTION_TAG = "promotion"
+# the gate's verdict in one word, which version_for_date reads (PROMOTION_TAG explains it):
+# PROMOTED (by the gate or a person), WORSE (not better than the champion or a baseline, or
+# no finite metric), NOT_COMPARED (other data or task, a backtest, nothing to compare with),
+# ROLLED_BACK (taken off @champion by a rollback)
+GATE_TAG = "gate"
+PROMOTED, WORSE, NOT_COMPARED, ROLLED_BACK = "promoted", "worse", "not compared", "rolled back"
+SET_ASIDE = (WORSE, ROLLED_BACK)  # verdicts that keep a version from scoring while another fits
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 PID_TAG = "pid"
 HOST_TAG = "host"
@@ -387,12 +394,13 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
     if value is None:
         reason = (f"rejected: {metric} {own[METRIC_PREFIX + metric]} is not a finite number "
                   "(nothing to compare)")
-        client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
+        _decide(client, model_name, version, WORSE, reason)
         return False, reason
     better = operator.gt if higher_is_better else operator.lt
     op, not_op = (">", "<=") if higher_is_better else ("<", ">=")
     passed: list[str] = []
     failed: list[str] = []
+    lost = False  # a comparison made and lost (not merely not made)
     champion = _champion(client, model_name)
     if champion == version:
         failed.append(f"(v{version} is already the champion)")
@@ -422,6 +430,7 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
                 passed.append(f"{op} champion v{champion} {held:g}{note}")
             else:
                 failed.append(f"{not_op} champion v{champion} {held:g}{note}")
+                lost = True
     else:
         passed.append("(no champion yet)")
     for name, base in (baselines or {}).items():
@@ -431,15 +440,23 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
             passed.append(f"{op} baseline {name} {base:g}")
         else:
             failed.append(f"{not_op} baseline {name} {base:g}")
+            lost = True
     promoted = not failed
     reason = (
         f"{'promoted' if promoted else 'rejected'}: {metric} {value:g} "
         + ", ".join(passed if promoted else failed)
     )
-    client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
+    _decide(client, model_name, version,
+            PROMOTED if promoted else WORSE if lost else NOT_COMPARED, reason)
     if promoted:
         _promote(client, model_name, version)
     return promoted, reason
+
+
+def _decide(client: MlflowClient, model_name: str, version: int, verdict: str,
+            reason: str) -> None:
+    client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
+    client.set_model_version_tag(model_name, str(version), GATE_TAG, verdict)
 
 
 def promote(model_name: str, version: int, reason: str | None = None) -> None:
@@ -447,7 +464,8 @@ def promote(model_name: str, version: int, reason: str | None = None) -> None:
 
     The champion it replaces is recorded on it as tag ``previous_champion`` (what ``growth
     models list`` shows), and the version is added to the model's ``champion_history``,
-    which ``rollback`` unwinds; ``reason``, when given, replaces its ``promotion`` tag.
+    which ``rollback`` unwinds; ``reason``, when given, is added to its ``promotion`` tag
+    after the gate's decision, which stays readable; its ``gate`` verdict becomes promoted.
     Promoting the current champion is a :class:`GrowthError` that changes nothing (its
     recorded decision and predecessor stay as they are).
     """
@@ -473,8 +491,11 @@ def _promote(client: MlflowClient, model_name: str, version: int,
     previous = _champion(client, model_name)
     if previous == version:
         raise GrowthError(f"{model_name} v{version} is already @{CHAMPION}; nothing changed")
-    if reason is not None:
-        client.set_model_version_tag(model_name, str(version), PROMOTION_TAG, reason)
+    if reason is not None:  # a person's decision, after the gate's (kept)
+        decided = _tags(client, model_name, version).get(PROMOTION_TAG)
+        client.set_model_version_tag(model_name, str(version), PROMOTION_TAG,
+                                     f"{decided}; then {reason}" if decided else reason)
+    client.set_model_version_tag(model_name, str(version), GATE_TAG, PROMOTED)
     if previous is not None:
         client.set_model_version_tag(
             model_name, str(version), PREVIOUS_CHAMPION_TAG, str(previous)
@@ -537,6 +558,7 @@ def _rollback(client: MlflowClient, model_name: str) -> int:
     note = f"rolled back on {when}: v{previous} serves again"
     client.set_model_version_tag(model_name, str(current), PROMOTION_TAG,
                                  f"{decided}; {note}" if decided else note)
+    client.set_model_version_tag(model_name, str(current), GATE_TAG, ROLLED_BACK)
     _set_history(client, model_name, history[:-1])
     client.set_registered_model_alias(model_name, CHAMPION, str(previous))
     return previous
@@ -556,8 +578,9 @@ def registered_models() -> list[str]:
 
 
 def list_versions(model_name: str) -> list[dict[str, Any]]:
-    """One dict per version, by version number: ``version``, ``run_id``, ``data_end_date``
-    and ``data_source`` (None on versions registered before it was recorded), ``champion``
+    """One dict per version, by version number: ``version``, ``run_id``, ``data_end_date``,
+    ``data_source`` and ``task`` (None on versions registered before it was recorded or, for
+    ``task``, of a model whose settings do not change what it predicts), ``champion``
     (bool), ``metrics`` (from ``metric.*`` tags), ``promotion`` (the recorded decision, or
     None) and ``created`` (UTC datetime)."""
     client = _client()
@@ -569,6 +592,7 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
             "run_id": v.run_id,
             DATA_END_TAG: v.tags.get(DATA_END_TAG),
             DATA_SOURCE_TAG: v.tags.get(DATA_SOURCE_TAG),
+            TASK_TAG: v.tags.get(TASK_TAG),
             "champion": int(v.version) == champion,
             "metrics": {
                 k.removeprefix(METRIC_PREFIX): float(x)
@@ -588,23 +612,29 @@ def version_for_date(model_name: str, as_of: date, source: str, task: str | None
     ``task``, only versions that predict it (their ``task`` tag; untagged ones count as any).
 
     A backtest or replay as of a day must not use a model that saw data from that day on,
-    nor one trained on other data. "Newest" means newest data: among the eligible versions,
-    those whose training data ends latest; of several with that end, the ``@champion`` when
-    it is one of them (a retraining the gate rejected does not take over scoring), else the
-    highest version number. So a backtest version registered after today's model (older
-    data, higher number) does not replace it. Versions without a ``data_end_date`` are never
-    eligible; versions without a ``data_source`` (registered before it was recorded) count
-    as trained on any source. Raises LookupError naming the date, the source and the newest
-    versions' sources and end dates when none qualifies.
+    nor one trained on other data. A version the gate set aside (``gate`` verdict worse:
+    not better than the champion or a baseline on its validation rows; or rolled back) is
+    passed over while another eligible version is not, so a retraining the gate rejected does
+    not take over scoring; when every eligible version was set aside, they all count (see
+    :func:`gate_verdict` to say so). "Newest" means newest data: among those versions, the
+    ones whose training data ends latest; of several with that end, the ``@champion`` when
+    it is one of them, else the highest version number. So a backtest version registered
+    after today's model (older data, higher number) does not replace it. Versions without a
+    ``data_end_date`` are never eligible; versions without a ``data_source`` (registered
+    before it was recorded) count as trained on any source, and those without a verdict as
+    not set aside. Raises LookupError naming the date, the source and the newest versions'
+    sources and end dates when none qualifies.
     """
     client = _client()
     day = _as_date(as_of).isoformat()
+    versions = _versions(client, model_name)
     dated = [(int(v.version), v.tags[DATA_END_TAG], v.tags.get(DATA_SOURCE_TAG),
-              v.tags.get(TASK_TAG)) for v in _versions(client, model_name)
-             if DATA_END_TAG in v.tags]
+              v.tags.get(TASK_TAG)) for v in versions if DATA_END_TAG in v.tags]
+    set_aside = {int(v.version) for v in versions if v.tags.get(GATE_TAG) in SET_ASIDE}
     eligible = [(end, number) for number, end, trained_on, predicts in dated
                 if end <= day and trained_on in (None, source)
                 and (task is None or predicts in (None, task))]
+    eligible = [e for e in eligible if e[1] not in set_aside] or eligible
     if eligible:
         latest = max(end for end, _ in eligible)
         numbers = [number for end, number in eligible if end == latest]
@@ -618,6 +648,32 @@ def version_for_date(model_name: str, as_of: date, source: str, task: str | None
         f"{source} has training data ending on or before {day}; "
         + (f"newest versions: {newest}" if newest else "it has no dated versions")
     )
+
+
+def gate_verdict(model_name: str, version: int) -> tuple[str | None, str | None]:
+    """The ``gate`` verdict of ``version`` and its ``promotion`` reason (None where not
+    recorded), e.g. for a scoring command to say that the version it uses was set aside."""
+    tags = _tags(_client(), model_name, version)
+    return tags.get(GATE_TAG), tags.get(PROMOTION_TAG)
+
+
+def gate_metadata(model_name: str, version: int) -> dict[bytes, bytes]:
+    """Parquet metadata for a file scored with ``version``: its ``gate`` verdict and the
+    ``promotion`` reason, where the gate recorded them."""
+    verdict, reason = gate_verdict(model_name, version)
+    if verdict is None:
+        return {}
+    return {GATE_TAG.encode(): verdict.encode(), PROMOTION_TAG.encode(): (reason or "").encode()}
+
+
+def set_aside_note(model_name: str, version: int) -> str | None:
+    """A line for people when ``version`` was set aside by the gate (it scores only because
+    no other version fits the date); None otherwise."""
+    verdict, reason = gate_verdict(model_name, version)
+    if verdict not in SET_ASIDE:
+        return None
+    return (f"note: {model_name} v{version} was set aside by the promotion gate ({reason}); "
+            "no other version fits this date")
 
 
 def version_artifact_uri(model_name: str, version: int) -> str:

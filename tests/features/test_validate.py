@@ -154,6 +154,43 @@ def test_embedded_data_validates_without_loss(tmp_path: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "q" / "transactions.parquet")) == 4836
     for rep in ds.report.tables.values():
         assert rep.clean_rows + rep.quarantined_rows == rep.input_rows
+    assert ds.report.large_losses() == []  # 0.3% of transactions, 4.2% of coupons: no warning
+
+
+def test_no_valid_transaction_names_the_quarantine_file(tmp_path: Path) -> None:
+    """The exit-2 message said why every transaction was rejected but not where they went."""
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS][s.PRODUCT_ID] = 77  # a product the products table lacks
+    with pytest.raises(DataContractError) as err:
+        load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
+    qfile = quarantine_path(tmp_path / "q", s.TRANSACTIONS)
+    assert (f"(7 read, all quarantined: {{'unknown_product_id': 7}}); every rejected row and "
+            f"its reason is in {qfile}; column 'product_id': ") in str(err.value)
+    assert len(pd.read_parquet(qfile)) == 7
+
+
+def test_a_table_losing_more_than_the_share_is_warned_about(tmp_path: Path) -> None:
+    """Half the transactions naming products an incomplete products table lacks loaded with
+    nothing but a count: more than LARGE_LOSS_SHARE lost gets a line naming the table, the
+    share, the main reason and the quarantine file."""
+    from features.validate import LARGE_LOSS_SHARE, TableReport, ValidationReport
+
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS].loc[:3, s.PRODUCT_ID] = 77
+    ds = load_dataset(write_folder(tmp_path / "d", tables), quarantine_dir=tmp_path / "q")
+    assert ds.report.large_losses() == [
+        "table 'transactions' lost 57.1% of its rows to quarantine (4 of 7), most as "
+        "unknown_product_id (4: their product_id is not in table 'products'); check them in "
+        f"{quarantine_path(tmp_path / 'q', s.TRANSACTIONS)} before relying on what is built "
+        "from this table"]
+    at, over = (TableReport(s.COUPONS, "coupons.csv", 1000, 1000 - lost,
+                            {"duplicate": lost // 3, "bad_coupon_upc": lost - lost // 3})
+                for lost in (int(1000 * LARGE_LOSS_SHARE), int(1000 * LARGE_LOSS_SHARE) + 1))
+    assert ValidationReport({s.COUPONS: at}, tmp_path / "q").large_losses() == []
+    assert ValidationReport({s.COUPONS: over}, tmp_path / "q").large_losses() == [
+        "table 'coupons' lost 10.1% of its rows to quarantine (101 of 1,000), most as "
+        f"bad_coupon_upc (68); check them in {tmp_path / 'q' / 'coupons.parquet'} before "
+        "relying on what is built from this table"]
 
 
 # --- file-level contract errors ---------------------------------------------------------------

@@ -341,6 +341,29 @@ def test_models_without_champion_answer_503(world, service_app,
     assert len(out["items"]) == 3 and out["strategy"] == "popular"
 
 
+def test_no_coupon_remedy_for_data_without_campaign_tables(tmp_path: Path) -> None:
+    """On transactions alone `growth run` and `growth bundle` told to train coupon on that
+    data, which `growth train coupon` refuses: they say the data cannot have a coupon model."""
+    from features.dataset import load_dataset
+    from serving.bundle import BundleError, build_bundle
+    from serving.config import load_serving_config
+    from tests.fixtures import tiny_tables, write_folder
+
+    tables = tiny_tables()
+    folder = write_folder(tmp_path / "d", {name: tables[name]
+                                           for name in (s.TRANSACTIONS, s.PRODUCTS)})
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    with pytest.raises(BundleError) as err:
+        build_bundle(ds, load_serving_config())
+    msg = str(err.value)
+    assert msg.endswith(
+        f"this data ({ds.source}) has no tables campaigns, campaign_descriptions, "
+        "coupons, coupon_redemptions, which coupon is trained on, so no coupon model can be "
+        "trained on it; add them (<table>.parquet or <table>.csv) to bundle one")
+    assert "train coupon" not in msg
+    assert f"train churn on this data ({ds.source}) and make it the champion" in msg
+
+
 def test_endpoints_are_bound_once_and_still_answer(client) -> None:
     """``bind_endpoints``: every request reuses one callable per endpoint instead of BentoML
     rebuilding it (and its signature) on each attribute access."""

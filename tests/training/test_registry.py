@@ -149,12 +149,43 @@ def test_version_for_date_prefers_newest_data_then_the_champion() -> None:
     r.promote(MODEL, rejected)  # a person's decision is followed
     assert r.version_for_date(MODEL, date(2024, 7, 1), SOURCE) == rejected
 
-    newer_data = _register(date(2024, 7, 1), recall=0.05)  # rejected, but sees more
+    # newer data, but the gate found it worse: the version it lost to scores
+    newer_data = _register(date(2024, 7, 1), recall=0.05)
     assert not r.promote_if_better(MODEL, newer_data, "recall")[0]
-    assert r.version_for_date(MODEL, date(2024, 7, 1), SOURCE) == newer_data
+    assert r.gate_verdict(MODEL, newer_data)[0] == r.WORSE
+    assert r.version_for_date(MODEL, date(2024, 7, 1), SOURCE) == rejected
     r.promote(MODEL, today)  # champion elsewhere: highest number among the latest end
-    twin = _register(date(2024, 7, 1))
+    twin = _register(date(2024, 7, 1))  # no verdict recorded: not set aside
     assert r.version_for_date(MODEL, date(2024, 8, 1), SOURCE) == twin
+    # the backtest was set aside by the gate too (<= champion): the only version for its days
+    # scores them all the same, and says so through its verdict
+    assert r.promote_if_better(MODEL, backtest, "recall")[0] is False
+    assert r.gate_verdict(MODEL, backtest)[0] == r.NOT_COMPARED  # a backtest: not compared
+    assert r.version_for_date(MODEL, date(2024, 5, 31), SOURCE) == backtest
+
+
+def test_a_version_the_gate_set_aside_scores_only_when_nothing_else_fits() -> None:
+    """v2 lost to a baseline and v3 to the champion: scoring keeps to v1 while it fits the
+    date, falls back to the newest set-aside version before v1's data end, and a rolled-back
+    champion is set aside like a worse one."""
+    first = _register(date(2024, 3, 1), recall=0.20)
+    assert r.promote_if_better(MODEL, first, "recall")[0]
+    assert r.gate_verdict(MODEL, first) == (r.PROMOTED, "promoted: recall 0.2 (no champion yet)")
+    early = _register(date(2024, 2, 1), recall=0.10)
+    assert not r.promote_if_better(MODEL, early, "recall", baselines={"pop": 0.15})[0]
+    assert r.gate_verdict(MODEL, early)[0] == r.WORSE  # lost to the baseline
+    later = _register(date(2024, 4, 1), recall=0.19)
+    assert not r.promote_if_better(MODEL, later, "recall")[0]
+    assert r.version_for_date(MODEL, date(2024, 4, 1), SOURCE) == first
+    assert r.version_for_date(MODEL, date(2024, 2, 15), SOURCE) == early  # nothing else fits
+    r.promote(MODEL, later, reason="promoted by hand")
+    verdict, reason = r.gate_verdict(MODEL, later)
+    assert verdict == r.PROMOTED  # the person's decision is recorded after the gate's
+    assert reason == "rejected: recall 0.19 <= champion v1 0.2; then promoted by hand"
+    assert r.version_for_date(MODEL, date(2024, 4, 1), SOURCE) == later
+    r.rollback(MODEL)
+    assert r.gate_verdict(MODEL, later)[0] == r.ROLLED_BACK
+    assert r.version_for_date(MODEL, date(2024, 4, 1), SOURCE) == first
 
 
 def test_download_for_date_uses_the_datasets_source(tiny_folder: Path, tmp_path: Path,

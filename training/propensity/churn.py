@@ -180,9 +180,7 @@ def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
         raise GrowthError(
             f"no training cutoff: with as_of {cfg.as_of}, horizon {cfg.horizon_days} days, "
             f"{cfg.n_cutoffs} cutoffs every {cfg.step_days} days and data from {first.date()}, "
-            + (f"{before_data} of the cutoffs fall before the data begins and the rest overlap "
-               "the validation window's labels: lower step_days" if before_data else
-               "every cutoff's label window overlaps the validation window; raise n_cutoffs"))
+            + _no_training_cutoff(cfg, valid_cutoff, first.date(), last.date(), before_data))
     # every cutoff gets the campaign-type columns of the model's data end (as_of)
     train = pd.concat([examples_at(ds, c, cfg.horizon_days, data_cfg, cfg.as_of)
                        for c in sorted(train_cutoffs)], ignore_index=True)
@@ -200,6 +198,55 @@ def churn_data(ds: Dataset, cfg: ChurnConfig, data_cfg: DataConfig | None = None
     _CACHE.clear()
     _CACHE[key] = (ds, data)
     return data
+
+
+def _no_training_cutoff(cfg: ChurnConfig, valid_cutoff: date, first: date, last: date,
+                        before_data: int) -> str:
+    """Why no cutoff is left for training, and the setting that gives one. A training cutoff
+    must fall after the data's first day and by the validation cutoff (as_of - horizon) minus
+    the horizon, so that its label window ends before the validation window begins; when that
+    day is not after the first, no step_days or n_cutoffs can help."""
+    horizon, step = cfg.horizon_days, cfg.step_days
+    newest = valid_cutoff - timedelta(days=horizon)  # as_of minus two horizons
+    room = (newest - first).days  # days a training cutoff can fall on
+    if room <= 0:
+        later = next((day for day in _days(cfg.as_of + timedelta(days=1), last)
+                      if _trainable(day, horizon, cfg, first)), None)
+        shorter = next((h for h in range(horizon - 1, 0, -1)
+                        if _trainable(cfg.as_of, h, cfg, first)), None)
+        options = ([f"a later --as-of ({later} is the first that gives one)"] if later else []
+                   ) + ([f"a shorter --horizon-days ({shorter} is the longest that gives one)"]
+                        if shorter else [])
+        return (f"the newest training cutoff could be {newest} (as_of minus twice the "
+                f"horizon: its label window must end by the validation cutoff {valid_cutoff}), "
+                f"which is not after the data's first day; lowering step_days cannot help: use "
+                + (" or ".join(options) or f"data that begins before {newest}"))
+    skip = -(-horizon // step)  # the first cutoff after the validation one that may train
+    if valid_cutoff - timedelta(days=skip * step) > first:  # the cutoffs stop short of it
+        return ("every cutoff's label window overlaps the validation window; raise n_cutoffs "
+                f"to {skip + 1} or more")
+    # the cutoffs step over the days a training cutoff can take: smaller steps land in them
+    example = min(room, horizon)
+    why = (f"{before_data} of the cutoffs fall before the data begins and the rest overlap "
+           "the validation window's labels" if before_data else
+           "every cutoff's label window overlaps the validation window and one more would "
+           "fall before the data begins")
+    return (f"{why}; a training cutoff must fall after {first} and by {newest}: lower "
+            f"step_days to {room} or less, with n_cutoffs above horizon_days / step_days "
+            f"rounded up (e.g. step_days={example}, n_cutoffs={-(-horizon // example) + 1})")
+
+
+def _days(start: date, last: date) -> list[date]:
+    """``start`` up to the latest as_of the data allows (it must run through as_of - 1)."""
+    return [start + timedelta(days=i) for i in range((last - start).days + 2)]
+
+
+def _trainable(as_of: date, horizon: int, cfg: ChurnConfig, first: date) -> bool:
+    """Whether ``as_of`` and ``horizon`` with ``cfg``'s cutoffs give a training cutoff (the
+    newest one whose label window ends by the validation cutoff falls after ``first``)."""
+    skip = -(-horizon // cfg.step_days)
+    newest = as_of - timedelta(days=horizon + skip * cfg.step_days)
+    return skip < cfg.n_cutoffs and newest > first
 
 
 def validation_score(ds: Dataset, cfg: ChurnConfig, report: Report | None = None,

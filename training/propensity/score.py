@@ -12,7 +12,8 @@ The version is the newest trained on the same data whose training data ends on o
 ``as_of`` (for one campaign: its start), so a score never comes from a model that saw the
 period it is judged on, nor from one trained on other data. ``as_of`` must lie within the
 data (at most the day after its last transaction). The file's metadata records model name,
-version, its data end and ``as_of``.
+version, its data end, ``as_of`` and the promotion gate's verdict on the version (``gate``,
+``promotion``): a version the gate set aside scores only when no other fits the date.
 """
 
 from __future__ import annotations
@@ -189,8 +190,10 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
                 else coupon_scores(ds, model, pairs, data_cfg))
     except MissingFeatures as exc:
         raise GrowthError(f"{model_name} v{version} was trained on features that "
-                          f"{ds.source} does not give: {exc.missing}; train {model_name} "
-                          "on this data") from exc
+                          f"{ds.source} with this data config does not give: {exc.missing}; "
+                          "pass the --data-config it was trained with (features such as "
+                          "dept_share_* follow its settings), or train "
+                          f"{model_name} on this data and config") from exc
     table = pa.Table.from_pandas(rows, preserve_index=False)
     meta = {b"model_name": model_name.encode(), b"model_version": str(version).encode(),
             b"data_end": str(model.meta["data_end"]).encode(),
@@ -200,6 +203,7 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
     horizon = int(model.meta["config"]["horizon_days"]) if model_name == "churn" else None
     if horizon is not None:
         meta[b"horizon_days"] = str(horizon).encode()
+    meta.update(registry.gate_metadata(model_name, version))
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)

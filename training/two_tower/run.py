@@ -189,7 +189,7 @@ def recommend_to_file(ds: Dataset, as_of: date, k: int, out: Path,
         [s.HOUSEHOLD_ID, "rank"], kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = {b"model_name": MODEL_NAME.encode(), b"model_version": str(version).encode(),
-            b"as_of": as_of.isoformat().encode()}
+            b"as_of": as_of.isoformat().encode(), **registry.gate_metadata(MODEL_NAME, version)}
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
                    out)

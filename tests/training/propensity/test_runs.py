@@ -121,6 +121,25 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     assert later["promoted"] == (later[GATE_METRIC] > max(
         rescored, *later["baseline_" + GATE_METRIC].values()))
 
+    # A version the gate found worse scores only the days no other version fits, and says so
+    stump = CHURN[1:] + ["max_rounds=1", "num_leaves=2"]
+    worse_later = train_churn(ds, load_churn_config(overrides=stump + ["as_of=2017-09-11"]),
+                              reports)
+    early = train_churn(ds, load_churn_config(overrides=stump + ["as_of=2017-08-14"]), reports)
+    for version in (worse_later["version"], early["version"]):
+        assert registry.gate_verdict("churn", version)[0] == registry.WORSE
+    for day, expected in (("2017-09-11", later["version"] if later["promoted"] else 1),
+                          ("2017-08-20", early["version"])):
+        res = growth("score", "churn", "--as-of", day, "--data", str(data), "--out",
+                     str(out), cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-3000:]
+        meta = pq.read_schema(out).metadata
+        assert meta[b"model_version"] == str(expected).encode()
+        set_aside = expected == early["version"]
+        assert (b"gate" in meta and meta[b"gate"] == registry.WORSE.encode()) == set_aside
+        assert (f"note: churn v{expected} was set aside by the promotion gate (rejected: "
+                in res.stderr) == set_aside
+
 
 def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None:
     summary = train_coupon(ds, load_coupon_config(overrides=COUPON),
@@ -237,8 +256,10 @@ def test_transactions_only_folder(data: Path, ds, tmp_path: Path,
                         lambda *a: real(*a).drop(columns=["recency_days"]))
     with pytest.raises(GrowthError) as err:
         score_to_file(ds_only, "churn", out, date(2017, 8, 28))
-    assert str(err.value) == (f"churn v1 was trained on features that {folder} does not give: "
-                              "['recency_days']; train churn on this data")
+    assert str(err.value) == (
+        f"churn v1 was trained on features that {folder} with this data config does not give: "
+        "['recency_days']; pass the --data-config it was trained with (features such as "
+        "dept_share_* follow its settings), or train churn on this data and config")
 
 
 def test_validation_score_for_the_tuner(ds) -> None:
@@ -404,3 +425,38 @@ def test_campaigns_after_the_data_are_neither_tested_nor_scored(data: Path,
         s.CAMPAIGN_ID].max() < 999
     with pytest.raises(GrowthError, match="campaign 999's start .* is outside the data"):
         score_to_file(ds_planned, "coupon", tmp_path / "c.parquet", campaign_id=999)
+
+
+def test_no_training_cutoff_names_a_setting_that_gives_one(ds) -> None:
+    """`growth train churn --as-of 2017-03-01` was told to lower step_days, which cannot help
+    when two horizons do not fit after the data's first day: each branch's advice, followed,
+    gives a training cutoff."""
+    import re
+
+    first = ds.time_range()[0].date()
+    too_early = first + timedelta(days=40)  # 28-day horizon: the newest cutoff is first - 16
+    with pytest.raises(GrowthError) as err:
+        churn.churn_data(ds, load_churn_config(overrides=[*CHURN, f"as_of={too_early}"]))
+    msg = str(err.value)
+    assert "lowering step_days cannot help" in msg and "lower step_days" not in msg
+    later = re.search(r"a later --as-of \((\S+) is the first that gives one\)", msg)[1]
+    shorter = re.search(r"a shorter --horizon-days \((\d+) is the longest that gives one\)",
+                        msg)[1]
+    assert date.fromisoformat(later) > too_early and 0 < int(shorter) < 28
+    for fix in ([f"as_of={later}"], [f"as_of={too_early}", f"horizon_days={shorter}"]):
+        assert churn.churn_data(ds, load_churn_config(overrides=[*CHURN, *fix])).train.size
+
+    # too few cutoffs to reach past the validation window: raise n_cutoffs (to 5 at 28/7)
+    weekly = [*CHURN, "step_days=7"]
+    with pytest.raises(GrowthError, match="overlaps the validation window; raise n_cutoffs to "
+                                          "5 or more$"):
+        churn.churn_data(ds, load_churn_config(overrides=[*weekly, "n_cutoffs=4"]))
+    assert churn.churn_data(ds, load_churn_config(overrides=[*weekly, "n_cutoffs=5"])).train.size
+
+    # steps over the days a training cutoff can take: the example settings give one
+    with pytest.raises(GrowthError) as err:
+        churn.churn_data(ds, load_churn_config(overrides=[*CHURN, "step_days=1000"]))
+    step, n = re.search(r"lower step_days to \d+ or less, .*\(e\.g\. step_days=(\d+), "
+                        r"n_cutoffs=(\d+)\)$", str(err.value)).groups()
+    assert churn.churn_data(ds, load_churn_config(
+        overrides=[*CHURN, f"step_days={step}", f"n_cutoffs={n}"])).train.size
