@@ -330,11 +330,12 @@ def promote_if_better(
     validation rows (the same metric); its value then stands for the champion instead of
     the champion's tag, which was measured on the champion's own validation window: a
     version trained to a later as-of date is validated on a later window, with another
-    positive rate, and PR-AUC on two windows does not compare. The champion's model has
-    seen no label of those rows when its data end no later than the candidate's (the rows'
-    labels lie after the champion's training labels; its calibrator, fitted on its own
-    window, is monotone and leaves ranking metrics alone); where a changed setting lets it
-    have seen some, the comparison favours the champion, never the candidate. ``rescore``
+    positive rate, and PR-AUC on two windows does not compare. The champion's trees were
+    fitted on no label of those rows when its data end no later than the candidate's (the
+    rows' labels lie after its training labels), but its early stopping and calibrator read
+    its own validation window, which may overlap them (the calibrator is monotone and leaves
+    ranking metrics alone): where the champion has seen some of the rows' labels, the
+    comparison leans towards the champion, never towards the candidate. ``rescore``
     returns None when the champion cannot read those rows (another feature set): then the
     tag is used when both versions' data end on the same day, and otherwise the candidate
     is rejected as not comparable.
