@@ -673,8 +673,8 @@ def set_aside_note(model_name: str, version: int) -> str | None:
     verdict, reason = gate_verdict(model_name, version)
     if verdict not in SET_ASIDE:
         return None
-    return (f"note: {model_name} v{version} was set aside by the promotion gate ({reason}); "
-            "no other version fits this date")
+    return (f"note: {model_name} v{version} was set aside ({verdict}: {reason}); no other "
+            "version fits this date")
 
 
 def version_artifact_uri(model_name: str, version: int) -> str:

@@ -80,7 +80,8 @@ def _plots(task: TrainingSet, scores: dict[str, dict[str, np.ndarray]], cfg: Pro
 
 def _rescorer(task: TrainingSet) -> registry.Rescore:
     """The gate's ``rescore``: a registered version's ``GATE_METRIC`` on this run's
-    validation rows, or None when it cannot read them (it was trained on other features)."""
+    validation rows, or None when it cannot read them (it was trained on other features, or
+    its files are not a propensity model's)."""
     y = task.valid[task.label].to_numpy()
 
     def rescore(version: int) -> float | None:
@@ -88,7 +89,10 @@ def _rescorer(task: TrainingSet) -> registry.Rescore:
             folder = mlflow.artifacts.download_artifacts(
                 artifact_uri=registry.version_artifact_uri(task.model_name, version),
                 dst_path=tmp)
-            model = PropensityModel.load(Path(folder))
+            try:
+                model = PropensityModel.load(Path(folder))
+            except (FileNotFoundError, ValueError):
+                return None
         try:
             return gate_value(y, model.raw(task.valid))
         except MissingFeatures:

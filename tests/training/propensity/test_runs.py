@@ -137,7 +137,7 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
         assert meta[b"model_version"] == str(expected).encode()
         set_aside = expected == early["version"]
         assert (b"gate" in meta and meta[b"gate"] == registry.WORSE.encode()) == set_aside
-        assert (f"note: churn v{expected} was set aside by the promotion gate (rejected: "
+        assert (f"note: churn v{expected} was set aside (worse: rejected: "
                 in res.stderr) == set_aside
 
 
