@@ -45,8 +45,7 @@ def print_propensity(summary: dict, reports: Path) -> None:
     metrics = summary["metrics"]
     part = "" if "roc_auc" in metrics["lightgbm"] else "val_"
     table = Table(title=f"{summary['model']} v{summary['version']}, data to "
-                        f"{summary['data_end']} ({'test' if not part else 'validation'} set; "
-                        f"{summary['promotion']})")
+                        f"{summary['data_end']}: {'test' if not part else 'validation'} set")
     # lift and capture are named after the config's top_fraction (lift_at_10pct at 0.1)
     lift = next(k.removeprefix(part) for k in metrics["lightgbm"]
                 if k.startswith(part + "lift_at_"))
@@ -57,6 +56,7 @@ def print_propensity(summary: dict, reports: Path) -> None:
     for name, m in metrics.items():
         table.add_row(name, *(f"{m[part + k]:.4f}" for k in keys))
     console.print(table)
+    console.print(f"gate: {summary['promotion']}", highlight=False)
     console.print(f"trained in {summary['train_seconds']:.0f} s (best iteration "
                   f"{summary['best_iteration']}); report in {reports / summary['model']}")
     data = summary.get("data", {})

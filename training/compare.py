@@ -81,8 +81,8 @@ LABELS = {
     "train_seconds": "train s", "temperature": "temp", "batch_size": "batch",
     "history_half_life_days": "half-life", "learning_rate": "lr", "num_leaves": "leaves",
     "min_data_in_leaf": "min leaf", "feature_fraction": "feat frac", "lift_at_10pct": "lift 10%",
-    "val_pr_auc": "val PR-AUC", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "brier": "Brier",
-    "ece": "ECE", "linear_weight": "lin w",
+    "val_pr_auc": "val PR-AUC", "roc_auc": "test ROC-AUC", "pr_auc": "test PR-AUC",
+    "brier": "Brier", "ece": "ECE", "linear_weight": "lin w",
 }
 
 

@@ -301,7 +301,7 @@ def test_a_run_without_a_test_set_says_why(ds, capsys) -> None:
                       "metrics": {"lightgbm": {f"val_{k}": v for k, v in m.items()}}},
                      Path("reports"))
     out = " ".join(capsys.readouterr().out.split())
-    assert "(validation set; rejected)" in out
+    assert f"churn v7, data to {as_of}: validation set" in out and "gate: rejected" in out
     assert (f"note: no test set: its 28-day label window from {as_of} runs past the data's "
             f"last day, {last.date()}; the table is the validation fold's") in out
 
