@@ -641,14 +641,27 @@ def version_for_date(model_name: str, as_of: date, source: str, task: str | None
         numbers = [number for end, number in eligible if end == latest]
         champion = _champion(client, model_name)
         return champion if champion in numbers else max(numbers)
-    newest = "; ".join(f"v{number} data to {end} from {trained_on or 'an unrecorded source'}"
-                       + (f" ({predicts})" if predicts else "")
-                       for number, end, trained_on, predicts in reversed(dated[-5:]))
     raise LookupError(
         f"no version of {model_name}{f' that predicts {task}' if task else ''} trained on "
         f"{source} has training data ending on or before {day}; "
-        + (f"newest versions: {newest}" if newest else "it has no dated versions")
-    )
+        + _versions_in_words(dated, source))
+
+
+def _versions_in_words(dated: list[tuple[int, str, str | None, str | None]], source: str
+                       ) -> str:
+    """What a LookupError of :func:`version_for_date` says is there: the newest versions
+    trained on ``source`` (any task), else each other source with its newest version."""
+    ours = [(n, end, predicts) for n, end, trained_on, predicts in dated
+            if trained_on in (None, source)]
+    if ours:
+        return "its newest versions trained on it: " + "; ".join(
+            f"v{n} data to {end}" + (f" ({predicts})" if predicts else "")
+            for n, end, predicts in reversed(ours[-5:]))
+    if not dated:
+        return "it has no dated versions"
+    newest = {trained_on: (n, end) for n, end, trained_on, _ in dated}  # by version number
+    return "its versions were trained on other data: " + "; ".join(
+        f"{trained_on} (newest v{n}, data to {end})" for trained_on, (n, end) in newest.items())
 
 
 def gate_verdict(model_name: str, version: int) -> tuple[str | None, str | None]:

@@ -237,7 +237,8 @@ def test_transactions_only_folder(data: Path, ds, tmp_path: Path,
     message = str(err.value)
     assert (f"no version of churn that predicts churn within 28 days trained on "
             f"{data.resolve()}") in message  # the champion's horizon, by default
-    assert f"v1 data to 2017-08-28 from {folder.resolve()} (churn within 28 days)" in message
+    assert (f"its versions were trained on other data: {folder.resolve()} (newest v1, data to "
+            "2017-08-28)") in message
     # a horizon no version was trained with is never stood in for by another
     with pytest.raises(GrowthError) as err:
         score_to_file(ds_only, "churn", out, date(2017, 8, 28), horizon_days=56)
