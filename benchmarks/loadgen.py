@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from serving.guard import LOOPBACK_NAMES
+
 MAX_CONNECTIONS = 64  # open loop: connections opened as needed, at most this many
 # A connection idle longer than this is closed, not reused: servers drop idle keep-alive
 # connections (uvicorn after 5 s) and a request sent on one would fail through no fault of
@@ -166,7 +168,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--max-requests", type=int, default=None)
     args = ap.parse_args()
-    if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+    if urlsplit(args.url).hostname not in LOOPBACK_NAMES:
         raise SystemExit("loadgen drives loopback addresses only")
     with open(args.bodies, "rb") as f:
         bodies = [line.strip() for line in f if line.strip()]
