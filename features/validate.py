@@ -23,11 +23,12 @@ deleted), so the folder describes this run alone. Problems that make a table unu
 columns with the same contract name, a column of a type its kind does not allow, no valid
 transaction) raise :class:`DataContractError` naming the file, the column and what was
 expected; when every transaction is rejected, the message shows one value of the most common
-reason with its line. Suspicious but valid rows (fuel quantities, zero quantities) are kept
-and counted as warnings. A table that loses more than ``LARGE_LOSS_SHARE`` of its rows to
-quarantine (say, half the transactions name products that an incomplete products table lacks)
-still loads, but the report warns about it: :meth:`ValidationReport.large_losses`. The rules
-themselves are in features/schema.py.
+reason with its line. Suspicious but valid rows (fuel quantities, zero quantities, text times
+with a UTC offset in a column whose other times have none) are kept and counted as warnings.
+A table that loses more than ``LARGE_LOSS_SHARE`` of its rows to quarantine (say, half the
+transactions name products that an incomplete products table lacks) still loads, but the
+report warns about it: :meth:`ValidationReport.large_losses`. The rules themselves are in
+features/schema.py.
 
     growth data validate [--data DIR]
 """
@@ -74,6 +75,9 @@ SHOWN_CHARS = 60
 IMPOSSIBLE_OFFSET = (r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d{2})?|\d{2}:?[6-9]\d)"
                      r"\s*$")
 UTF8_CHUNK = 1 << 20
+# A clock time followed by a UTC offset (or Z): such text converts to the canonical zone, and
+# text without one keeps its wall clock; a column holding both is flagged (see _mixed_offsets).
+WITH_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)\s*$"
 # An id written as text: digits (leading zeros read as padding: 007 is 7), a minus sign for
 # the ``negative_<column>`` reason, and a zero fraction as a float export writes it (7.0).
 # Exponents (12E3, a spreadsheet's reading of a code), digit separators (1_000) and signs
@@ -383,6 +387,27 @@ def _warning_counts(con: duckdb.DuckDBPyConnection, table: str,
     return {name: int(n) for name, n in zip(names, row, strict=True) if n}
 
 
+def _mixed_offsets(con: duckdb.DuckDBPyConnection, view: str, table: s.Table,
+                   raw_names: dict[str, str], raw_types: dict[str, str]) -> dict[str, int]:
+    """``offset_<column>``: how many text times of a column carry a UTC offset when others in
+    it carry none. Both are read (the first converted to the canonical zone, the second as
+    its wall clock), but an export that mixes them usually means two clocks: a basket's lines
+    can land hours apart."""
+    found: dict[str, int] = {}
+    for col in table.columns:
+        raw = raw_names.get(col.name)
+        if col.kind != "timestamp" or raw is None or raw_types[raw] != "VARCHAR":
+            continue
+        r = sql_ident(raw)
+        with_offset, without = con.execute(
+            f"SELECT count(*) FILTER (WHERE regexp_matches({r}, {sql_str(WITH_OFFSET)})), "
+            f"count(*) FILTER (WHERE NOT regexp_matches({r}, {sql_str(WITH_OFFSET)})) "
+            f"FROM {view}").fetchall()[0]
+        if with_offset and without:
+            found[f"offset_{col.name}"] = int(with_offset)
+    return found
+
+
 def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
                    quarantine_dir: Path, present: set[str],
                    quantity_outlier: float, latest_event: datetime) -> TableReport:
@@ -482,7 +507,8 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
         input_rows=input_rows,
         clean_rows=clean_rows,
         quarantined=quarantined,
-        warnings=_warning_counts(con, table.name, quantity_outlier),
+        warnings={**_warning_counts(con, table.name, quantity_outlier),
+                  **_mixed_offsets(con, view, table, raw_names, raw_types)},
         ignored_columns=[c for c in extra if c not in kept_extra],
         kept_columns=[s.column_key(c) for c in kept_extra],
     )
@@ -497,7 +523,7 @@ def _kept_extra_columns(con: duckdb.DuckDBPyConnection, view: str, extra: list[s
     if not named:
         return []
     counts = ", ".join(f"count(DISTINCT {sql_ident(c)})" for c in named)
-    rows, *distinct = con.execute(f"SELECT count(*), {counts} FROM {view}").fetchone()
+    rows, *distinct = con.execute(f"SELECT count(*), {counts} FROM {view}").fetchall()[0]
     return [c for c, n in zip(named, distinct, strict=True)
             if rows < ROW_NUMBER_MIN_ROWS or n < rows]
 

@@ -602,3 +602,21 @@ def test_a_row_number_is_not_a_demographic_feature(tmp_path: Path) -> None:
                       quarantine_dir=tmp_path / "q")
     assert ds.report.tables[s.DEMOGRAPHICS].kept_columns == ["export_batch", "customer_ref",
                                                              "age"]
+
+
+def test_times_with_and_without_an_offset_in_one_column_are_flagged(tmp_path: Path) -> None:
+    """Both are read (an offset converts to the canonical zone, no offset keeps the wall
+    clock), but one export mixing them usually holds two clocks: the rows are kept, flagged."""
+    tables = tiny_tables()
+    tx = tables[s.TRANSACTIONS]
+    text = tx[s.TRANSACTION_TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S")
+    mixed = text.where(tx.index % 2 == 0, text + "-05:00")
+    for name, column, flagged in (("mixed", mixed, {"offset_transaction_timestamp": 3}),
+                                  ("all", text + "Z", {}), ("none", text, {})):
+        tables[s.TRANSACTIONS] = tx.assign(**{s.TRANSACTION_TIMESTAMP: column})
+        ds = load_dataset(write_folder(tmp_path / name, tables, fmt="csv"),
+                          quarantine_dir=tmp_path / "q")
+        report = ds.report.tables[s.TRANSACTIONS]
+        assert report.clean_rows == len(tx), name
+        assert {k: v for k, v in report.warnings.items() if k.startswith("offset_")} == (
+            flagged), name
