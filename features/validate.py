@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -430,7 +431,7 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
             raise DataContractError(
                 f"{path}: table {table.name!r} is missing required column {col.name!r} "
                 f"(expected {col.kind} values of type {s.DUCKDB_TYPE[col.kind]}; "
-                f"columns found: {found})"
+                f"columns found: {found}){_did_you_mean(col.name, raw_cols)}"
             )
     canonical = {c.name for c in table.columns}
     extra = [c for c in raw_cols if s.column_key(c) not in canonical]
@@ -512,6 +513,18 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: s.Table, path: Path,
         ignored_columns=[c for c in extra if c not in kept_extra],
         kept_columns=[s.column_key(c) for c in kept_extra],
     )
+
+
+def _did_you_mean(name: str, found: list[str]) -> str:
+    """A hint naming the file's column that ``name`` was probably meant to be (the same letters
+    and digits, e.g. HouseholdID or "sales value", or a close spelling); "" when none. Names
+    match only ignoring case and outer spaces, so this is a hint, never a match."""
+    def letters(text: str) -> str:
+        return re.sub(r"[^0-9a-z]", "", text.lower())
+
+    same = [c for c in found if letters(c) == letters(name)]
+    close = same or difflib.get_close_matches(name, found, n=1, cutoff=0.8)
+    return f"; did you mean {close[0]!r}? rename it to {name!r}" if close else ""
 
 
 def _kept_extra_columns(con: duckdb.DuckDBPyConnection, view: str, extra: list[str]

@@ -620,3 +620,22 @@ def test_times_with_and_without_an_offset_in_one_column_are_flagged(tmp_path: Pa
         assert report.clean_rows == len(tx), name
         assert {k: v for k, v in report.warnings.items() if k.startswith("offset_")} == (
             flagged), name
+
+
+def test_a_missing_column_spelt_otherwise_is_named(tmp_path: Path) -> None:
+    """Names match ignoring case and outer spaces only; the error names the column the file
+    probably meant, without reading it as that column."""
+    for other, meant in (("HouseholdID", s.HOUSEHOLD_ID), ("sales value", s.SALES_VALUE),
+                         ("housold_id", s.HOUSEHOLD_ID)):
+        tables = tiny_tables()
+        tables[s.TRANSACTIONS] = tables[s.TRANSACTIONS].rename(columns={meant: other})
+        with pytest.raises(DataContractError) as err:
+            load_dataset(write_folder(tmp_path / other, tables, fmt="csv"),
+                         quarantine_dir=tmp_path / "q")
+        assert str(err.value).endswith(f"; did you mean {other!r}? rename it to {meant!r}")
+    tables = tiny_tables()
+    tables[s.TRANSACTIONS] = tables[s.TRANSACTIONS].drop(columns=[s.SALES_VALUE])
+    with pytest.raises(DataContractError) as err:
+        load_dataset(write_folder(tmp_path / "none", tables, fmt="csv"),
+                     quarantine_dir=tmp_path / "q")
+    assert "did you mean" not in str(err.value)
