@@ -474,6 +474,7 @@ def promote(model_name: str, version: int, reason: str | None = None) -> None:
     client.get_model_version(model_name, str(version))  # fail clearly if it does not exist
     with _promotion_lock():
         _promote(client, model_name, version, reason)
+        client.set_model_version_tag(model_name, str(version), GATE_TAG, PROMOTED)
 
 
 def _history(client: MlflowClient, model_name: str) -> list[int] | None:
@@ -496,7 +497,6 @@ def _promote(client: MlflowClient, model_name: str, version: int,
         decided = _tags(client, model_name, version).get(PROMOTION_TAG)
         client.set_model_version_tag(model_name, str(version), PROMOTION_TAG,
                                      f"{decided}; then {reason}" if decided else reason)
-    client.set_model_version_tag(model_name, str(version), GATE_TAG, PROMOTED)
     if previous is not None:
         client.set_model_version_tag(
             model_name, str(version), PREVIOUS_CHAMPION_TAG, str(previous)
