@@ -698,21 +698,32 @@ def version_artifact_uri(model_name: str, version: int) -> str:
 
 
 def download_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
-                      train_command: str, task: str | None = None) -> tuple[Path, int]:
+                      train_command: str, task: str | None = None,
+                      untrainable: Callable[[], str | None] | None = None
+                      ) -> tuple[Path, int]:
     """Download the version :func:`version_for_date` picks for the data of ``ds`` into
     ``dest``; returns (folder, version). No fitting version, or no registered model at all,
-    is a :class:`GrowthError` that tells people to run ``train_command`` (on this data)."""
+    is a :class:`GrowthError` that tells people to run ``train_command`` (on this data), or,
+    when ``untrainable()`` says why that command would fail here, that none can be trained
+    for the date (only asked then: it may build the training data to find out)."""
     source = ds.source
     if source != EMBEDDED_SOURCE:
         train_command = f"{train_command} --data {source}"
     setup(model_name)
+
+    def advice() -> str:
+        why = untrainable() if untrainable is not None else None
+        return (f"train one with `{train_command}`" if why is None else
+                f"none can be trained on this data with data ending by {_as_date(as_of)}, so "
+                f"nothing scores as of that day: `{train_command}` stops with: {why}")
+
     try:
         version = version_for_date(model_name, as_of, source, task)
     except LookupError as exc:
-        raise GrowthError(f"{exc}; train one with `{train_command}`") from exc
+        raise GrowthError(f"{exc}; {advice()}") from exc
     except MlflowException as exc:  # no registered model at all
-        raise GrowthError(f"no {model_name} model is registered yet; run "
-                          f"`{train_command}` first ({exc})") from exc
+        raise GrowthError(f"no {model_name} model is registered yet ({exc}); {advice()}"
+                          ) from exc
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=version_artifact_uri(model_name, version), dst_path=str(dest))
     return Path(local), version

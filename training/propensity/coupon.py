@@ -86,12 +86,19 @@ def coupon_data(ds: Dataset, cfg: CouponConfig, data_cfg: DataConfig | None = No
     is_test = frame[IS_TEST] == 1
     is_valid = ~is_test & (frame[s.START_DATE] >= pd.Timestamp(valid_start))
     train, valid = frame[~is_test & ~is_valid], frame[is_valid]
+    when = {"training": f"after the data's first day {first.date()} and before {valid_start}",
+            "validation": f"from {valid_start} to the day before {cfg.split_date}"}
     for name, part in (("training", train), ("validation", valid)):
         if part[REDEEMED].nunique() < 2:
+            held = (f"its {len(part):,} rows (campaigns "
+                    f"{', '.join(str(c) for c in sorted(part[s.CAMPAIGN_ID].unique()))}) have "
+                    f"{int(part[REDEEMED].sum()):,} redemptions" if len(part) else
+                    "no campaign with recipients starts then")
             raise GrowthError(
-                f"the {name} campaigns (split {cfg.split_date}, validation from {valid_start}) "
-                f"need both redeemed and not-redeemed rows; {len(part)} rows have "
-                f"{int(part[REDEEMED].sum())} redemptions: move split_date or validation_days")
+                f"split date {cfg.split_date}: the {name} campaigns (those starting "
+                f"{when[name]}, validation_days {cfg.validation_days}) need both redeemed and "
+                f"not-redeemed rows, but {held}: use another --split-date, or change "
+                "validation_days (--set validation_days=N)")
     # The spec (feature names, category levels) comes from the rows the model may see:
     # levels that only campaigns on or after the split carry are unknown to it (NaN).
     spec = FeatureSpec.infer(pd.concat([train, valid]), exclude=NOT_FEATURES)

@@ -35,9 +35,14 @@ from features.household import sql_date
 from features.sources import GrowthError
 from training import registry
 from training.propensity.bundle import PropensityModel
-from training.propensity.churn import churn_features
-from training.propensity.config import churn_task, task_horizon
-from training.propensity.coupon import coupon_examples
+from training.propensity.churn import churn_data, churn_features
+from training.propensity.config import (
+    churn_task,
+    load_churn_config,
+    load_coupon_config,
+    task_horizon,
+)
+from training.propensity.coupon import coupon_data, coupon_examples
 from training.propensity.gbdt import MissingFeatures
 
 MODELS = ("churn", "coupon")
@@ -55,11 +60,13 @@ RECEIVED = "received"  # coupon rows: the household received the campaign
 
 
 def load_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
-                  horizon_days: int | None = None) -> tuple[PropensityModel, int]:
+                  horizon_days: int | None = None, data_cfg: DataConfig | None = None
+                  ) -> tuple[PropensityModel, int]:
     """The newest registered version trained on the data of ``ds`` whose training data ends
     on or before ``as_of``; for churn, one that predicts over ``horizon_days`` (default: the
     champion's horizon, when the champion records it), so a model of another horizon is
-    never picked by accident."""
+    never picked by accident. When none fits, the error advises the training command that
+    gives one, or says why that command cannot train on this data (:func:`_untrainable`)."""
     date_option = "--as-of" if model_name == "churn" else "--split-date"
     command = f"growth train {model_name} {date_option} {as_of}"
     task = None
@@ -69,8 +76,27 @@ def load_for_date(model_name: str, as_of: date, ds: Dataset, dest: Path,
         if horizon_days is not None:
             task = churn_task(horizon_days)
             command += f" --horizon-days {horizon_days}"
-    folder, version = registry.download_for_date(model_name, as_of, ds, dest, command, task)
+    folder, version = registry.download_for_date(
+        model_name, as_of, ds, dest, command, task,
+        lambda: _untrainable(model_name, as_of, ds, horizon_days, data_cfg))
     return PropensityModel.load(folder), version
+
+
+def _untrainable(model_name: str, as_of: date, ds: Dataset, horizon_days: int | None,
+                 data_cfg: DataConfig | None) -> str | None:
+    """Why ``growth train`` with data ending on ``as_of`` (and ``horizon_days``) would stop on
+    ``ds`` at its default config, in its own words; None when it can train. It builds the
+    training and validation rows as that command would, so it runs only when the advice is
+    needed."""
+    try:
+        if model_name == "churn":
+            churn_data(ds, load_churn_config(overrides=[f"as_of={as_of}"] + (
+                [f"horizon_days={horizon_days}"] if horizon_days else [])), data_cfg)
+        else:
+            coupon_data(ds, load_coupon_config(overrides=[f"split_date={as_of}"]), data_cfg)
+    except GrowthError as exc:
+        return str(exc)
+    return None
 
 
 def deciles(scores: np.ndarray) -> np.ndarray:
@@ -184,7 +210,8 @@ def score_to_file(ds: Dataset, model_name: str, out: Path, as_of: date | None = 
                               f"campaign {campaign_id} has no recipients in {s.CAMPAIGNS} and no "
                               f"household has a purchase before its start")
     with tempfile.TemporaryDirectory() as tmp:
-        model, version = load_for_date(model_name, version_as_of, ds, Path(tmp), horizon_days)
+        model, version = load_for_date(model_name, version_as_of, ds, Path(tmp), horizon_days,
+                                       data_cfg)
     try:
         rows = (churn_scores(ds, model, as_of, data_cfg) if model_name == "churn"
                 else coupon_scores(ds, model, pairs, data_cfg))

@@ -111,6 +111,13 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     assert str(err.value).endswith(
         f"train one with `growth train churn --as-of 2017-08-01 --horizon-days 28 --data "
         f"{ds.source}`")  # the champion's horizon, 28 days in CHURN
+    # ...unless that command cannot train on this data: then the advice says why
+    with pytest.raises(GrowthError, match="no version of churn") as err:
+        score_to_file(ds, "churn", tmp_path / "early.parquet", date(2017, 2, 15))
+    assert ("none can be trained on this data with data ending by 2017-02-15, so nothing "
+            "scores as of that day: `growth train churn --as-of 2017-02-15 --horizon-days 28 "
+            f"--data {ds.source}` stops with: no training cutoff: " in str(err.value))
+    assert "a later --as-of (2017-02-27 is the first that gives one)" in str(err.value)
 
     # A later as_of is validated on a later window: the champion is measured there too, not
     # by the value it recorded on its own window.
@@ -185,8 +192,15 @@ def test_coupon_train_score_and_evaluate(data: Path, ds, tmp_path: Path) -> None
     with pytest.raises(GrowthError, match=f"ending on or before {start}") as err:
         score_to_file(ds, "coupon", tmp_path / "early.parquet",
                       campaign_id=int(early[s.CAMPAIGN_ID]))
-    assert str(err.value).endswith(  # a split at its start can score it; the default cannot
-        f"train one with `growth train coupon --split-date {start} --data {ds.source}`")
+    # A split at its start could score it, but no training campaign starts before the
+    # validation fold (60 days by default): the advice says so instead of a command that fails
+    assert (f"none can be trained on this data with data ending by {start}, so nothing scores "
+            f"as of that day: `growth train coupon --split-date {start} --data {ds.source}` "
+            f"stops with: split date {start}: the training campaigns (those starting after "
+            "the data's first day 2017-01-01 and before "
+            f"{start - timedelta(days=60)}, validation_days 60) need both redeemed and "
+            "not-redeemed rows, but no campaign with recipients starts then: use another "
+            "--split-date, or change validation_days") in " ".join(str(err.value).split())
 
     every = tmp_path / "test_campaigns.parquet"
     res = growth("score", "coupon", "--as-of", "2017-07-10", "--data", str(data), "--out",
