@@ -73,27 +73,34 @@ def print_propensity(summary: dict, reports: Path) -> None:
 
 
 def print_readout(r) -> None:
-    """The readout as a table and three lines a marketer can quote."""
-    what = ("visited" if r.outcome == "visit" else f"redeemed a coupon of campaign "
+    """What was measured, the table, any warning, the figures a marketer can quote with a
+    verdict in words, and notes on what the file could not tell."""
+    what = ("bought anything" if r.outcome == "visit" else f"redeemed a coupon of campaign "
             f"{r.campaign_id}")
-    table = Table(title=f"{r.audience}: households that {what} from {r.start} to "
-                        f"{r.end - timedelta(days=1)} ({(r.end - r.start).days} days)")
+    console.print(f"outcome: {what} between {r.start} and {r.end - timedelta(days=1)} "
+                  f"({(r.end - r.start).days} days)", highlight=False)
+    table = Table(title=f"{r.audience}: treated against control")
     for col in ("group", "households", "responders", "rate", "spend per household"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, g in (("treated", r.treated), ("control", r.control)):
         table.add_row(name, f"{g.households:,}", f"{g.responders:,}", f"{g.rate:.1%}",
                       f"{g.spend_per_household:,.2f}")
     console.print(table)
+    for warning in r.warnings:
+        console.print(f"WARNING: {warning}", style="bold red", highlight=False)
     lo, hi = r.uplift_ci95
     relative = (f", relative {r.relative_uplift:+.1%}" if r.relative_uplift is not None else "")
     console.print(f"uplift {r.uplift * 100:+.1f} points (95% CI {lo * 100:+.1f} to "
                   f"{hi * 100:+.1f}){relative}, p = {r.p_value:.3g}", highlight=False)
+    console.print(f"verdict: {r.verdict}", style="bold", highlight=False)
     lo, hi = r.incremental_responders_ci95
     console.print(f"incremental responders among the treated: {r.incremental_responders:+,.0f} "
                   f"(95% CI {lo:+,.0f} to {hi:+,.0f})", highlight=False)
     ci = (f" (95% CI {r.spend_uplift_ci95[0]:+,.2f} to {r.spend_uplift_ci95[1]:+,.2f})"
           if r.spend_uplift_ci95 else "")
     console.print(f"spend uplift per household: {r.spend_uplift:+,.2f}{ci}", highlight=False)
+    for note in r.notes:
+        console.print(f"note: {note}", highlight=False)
     if r.by_decile:
         console.print(_decile_table(r.by_decile))
 

@@ -22,6 +22,12 @@ column), the readout is also given per decile: where the campaign worked (the to
 all of them) decides how deep the next one should go, and the control group's rates by decile
 show whether the model's ranking held. Each decile's interval is its own (no adjustment for
 ten comparisons) and is wide where its control group is small.
+
+A readout of campaign C checks the audience against who the data says received C (the
+``campaigns`` table): control households that received it mean the control group was
+contacted, and treated households that did not could not respond; either way the difference is
+not the campaign's effect on this audience, and the readout warns (its figures still follow).
+The ``verdict`` says in one sentence what the figures allow a marketer to conclude.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from features import schema as s
 from features.dataset import Dataset
 from features.household import sql_date
 from features.labels import check_covers
-from features.sources import GrowthError
+from features.sources import DataContractError, GrowthError
 from serving.audience import (
     CONTROL,
     DECILE,
@@ -187,6 +193,12 @@ class Readout:
     spend_uplift: float
     spend_uplift_ci95: tuple[float, float] | None  # None with fewer than 2 in a group
     by_decile: list[Band]  # empty when the audience does not say its households' deciles
+    # with a campaign and the campaigns table (else None): who the data says received it
+    control_received: int | None  # control households recorded as recipients
+    treated_not_received: int | None  # treated households not recorded as recipients
+    verdict: str  # one sentence a marketer can act on
+    warnings: list[str]  # the figures are not the campaign's effect on this audience
+    notes: list[str]  # what the readout could not check (a CSV's date, what it was built for)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, indent=2) + "\n"
@@ -262,6 +274,57 @@ def outcomes(ds: Dataset, household_ids: np.ndarray, start: date, end: date,
         FROM audience a LEFT JOIN ({spend}) t USING ({h}) {redeemed}""", audience=frame)
 
 
+def received(ds: Dataset, household_ids: np.ndarray, campaign_id: int) -> np.ndarray | None:
+    """Whether the ``campaigns`` table lists each household as a recipient of the campaign;
+    None when the data has no such table."""
+    if not ds.has(s.CAMPAIGNS):
+        return None
+    got = ds.df(f"SELECT DISTINCT {s.HOUSEHOLD_ID} FROM {s.CAMPAIGNS} WHERE {s.CAMPAIGN_ID} = ?",
+                [int(campaign_id)])
+    return np.isin(household_ids, got[s.HOUSEHOLD_ID].to_numpy())
+
+
+def verdict(uplift: float, ci95: tuple[float, float], p_value: float,
+            contacted: str | None = None, unsent: str | None = None) -> str:
+    """One sentence on what the uplift allows. ``contacted`` says that the campaign went to
+    control households (the comparison then tests nothing), ``unsent`` that it never went to
+    some treated ones (the figures are then of the audience as it was contacted)."""
+    lo, hi = (x * 100 for x in ci95)
+    interval = f"95% interval {lo:+.1f} to {hi:+.1f}"
+    if contacted:
+        return (f"not a test of this audience: {' and '.join(filter(None, (contacted, unsent)))}"
+                f", so the {uplift * 100:+.1f} points ({interval}) are not the campaign's "
+                "effect on it")
+    if lo > 0:
+        said = (f"the campaign raised the response rate by {uplift * 100:.1f} points "
+                f"({interval}, p = {p_value:.2g})")
+    elif hi < 0:
+        said = (f"the treated group responded less than the control group: "
+                f"{uplift * 100:+.1f} points ({interval}, p = {p_value:.2g})")
+    else:
+        said = (f"no detectable effect: the 95% interval ({lo:+.1f} to {hi:+.1f} points) "
+                f"includes 0 (p = {p_value:.2g})")
+    return said if not unsent else (f"{said}; but {unsent}: the figures are of the audience "
+                                    "as it was contacted, not of the campaign reaching every "
+                                    "treated household")
+
+
+def _notes(audience: AudienceFile, campaign: int | None, start: date, given: bool) -> list[str]:
+    """What the readout cannot check from the audience file itself (a CSV's)."""
+    notes, name = [], str(audience.path)
+    if campaign is None and audience.model != "churn":
+        built = ("a CSV, which does not say what it was built for" if audience.model is None
+                 else f"a {audience.model} audience that names no campaign")
+        notes.append(f"{name} is {built}: this readout counts visits (any purchase); a coupon "
+                     "campaign's readout needs --campaign-id C")
+    if audience.as_of is None:
+        used = "--start" if given else f"the first day of campaign {campaign}"
+        notes.append(f"{name} is a CSV, which does not record the day it was built: the window "
+                     "must start on or after the day the audience was built and contacted; "
+                     f"this one starts on {start} ({used})")
+    return notes
+
+
 def campaign_window(ds: Dataset, campaign_id: int) -> tuple[date, date]:
     """[start_date, end_date + 1 day) of a campaign in ``campaign_descriptions``."""
     ds.require(s.CAMPAIGN_DESCRIPTIONS, f"the window of campaign {campaign_id}")
@@ -312,7 +375,11 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
         end = start + timedelta(days=days)
     except OverflowError:
         raise GrowthError(f"--days {days} runs past the calendar's end") from None
-    check_covers(ds, end, f"the readout from {start} to {end - timedelta(days=1)}")
+    try:
+        check_covers(ds, end, f"the readout from {start} to {end - timedelta(days=1)}")
+    except DataContractError as exc:
+        raise DataContractError(f"{exc}: the readout can run once the data (--data DIR) holds "
+                                f"transactions through {end - timedelta(days=1)}") from None
     n_control, n_treated = int(audience.control.sum()), int((~audience.control).sum())
     if n_control == 0 or n_treated == 0:
         raise GrowthError(f"{name} has {n_treated} treated and {n_control} control households: "
@@ -326,6 +393,26 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
     tr, co = _group(responded[t], spend[t]), _group(responded[c], spend[c])
     lo, hi = newcombe(tr.responders, tr.households, co.responders, co.households)
     uplift = tr.rate - co.rate
+    p_value = two_proportion_p(tr.responders, tr.households, co.responders, co.households)
+    got = None if campaign is None else received(ds, audience.household_ids, campaign)
+    control_got = None if got is None else int((got & c).sum())
+    treated_not = None if got is None else int((~got & t).sum())
+    contacted = unsent = None
+    if control_got:
+        contacted = (f"campaign {campaign} went to {control_got:,} of the {co.households:,} "
+                     "control households")
+    if treated_not:
+        unsent = (f"campaign {campaign} never went to {treated_not:,} of the "
+                  f"{tr.households:,} treated households")
+    warnings = ([f"the control group was contacted: {contacted} "
+                 f"({int((got & c & responded).sum()):,} of those responded), so the "
+                 "difference between the groups is not the campaign's effect"] if contacted
+                else []) + ([f"{unsent} (the data's {s.CAMPAIGNS} table does not list them), "
+                             "so those could not redeem its coupons"] if unsent else [])
+    notes = _notes(audience, campaign, start, given)
+    if campaign is not None and got is None:
+        notes.append(f"the data has no {s.CAMPAIGNS} table: whether campaign {campaign} went "
+                     "to the treated households only cannot be checked")
     spend_ci = None
     if min(tr.households, co.households) >= 2 and max(spend[t].var(), spend[c].var()) > 0:
         welch = stats.ttest_ind(spend[t], spend[c], equal_var=False)
@@ -335,8 +422,11 @@ def readout(ds: Dataset, audience: AudienceFile, start: date | None = None,
         audience=name, outcome="visit" if campaign is None else "redeem", campaign_id=campaign,
         start=start, end=end, treated=tr, control=co, uplift=uplift, uplift_ci95=(lo, hi),
         relative_uplift=uplift / co.rate if co.rate > 0 else None,
-        p_value=two_proportion_p(tr.responders, tr.households, co.responders, co.households),
+        p_value=p_value,
         incremental_responders=uplift * tr.households,
         incremental_responders_ci95=(lo * tr.households, hi * tr.households),
         spend_uplift=tr.spend_per_household - co.spend_per_household,
-        spend_uplift_ci95=spend_ci, by_decile=_bands(audience, responded, spend))
+        spend_uplift_ci95=spend_ci, by_decile=_bands(audience, responded, spend),
+        control_received=control_got, treated_not_received=treated_not,
+        verdict=verdict(uplift, (lo, hi), p_value, contacted, unsent),
+        warnings=warnings, notes=notes)

@@ -18,6 +18,7 @@ import pytest
 from features import schema as s
 from features.dataset import load_dataset
 from features.sources import GrowthError
+from growth.display import print_readout
 from serving.audience import DECILE
 from serving.readout import newcombe, read_audience, readout, two_proportion_p, wilson
 from serving.schemas import AudienceMember, AudienceResponse
@@ -182,6 +183,140 @@ def test_redemptions_of_the_campaign_in_its_own_window(planted, tmp_path: Path) 
     assert longer.treated.responders == 3
 
 
+def test_a_contacted_control_group_is_reported(planted, tmp_path: Path, capsys) -> None:
+    # campaign 7 went to households 1, 2 and 3 (the campaigns table): control household 2
+    # received it (and redeemed in the window), treated household 4 never did
+    folder, _ = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    audience = write_json(tmp_path / "a.json", [1, 3, 4, 2, 5, 6],
+                          [False, False, False, True, True, True], date(2017, 3, 1))
+    r = readout(ds, read_audience(audience))
+    assert (r.control_received, r.treated_not_received) == (1, 1)
+    assert (r.treated.responders, r.control.responders) == (1, 1)  # figures still computed
+    assert r.warnings == [
+        "the control group was contacted: campaign 7 went to 1 of the 3 control households (1 "
+        "of those responded), so the difference between the groups is not the campaign's "
+        "effect",
+        "campaign 7 never went to 1 of the 3 treated households (the data's campaigns table "
+        "does not list them), so those could not redeem its coupons"]
+    assert r.verdict.startswith("not a test of this audience: campaign 7 went to 1 of the 3 "
+                                "control households and campaign 7 never went to 1 of the 3 "
+                                "treated households, so the +0.0 points (95% interval ")
+    figures = json.loads(r.to_json())
+    assert (figures["control_received"], figures["treated_not_received"]) == (1, 1)
+    assert figures["verdict"] == r.verdict
+    print_readout(r)
+    out = capsys.readouterr().out
+    assert "WARNING: the control group was contacted: campaign 7 went to 1 of the 3" in out
+    assert "WARNING: campaign 7 never went to 1 of the 3 treated households" in out
+    assert "verdict: not a test of this audience" in out
+    # only the control side wrong: still not a test of the campaign
+    only = readout(ds, read_audience(write_json(tmp_path / "b.json", [1, 3, 2, 5],
+                                                [False, False, True, True], date(2017, 3, 1))))
+    assert (only.control_received, only.treated_not_received) == (1, 0)
+    assert len(only.warnings) == 1 and only.verdict.startswith("not a test of this audience")
+    # only treated households unsent: a test of the audience as it was contacted, and it says so
+    unsent = readout(ds, read_audience(write_json(tmp_path / "u.json", [1, 3, 4, 5, 6],
+                                                  [False, False, False, True, True],
+                                                  date(2017, 3, 1))))
+    assert (unsent.control_received, unsent.treated_not_received) == (0, 1)
+    assert unsent.verdict.endswith(
+        "; but campaign 7 never went to 1 of the 3 treated households: the figures are of the "
+        "audience as it was contacted, not of the campaign reaching every treated household")
+    assert not unsent.verdict.startswith("not a test")
+
+
+def test_a_clean_split_has_no_warning(planted, tmp_path: Path, capsys) -> None:
+    folder, _ = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    audience = write_json(tmp_path / "a.json", [1, 2, 3, 5, 6],
+                          [False, False, False, True, True], date(2017, 3, 1))
+    r = readout(ds, read_audience(audience))
+    assert (r.control_received, r.treated_not_received) == (0, 0)
+    assert r.warnings == [] and r.notes == []
+    lo, hi = (f"{x * 100:+.1f}" for x in r.uplift_ci95)
+    assert r.verdict == (f"no detectable effect: the 95% interval ({lo} to {hi} points) "
+                         f"includes 0 (p = {r.p_value:.2g})")  # 2 of 3 against 0 of 2
+    print_readout(r)
+    out = capsys.readouterr().out
+    assert "WARNING" not in out and f"verdict: {r.verdict}" in out
+    assert "outcome: redeemed a coupon of campaign 7 between 2017-03-01 and 2017-03-14" in out
+    # no campaigns table: who received the campaign cannot be known, and the readout says so
+    tables = tiny_tables()
+    del tables[s.CAMPAIGNS]
+    bare = load_dataset(write_folder(tmp_path / "bare", tables), quarantine_dir=tmp_path / "q2")
+    unknown = readout(bare, read_audience(write_json(tmp_path / "b.json", [1, 2, 3],
+                                                     [False, True, False], date(2017, 1, 5),
+                                                     campaign_id=1)), days=20)
+    assert (unknown.control_received, unknown.treated_not_received) == (None, None)
+    assert unknown.warnings == []
+    assert unknown.notes == ["the data has no campaigns table: whether campaign 1 went to the "
+                             "treated households only cannot be checked"]
+    # visits: no campaign, so nothing to check
+    visits = readout(ds, read_audience(write_json(tmp_path / "c.json", [1, 2], [False, True],
+                                                  date(2017, 3, 1), model="churn",
+                                                  campaign_id=None)), days=10)
+    assert (visits.control_received, visits.treated_not_received) == (None, None)
+    assert visits.warnings == visits.notes == []
+
+
+def test_the_verdict_says_what_the_interval_allows(planted, tmp_path: Path) -> None:
+    folder, truth = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+
+    def interval(r) -> str:
+        lo, hi = (f"{x * 100:+.1f}" for x in r.uplift_ci95)
+        return f"95% interval {lo} to {hi}"
+
+    raised = readout(ds, read_audience(write_csv(tmp_path / "a.csv", truth)), START, 31)
+    assert raised.verdict == (f"the campaign raised the response rate by "
+                              f"{raised.uplift * 100:.1f} points ({interval(raised)}, "
+                              f"p = {raised.p_value:.2g})")
+    swapped = truth.assign(control=~truth["control"])  # the planted effect, backwards
+    less = readout(ds, read_audience(write_csv(tmp_path / "s.csv", swapped)), START, 31)
+    assert less.uplift < 0 and less.verdict.startswith(
+        f"the treated group responded less than the control group: "
+        f"{less.uplift * 100:+.1f} points ({interval(less)}")
+    quiet = readout(ds, read_audience(tmp_path / "a.csv"), date(2017, 2, 1), 28)
+    assert quiet.verdict.startswith("no detectable effect: the 95% interval (")
+    assert quiet.verdict.endswith("includes 0 (p = 1)")
+
+
+def test_what_a_csv_cannot_tell_is_noted(planted, tmp_path: Path, capsys) -> None:
+    folder, truth = planted
+    ds = load_dataset(folder, quarantine_dir=tmp_path / "q")
+    path = write_csv(tmp_path / "a.csv", truth)
+    visits = readout(ds, read_audience(path), START, 31)
+    assert visits.notes == [
+        f"{path} is a CSV, which does not say what it was built for: this readout counts "
+        "visits (any purchase); a coupon campaign's readout needs --campaign-id C",
+        f"{path} is a CSV, which does not record the day it was built: the window must start "
+        "on or after the day the audience was built and contacted; this one starts on "
+        "2017-03-01 (--start)"]
+    print_readout(visits)
+    out = capsys.readouterr().out
+    assert "outcome: bought anything between 2017-03-01 and 2017-03-31 (31 days)" in out
+    assert "needs --campaign-id C" in out and "this one starts on 2017-03-01 (--start)" in out
+    coupon = readout(ds, read_audience(path), campaign_id=7)
+    assert coupon.notes == [
+        f"{path} is a CSV, which does not record the day it was built: the window must start "
+        "on or after the day the audience was built and contacted; this one starts on "
+        "2017-03-01 (the first day of campaign 7)"]
+    no_campaign = write_json(tmp_path / "c.json", [1, 2], [False, True], date(2017, 3, 1),
+                             campaign_id=None)  # a coupon audience naming no campaign
+    assert readout(ds, read_audience(no_campaign), days=10).notes == [
+        f"{no_campaign} is a coupon audience that names no campaign: this readout counts "
+        "visits (any purchase); a coupon campaign's readout needs --campaign-id C"]
+    # a churn audience scored as of the day after the data's last: says what to do
+    churn = write_json(tmp_path / "churn.json", [1, 2], [False, True], date(2017, 4, 16),
+                       model="churn", campaign_id=None)
+    with pytest.raises(GrowthError, match=re.escape(
+            "needs transactions through 2017-06-10, but ") + ".* ends on 2017-04-15: the "
+            r"readout can run once the data \(--data DIR\) holds transactions through "
+            "2017-06-10"):
+        readout(ds, read_audience(churn))
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("household_id,rank\n1,1\n", "no column 'control'"),
     ("household_id,control\n1,0\n2,yes\n", "line 3: control must be 0 (treated) or 1"),
@@ -291,5 +426,9 @@ def test_growth_readout_command(planted, tmp_path: Path) -> None:
     lo, hi = (f"{x * 100:+.1f}" for x in top["uplift_ci95"])
     assert "by score decile" in res.stdout and f"({lo} to {hi})" in res.stdout
     assert "[draft]" in res.stdout  # the title's path (wrapped to the table's width)
+    assert "outcome: bought anything between 2017-03-01 and 2017-03-31" in res.stdout
+    assert figures["verdict"].startswith("the campaign raised the response rate by")
+    assert f"verdict: {figures['verdict']}" in res.stdout
+    assert figures["control_received"] is None and len(figures["notes"]) == 2
     bad = growth("--start", "2017-13-01")
     assert bad.returncode == 2 and "--start" in bad.stderr and "Traceback" not in bad.stderr
