@@ -175,6 +175,21 @@ def standard_overrides(model: str, cfg: DataConfig, first: date, last: date,
             [line for name, line in changes.items() if name in unset.values()])
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without its timestamp type: a date stays text for the config's own date fields
+    to parse, so an impossible one (2017-02-30) is an error naming the field, not a crash
+    inside the YAML reader."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds no Python objects
+
+
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["a.b=1", "c=x"]`` -> nested dict with YAML-parsed values."""
     result: dict[str, Any] = {}
@@ -183,7 +198,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             raise GrowthError(f"--set expects key=value, got {pair!r}")
         key, raw = pair.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = _yaml(raw)
         except yaml.YAMLError as exc:
             raise GrowthError(f"--set {pair}: the value is not valid YAML: {exc}") from exc
         node = result
@@ -209,7 +224,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise GrowthError(f"config file {path} is a folder; expected a YAML file")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = _yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise GrowthError(f"config file {path} does not exist") from exc
     except UnicodeDecodeError as exc:

@@ -55,6 +55,8 @@ def test_folder_missing_file_and_non_utf8_file_name_it(tmp_path: Path) -> None:
     ("windows_weeks: [4, -8, 26, 52]\n", "windows_weeks.1"),
     ("windows_weeks: [4, 8]\n", "windows_weeks"),
     ("churn_as_of: soon\n", "churn_as_of"),
+    ("churn_as_of: 2017-02-30\n", "churn_as_of"),  # YAML's own date type would crash on it
+    ("coupon_split_date: 2017-13-01\n", "coupon_split_date"),
     ("memory_limt: 4GB\n", "memory_limt"),
 ])
 def test_invalid_field_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
@@ -89,10 +91,17 @@ def test_valid_memory_limits_reach_duckdb(tiny_folder: Path, tmp_path: Path, val
     (["seed=[1"], r"--set seed=\[1: the value is not valid YAML"),
     (["tiers=1", "tiers.gold=2"], "'tiers' is already set to a value"),
     (["memory_limit=lots"], "--set memory_limit: expected a number and a unit"),
+    (["churn_as_of=2017-02-30"], "--set churn_as_of: .*day value is outside expected range"),
 ])
 def test_bad_overrides_name_the_setting(sets: list[str], expected: str) -> None:
     with pytest.raises(GrowthError, match=expected):
         load_data_config(overrides=sets)
+
+
+def test_dates_in_yaml_and_overrides_are_read_as_days(tmp_path: Path) -> None:
+    cfg = load_data_config(_config(tmp_path, "churn_as_of: 2017-10-02\n"),
+                           ["coupon_split_date=2017-07-03"])
+    assert (cfg.churn_as_of, cfg.coupon_split_date) == (date(2017, 10, 2), date(2017, 7, 3))
 
 
 def test_standard_dates_that_fit_the_data_are_kept() -> None:
