@@ -58,9 +58,15 @@ def test_list_promote_rollback(monkeypatch: pytest.MonkeyPatch,
     assert promotion[3] == ("rejected: recall 0.1 <= champion v2 0.25; then promoted by hand "
                             "(growth models promote), replacing v2")  # the gate's kept
 
+    assert "until `growth bundle` is run and `growth serve` restarted" in " ".join(out.split())
+
     code, out, _ = growth(monkeypatch, capsys, "models", "rollback", "recs")
     assert code == 0 and "recs@champion: v2 (was v3)" in out
     assert registry.champion_version("recs") == 2
+    assert "until `growth bundle` is run" in " ".join(out.split())
+    # the version as `growth models list` spells it
+    code, out, _ = growth(monkeypatch, capsys, "models", "promote", "recs", "v1")
+    assert code == 0 and "recs@champion: v1 (was v2)" in out
 
 
 def test_unknown_model_or_version_is_one_error_line(monkeypatch: pytest.MonkeyPatch,
@@ -70,6 +76,7 @@ def test_unknown_model_or_version_is_one_error_line(monkeypatch: pytest.MonkeyPa
         (("models", "list", "nope"), "no registered model 'nope'; registered models: recs"),
         (("models", "promote", "nope", "1"), "no registered model 'nope'"),
         (("models", "promote", "recs", "9"), "recs has no version 9; versions: 1"),
+        (("models", "promote", "recs", "x1"), "recs has no version x1; versions: 1"),
         (("models", "rollback", "recs"), "was the first champion: there is nothing to roll "
                                          "back to"),
     ]:

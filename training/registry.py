@@ -373,8 +373,7 @@ def _champion_value(model_name: str, version: int, champion: int, metric: str,
         if held_end != own_end:
             return None, (f"(champion v{champion} cannot score this version's validation rows, "
                           f"and its own were validated on data to {held_end}, this version's "
-                          f"to {own_end}: not comparable; `growth models promote {model_name} "
-                          f"{version}` serves this one)")
+                          f"to {own_end}: not comparable)")
     held = _metric(held_tags, metric)
     if held is None:
         return None, f"(champion v{champion} has no {metric} to compare with)"
@@ -411,17 +410,15 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
         held_end, own_end = held_tags.get(DATA_END_TAG), own.get(DATA_END_TAG)
         if held_source is not None and held_source != own.get(DATA_SOURCE_TAG):
             failed.append(f"(champion v{champion} was trained on other data, {held_source}: "
-                          f"not comparable; `growth models promote {model_name} {version}` "
-                          "serves this one)")
+                          "not comparable)")
         elif (held_task := held_tags.get(TASK_TAG)) is not None and (
                 held_task != own.get(TASK_TAG)):
             failed.append(f"(champion v{champion} predicts {held_task}, this version "
-                          f"{own.get(TASK_TAG, 'something untagged')}: not comparable; "
-                          f"`growth models promote {model_name} {version}` serves this one)")
+                          f"{own.get(TASK_TAG, 'something untagged')}: not comparable)")
         elif held_end is not None and own_end is not None and own_end < held_end:
             failed.append(f"(its training data end on {own_end}, before champion "
                           f"v{champion}'s {held_end}: a backtest does not replace the served "
-                          f"model; `growth models promote {model_name} {version}` serves it)")
+                          "model)")
         else:
             held, note = _champion_value(model_name, version, champion, metric, held_tags,
                                          own, rescore)
@@ -447,6 +444,9 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
         f"{'promoted' if promoted else 'rejected'}: {metric} {value:g} "
         + ", ".join(passed if promoted else failed)
     )
+    if not promoted and not lost and champion not in (None, version):
+        # not compared with the champion, and no worse than any baseline: a person may serve it
+        reason += f"; `growth models promote {model_name} {version}` serves this one"
     _decide(client, model_name, version,
             PROMOTED if promoted else WORSE if lost else NOT_COMPARED, reason)
     if promoted:

@@ -263,8 +263,8 @@ def test_champion_from_other_data_is_not_compared() -> None:
     promoted, reason = r.promote_if_better(MODEL, candidate, "recall")
     assert not promoted and r.champion_version(MODEL) == served
     assert reason == ("rejected: recall 0.9 (champion v1 was trained on other data, "
-                      f"/data/shop-b: not comparable; `growth models promote {MODEL} 2` "
-                      "serves this one)")
+                      f"/data/shop-b: not comparable); `growth models promote {MODEL} 2` "
+                      "serves this one")
     same_data = _register(date(2024, 5, 1), recall=0.15, source="/data/shop-b")
     assert r.promote_if_better(MODEL, same_data, "recall")[0]
     # a champion registered before sources were recorded is compared as before
@@ -283,8 +283,12 @@ def test_a_champion_of_another_task_is_not_compared() -> None:
     promoted, reason = r.promote_if_better(MODEL, short, "recall")
     assert not promoted and r.champion_version(MODEL) == served
     assert reason == ("rejected: recall 0.7 (champion v1 predicts churn within 56 days, this "
-                      "version churn within 14 days: not comparable; `growth models promote "
-                      f"{MODEL} 2` serves this one)")
+                      "version churn within 14 days: not comparable); `growth models promote "
+                      f"{MODEL} 2` serves this one")
+    # not comparable and worse than a baseline: no advice to serve it
+    assert r.promote_if_better(MODEL, short, "recall", baselines={"rfm": 0.75}) == (
+        False, "rejected: recall 0.7 (champion v1 predicts churn within 56 days, this version "
+               "churn within 14 days: not comparable), <= baseline rfm 0.75")
     same = _register(date(2024, 6, 1), recall=0.50, task="churn within 56 days")
     assert r.promote_if_better(MODEL, same, "recall")[0]
     # scoring keeps to a task when asked; untagged versions count as any
@@ -311,8 +315,8 @@ def test_a_backtest_does_not_replace_the_champion() -> None:
     promoted, reason = r.promote_if_better(MODEL, backtest, "recall")
     assert not promoted and r.champion_version(MODEL) == today
     assert reason == ("rejected: recall 0.3 (its training data end on 2024-03-01, before "
-                      "champion v1's 2024-06-01: a backtest does not replace the served model; "
-                      f"`growth models promote {MODEL} 2` serves it)")
+                      "champion v1's 2024-06-01: a backtest does not replace the served model); "
+                      f"`growth models promote {MODEL} 2` serves this one")
     same_end = _register(date(2024, 6, 1), recall=0.15)
     assert r.promote_if_better(MODEL, same_end, "recall")[0]
 
@@ -348,8 +352,8 @@ def test_the_champion_is_measured_on_the_candidates_validation_rows() -> None:
     assert not promoted and r.champion_version(MODEL) == later
     assert reason == ("rejected: recall 0.9 (champion v2 cannot score this version's "
                       "validation rows, and its own were validated on data to 2024-07-01, "
-                      f"this version's to 2024-08-01: not comparable; `growth models promote "
-                      f"{MODEL} 4` serves this one)")
+                      f"this version's to 2024-08-01: not comparable); `growth models promote "
+                      f"{MODEL} 4` serves this one")
     # the rescored value decides against the candidate too
     assert r.promote_if_better(MODEL, even_later, "recall", rescore=lambda v: 0.95) == (
         False, "rejected: recall 0.9 <= champion v2 0.95 on this version's validation rows")
@@ -368,7 +372,8 @@ def test_metrics_that_are_not_numbers_never_pass_the_gate() -> None:
     MlflowClient().set_model_version_tag(MODEL, str(good), "metric.recall", "nan")
     later = _register(date(2024, 5, 1), recall=0.3)
     assert r.promote_if_better(MODEL, later, "recall") == (
-        False, "rejected: recall 0.3 (champion v2 has no recall to compare with)")
+        False, "rejected: recall 0.3 (champion v2 has no recall to compare with); `growth "
+               f"models promote {MODEL} 3` serves this one")
 
 
 def test_gates_finishing_together_keep_the_better_version(tmp_path: Path) -> None:
