@@ -66,6 +66,21 @@ def _date(value: str, option: str = "--as-of") -> date:
     return day
 
 
+def _with_options(overrides: list[str] | None, *options: tuple[str, object, str]) -> list[str]:
+    """``--set`` pairs plus ``field=value`` for each (option, value, field) given; an option
+    and a ``--set`` of the same field is an error rather than one silently winning."""
+    sets = list(overrides or [])
+    named = {pair.split("=", 1)[0].strip() for pair in sets}
+    for option, value, field in options:
+        if value is None:
+            continue
+        if field in named:
+            raise typer.BadParameter(f"--set {field}=... sets the same setting; give one",
+                                     param_hint=option)
+        sets.append(f"{field}={_date(value, option) if isinstance(value, str) else value}")
+    return sets
+
+
 def _out_file(path: Path | None, option: str, *suffixes: str) -> None:
     """Refuse, before any work, an output that is a folder, has another file type (a
     parquet file named .csv would mislead whoever opens it) or cannot be written: a file is
@@ -188,7 +203,7 @@ def train_two_tower_cmd(
     from training.two_tower.config import load_two_tower_config
     from training.two_tower.run import describe_seconds, train_two_tower
 
-    sets = list(overrides or []) + ([f"as_of={_date(as_of)}"] if as_of else [])
+    sets = _with_options(overrides, ("--as-of", as_of, "as_of"))
     load_two_tower_config(config, sets)  # a bad option fails before the data loads
     ds, data_cfg = _load(data, data_config, None)
     cfg = load_two_tower_config(config, _with_standard_dates("two_tower", ds, data_cfg, sets,
@@ -249,8 +264,8 @@ def train_churn_cmd(
     from training.propensity.config import load_churn_config
     from training.propensity.run import train_churn
 
-    sets = list(overrides or []) + ([f"as_of={_date(as_of)}"] if as_of else []) + (
-        [f"horizon_days={horizon_days}"] if horizon_days else [])
+    sets = _with_options(overrides, ("--as-of", as_of, "as_of"),
+                         ("--horizon-days", horizon_days, "horizon_days"))
     load_churn_config(config, sets)  # a bad option fails before the data loads
     ds, data_cfg = _load(data, data_config, None)
     cfg = load_churn_config(config, _with_standard_dates("churn", ds, data_cfg, sets, config))
@@ -269,8 +284,7 @@ def train_coupon_cmd(
     from training.propensity.config import load_coupon_config
     from training.propensity.run import train_coupon
 
-    sets = list(overrides or []) + (
-        [f"split_date={_date(split_date, '--split-date')}"] if split_date else [])
+    sets = _with_options(overrides, ("--split-date", split_date, "split_date"))
     load_coupon_config(config, sets)  # a bad option fails before the data loads
     ds, data_cfg = _load(data, data_config, None)
     cfg = load_coupon_config(config, _with_standard_dates("coupon", ds, data_cfg, sets,
@@ -568,17 +582,14 @@ def tune_cmd(
     from training.tuning import SPECS, TuneRequest, tune, tuned_path
 
     name = _spelled(model, list(SPECS))
-    sets = list(overrides or [])
-    for option, value, field, models in (
-            ("--as-of", as_of, "as_of", ("churn", "two-tower")),
-            ("--horizon-days", horizon_days, "horizon_days", ("churn",)),
-            ("--split-date", split_date, "split_date", ("coupon",))):
-        if value is None:
-            continue
-        if name not in models:
+    options = (("--as-of", as_of, "as_of", ("churn", "two-tower")),
+               ("--horizon-days", horizon_days, "horizon_days", ("churn",)),
+               ("--split-date", split_date, "split_date", ("coupon",)))
+    for option, value, _, models in options:
+        if value is not None and name not in models:
             raise typer.BadParameter(f"applies to {' and '.join(models)}, not {name}",
                                      param_hint=option)
-        sets.append(f"{field}={_date(value, option) if isinstance(value, str) else value}")
+    sets = _with_options(overrides, *(o[:3] for o in options))
     request = TuneRequest(name, trials,
                           storage=storage, study=study, workers=workers, timeout=timeout,
                           data=data, data_config=data_config, config=config,
@@ -586,12 +597,12 @@ def tune_cmd(
     _out_file(tuned_path(request), "--out", ".yaml", ".yml")
     result = tune(request)
     console.print(f"best of study {result.study}: trial {result.best_trial}, validation "
-                  f"score {result.best_value:.4f}")
+                  f"score {result.best_value:.6f}")
     if result.base_trial is None:
         console.print("base config: not a trial of this study (it held trials before "
                       "growth tune tried the base config first)")
     else:
-        score = (f"validation score {result.base_value:.4f}" if result.base_value is not None
+        score = (f"validation score {result.base_value:.6f}" if result.base_value is not None
                  else result.base_state.lower())
         same = " (no trial beat it)" if result.base_trial == result.best_trial else ""
         console.print(f"base config {result.base_label}: trial {result.base_trial}, {score}"
@@ -675,22 +686,31 @@ def models_list(name: Annotated[str | None, typer.Argument(
     console.print(table)
 
 
+SERVED_NOTE = ("scoring and recommending by date follow at once; the service answers from "
+               "its bundle until `growth bundle` is run and `growth serve` restarted")
+
+
 @models_app.command("promote")
 def models_promote(name: Annotated[str, typer.Argument(help="A registered model.")],
-                   version: Annotated[int, typer.Argument(help="Its version number.")]) -> None:
+                   version: Annotated[str, typer.Argument(
+                       help="Its version number (3 or v3, as `growth models list` shows it)."
+                   )]) -> None:
     """Give VERSION the @champion alias by hand; `growth models rollback` undoes it."""
     from training import registry
 
     name = _spelled(name, registry.registered_models())
     numbers = [v["version"] for v in _versions(name)]
-    if version not in numbers:
+    digits = version.strip().removeprefix("v").removeprefix("V")
+    number = int(digits) if digits.isdecimal() else None
+    if number not in numbers:
         raise GrowthError(f"{name} has no version {version}; versions: "
                           f"{', '.join(str(n) for n in numbers)}")
     previous = registry.champion_version(name)
     was = f"v{previous}" if previous is not None else "none"
-    registry.promote(name, version, reason=f"promoted by hand (growth models promote), "
-                                           f"replacing {was}")
-    console.print(f"{name}@{registry.CHAMPION}: v{version} (was {was})")
+    registry.promote(name, number, reason=f"promoted by hand (growth models promote), "
+                                          f"replacing {was}")
+    console.print(f"{name}@{registry.CHAMPION}: v{number} (was {was})")
+    console.print(SERVED_NOTE, highlight=False)
 
 
 @models_app.command("rollback")
@@ -706,6 +726,7 @@ def models_rollback(name: Annotated[str, typer.Argument(help="A registered model
     except ValueError as exc:
         raise GrowthError(str(exc)) from exc
     console.print(f"{name}@{registry.CHAMPION}: v{restored} (was v{current})")
+    console.print(SERVED_NOTE, highlight=False)
 
 
 @app.command("compare")
