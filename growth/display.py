@@ -121,12 +121,13 @@ def _decile_table(bands) -> Table:
     return table
 
 
-def _cell(value) -> str:
-    """A metric with 4 decimals, a logged parameter (text) as it reads best, "-" if missing."""
+def _cell(value, decimals: int = 4) -> str:
+    """A metric with 4 (or ``decimals``) decimals, a logged parameter (text) as it reads
+    best, "-" if missing."""
     if value is None or value != value:  # None or NaN
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.{decimals}f}" if abs(value) < 10 else f"{value:.1f}"
     try:
         return f"{float(value):.4g}" if any(c in str(value) for c in ".e") else str(value)
     except ValueError:
@@ -168,7 +169,8 @@ def _comparison_table(title: str, frame, cols) -> None:
                            for k in run_keys)]
             if j > 0:  # the run's fields once, on its first row
                 run_cells = [""] * len(run_cells)
-            section.append([*run_cells, r["system"], *(_cell(r[m]) for m in cols.metrics)])
+            section.append([*run_cells, r["system"],
+                            *(_cell(r[m], 6 if m in cols.precise else 4) for m in cols.metrics)])
         sections.append(section)
     rows = [row for section in sections for row in section]
     table = Table(title=f"{title} (* = @champion)", box=box.SIMPLE_HEAD, collapse_padding=True,

@@ -36,10 +36,14 @@ class Columns:
     metrics: tuple[str, ...] = ()  # per system; empty: those the systems share
     ours: tuple[str, ...] = ()  # our systems, listed before the baselines
     # Every field above is in the frame (and the CSV); so the table fits a 140-column log,
-    # these params show in it only when a listed run departs from the usual value given
+    # these params show in it only when a listed run departs from the usual value given,
     usual: tuple[tuple[str, str], ...] = ()
+    # these only when the listed runs do not all share one value,
+    varies: tuple[str, ...] = ()
     # ... and these metrics never do
     csv_only: tuple[str, ...] = ()
+    # metrics shown to 6 decimals: the gate's, whose decisions turn on small differences
+    precise: tuple[str, ...] = ()
 
 
 # Parameters that say what a run is come first (label horizon, seed, trainer), then the tuned
@@ -47,13 +51,15 @@ class Columns:
 # data_end tag, the table's "data ends".
 _PROPENSITY = Columns(
     params=("seed", "trainer", "learning_rate", "num_leaves", "min_data_in_leaf",
-            "feature_fraction", "linear_weight"),
+            "feature_fraction", "bagging_fraction", "lambda_l2", "linear_weight"),
     run_metrics=("train_seconds",),
     # val_pr_auc: what the promotion gate compares (ours against the champion and baselines)
     metrics=("val_pr_auc", "roc_auc", "pr_auc", "brier", "ece", "lift_at_10pct"),
     ours=("lightgbm",),
     usual=(("trainer", "local"), ("linear_weight", "0.0")),
+    varies=("bagging_fraction", "lambda_l2"),  # tuned, but rarely moved by hand
     csv_only=("brier", "ece"),  # calibration; the table compares ranking
+    precise=("val_pr_auc",),
 )
 COLUMNS: dict[str, Columns] = {
     "two_tower": Columns(
@@ -156,10 +162,12 @@ def _table_columns(cols: Columns, runs: list[Run]) -> Columns:
     """The columns the table shows: ``cols`` less its ``csv_only`` metrics and the ``usual``
     params every listed run has at their usual value."""
     usual = dict(cols.usual)
-    params = tuple(p for p in cols.params if p not in usual
-                   or any(_departs(_param(r, p), usual[p]) for r in runs))
+    params = tuple(p for p in cols.params
+                   if (p not in usual or any(_departs(_param(r, p), usual[p]) for r in runs))
+                   and (p not in cols.varies or len({_param(r, p) for r in runs}) > 1))
     return Columns(params, cols.run_metrics,
-                   tuple(m for m in cols.metrics if m not in cols.csv_only), cols.ours)
+                   tuple(m for m in cols.metrics if m not in cols.csv_only), cols.ours,
+                   precise=cols.precise)
 
 
 def experiments() -> list[str]:
@@ -188,7 +196,7 @@ def compare_runs(model: str, last: int = 10) -> tuple[pd.DataFrame, Columns]:
     runs = _evaluated_runs(client, experiment.experiment_id, last)
     cols = COLUMNS.get(model, Columns())
     if not cols.metrics:
-        cols = Columns(cols.params, cols.run_metrics, _shared_metrics(runs), cols.ours)
+        cols = replace(cols, metrics=_shared_metrics(runs))
     versions = {v["run_id"]: v for name in registry.registered_models()
                 for v in registry.list_versions(name)}
     rows = []

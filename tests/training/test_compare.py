@@ -162,8 +162,9 @@ def test_propensity_table_shows_every_figure_whole(monkeypatch: pytest.MonkeyPat
     assert code == 0, err
     assert "…" not in out and max(len(line) for line in out.splitlines()) <= 140
     assert "v1 *" in out and "9.4" in out and "4.9510" in out
-    for system, val in systems.items():
-        assert any(system in line and f"{val:.4f}" in line for line in out.splitlines())
+    for system, val in systems.items():  # the gate's metric to 6 decimals, the rest to 4
+        assert any(system in line and f"{val:.6f}" in line for line in out.splitlines())
+    assert "0.8811 " in out and "0.881100" not in out
 
 
 def _row(out: str, run_id: str) -> list[str]:
@@ -212,6 +213,16 @@ def test_runs_show_what_defines_them(monkeypatch: pytest.MonkeyPatch,
     assert compare_runs("churn", last=1)[1].params == (
         "horizon_days", "seed", "learning_rate", "num_leaves", "min_data_in_leaf",
         "feature_fraction", "linear_weight")  # no dask run among those listed
+
+    # bagging_fraction and lambda_l2 (tuned) show when the listed runs differ in them
+    tuned_l2 = log_run("churn", metrics, {**tuned, "horizon_days": "56", "seed": "0",
+                                          "trainer": "lightgbm", "lambda_l2": "50.0",
+                                          "bagging_fraction": "0.8"}, date(2017, 11, 6))
+    frame, cols = compare_runs("churn")
+    assert {"lambda_l2", "bagging_fraction"} <= set(cols.params)
+    assert frame.loc[frame["run_id"] == tuned_l2, "param.lambda_l2"].iloc[0] == "50.0"
+    assert not {"lambda_l2", "bagging_fraction"} & set(compare_runs("churn", last=1)[1].params)
+    assert "param.lambda_l2" in compare_runs("churn", last=1)[0].columns  # the CSV has it
 
 
 def test_coupon_and_two_tower_show_their_seed() -> None:
