@@ -419,7 +419,8 @@ def audience_cmd(
     campaign = f", campaign {campaign_id}" if campaign_id is not None else ""
     console.print(f"{model} v{audience.model_version} as of {audience.as_of}{campaign} "
                   f"(bundle {found.tag}): {audience.size:,} households, {audience.treated:,} "
-                  f"treated and {audience.control:,} control, expected responders "
+                  f"treated and {audience.control:,} control, expected "
+                  f"{'churners' if model == 'churn' else 'responders'} "
                   f"{audience.expected_responders:,.1f} -> {out}", highlight=False)
     for note in audience.notes:  # options named, but "the model" stays words
         console.print(_as_options(note, tuple(f for f in AUDIENCE_OPTIONS if f != "model")),
@@ -553,8 +554,11 @@ def tune_cmd(
     storage: Annotated[str | None, typer.Option(
         help="Optuna RDB storage URL (sqlite:///F.db, postgresql://...) shared by workers and "
              "machines (default: in memory; with --workers > 1 a SQLite file under "
-             "artifacts/tuning/).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+             "artifacts/tuning/). A SQLite file's folder must exist. Given, the sampler is "
+             "unseeded: the trials are not reproducible from the config's seed.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine; "
+                                                     "more than 1: the trials vary between "
+                                                     "runs (they finish in any order).")] = 1,
     study: Annotated[str | None, typer.Option(
         help="Study name: the same --storage and --study on several machines share one "
              "study (default: <model>-<UTC time>).")] = None,
@@ -616,7 +620,8 @@ def tune_cmd(
         table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     states = ", ".join(f"{n} {state.lower()}" for state, n in result.session_states.items())
-    console.print(f"this session: {states}; the study holds {result.study_trials} trials")
+    console.print(f"this session: {states}; the study holds {result.study_trials} "
+                  f"trial{'' if result.study_trials == 1 else 's'}")
     if result.storage:
         console.print(f"resume or share: --storage {result.storage} --study {result.study}")
     if result.written:

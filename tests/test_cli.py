@@ -199,7 +199,7 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
         ("recommend", "--as-of", "2017-13-04", "--out", "x.parquet"):
             "--as-of: expected a date as YYYY-MM-DD",
         ("tune", "churn", "--trials", "1", "--storage", "bogus://x"):
-            "cannot open the Optuna storage bogus://x",
+            "--storage bogus://x: its scheme bogus:// is not a database SQLAlchemy knows",
         ("tune", "churn", "--trials", "1", "--storage", "not a url"):
             "--storage 'not a url' is not a database URL",
         ("tune", "churn", "--trials", "1", "--storage", "postgresql://x"):  # no driver
@@ -228,6 +228,14 @@ def test_bad_arguments_are_named_before_any_data_is_read(tmp_path: Path) -> None
             "--out .: expected a file name ending in .parquet",
         ("tune", "churn", "--trials", "1", "--out", "tuned.json"):  # checked before any trial
             "--out tuned.json: expected a file name ending in .yaml or .yml",
+        # an option and a --set of its field: neither silently wins
+        ("train", "churn", "--horizon-days", "30", "--set", "horizon_days=56"):
+            "--horizon-days: --set horizon_days=... sets the same setting; give one",
+        ("tune", "coupon", "--trials", "1", "--split-date", "2017-08-01", "--set",
+         "split_date=2017-07-01"):
+            "--split-date: --set split_date=... sets the same setting; give one",
+        ("train", "churn", "--set", "as_of=2017-02-30"):  # YAML's date type would crash
+            "as_of: Input should be a valid date or datetime, day value is outside",
     }
     for args, message in cases.items():
         res = growth(*args, cwd=tmp_path)

@@ -23,7 +23,7 @@ from tests.training.test_registry import _migrated_db, _store  # noqa: F401  (fa
 from training.tuning import run as session
 from training.tuning.identity import STUDY_ATTR
 from training.tuning.request import TuneRequest
-from training.tuning.run import BASE_ATTR, STATE_TAG, TuneResult, _quotas
+from training.tuning.run import BASE_ATTR, STATE_TAG, TuneResult, _quotas, unreproducible
 from training.tuning.space import (
     LIGHTGBM_SPACE,
     SPECS,
@@ -92,9 +92,16 @@ def test_two_workers_share_one_sqlite_study(data: Path, tmp_path: Path) -> None:
         assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
         if trial.state == TrialState.COMPLETE:
             assert run.data.metrics["value"] == pytest.approx(trial.value)
+            # the score under the metric's own name, as a training run logs it
+            assert run.data.metrics["val_recall_at_20"] == pytest.approx(trial.value)
+        curve = mlflow.MlflowClient().get_metric_history(run.info.run_id,
+                                                         "val_recall_at_20_at_step")
+        assert sorted(m.step for m in curve) == sorted(trial.intermediate_values)
 
     parent = mlflow.get_run(result.parent_run_id)
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert parent.data.params["best_trial"] == str(study.best_trial.number)
+    assert "best_trial" not in parent.data.metrics
     assert parent.data.params["workers"] == "2"
     cfg = load_two_tower_config(out)
     assert cfg.lr == pytest.approx(study.best_params["lr"]) and cfg.dim == 16
@@ -115,13 +122,23 @@ def test_churn_trials_report_every_ten_rounds(data: Path, tmp_path: Path) -> Non
 
     sets = ("as_of=2017-05-01", "horizon_days=28", "n_cutoffs=8", "step_days=14",
             "max_rounds=40", "learning_rate=0.1")
+    storage = f"sqlite:///{tmp_path / 'churn.db'}"  # to read Optuna's values back
     result = session.tune(TuneRequest("churn", trials=2, data=data, overrides=sets,
+                                      storage=storage, study="churn",
                                       out=tmp_path / "churn.yaml"))
+    trials = optuna.load_study(study_name="churn", storage=storage).get_trials()
     client = mlflow.MlflowClient()
+    spec = model_spec("churn")
+    assert (spec.metric, spec.progress_metric) == ("val_pr_auc", "val_pr_auc_at_step")
     for run in _children(result.parent_run_id, "churn_tuning"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id,
-                                                           model_spec("churn").metric)]
+                                                           spec.progress_metric)]
         assert steps and all(step % 10 == 0 for step in steps)
+        # val_pr_auc is the trial's score (best round), logged once: not the last step's
+        trial = trials[int(run.data.tags["optuna.trial"])]
+        assert trial.state == TrialState.COMPLETE
+        scores = client.get_metric_history(run.info.run_id, spec.metric)
+        assert [m.value for m in scores] == [pytest.approx(trial.value)]
         assert "learning_rate" not in run.data.params  # fixed with --set
     cfg = load_churn_config(tmp_path / "churn.yaml")
     assert cfg.num_leaves == result.best_params["num_leaves"] and cfg.horizon_days == 28
@@ -176,13 +193,16 @@ def test_pruned_trials_are_marked(tiny_folder: Path, tmp_path: Path,
     assert states.count("PRUNED") == result.session_states["PRUNED"]
     for run in children:  # a pruned run keeps its curve up to the pruning step, no value
         assert ("value" in run.data.metrics) == (run.data.tags[STATE_TAG] == "COMPLETE")
+        assert ("auc" in run.data.metrics) == (run.data.tags[STATE_TAG] == "COMPLETE")
+        assert "auc_at_step" in run.data.metrics
     tuned = load_config(FakeConfig, tmp_path / "fake.yaml")
     assert tuned.learning_rate * 3 == pytest.approx(result.best_value)
     assert tuned.num_leaves == 31  # not in the space: the base value
 
 
 def test_same_seed_same_trials(tiny_folder: Path, tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+                               monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setitem(SPECS, "fake",
                         lambda: _fake_spec(lambda ds, cfg, report: cfg.learning_rate))
 
@@ -195,6 +215,16 @@ def test_same_seed_same_trials(tiny_folder: Path, tmp_path: Path,
 
     assert drawn() == drawn() != drawn("seed=1")
     assert drawn(storage="sqlite://") == drawn()  # in memory: the same as no storage
+    assert "cannot be reproduced" not in capsys.readouterr().err
+
+    drawn(storage=f"sqlite:///{tmp_path / 'study.db'}")  # unseeded: said first
+    assert capsys.readouterr().err.startswith(
+        "note: this session's trials cannot be reproduced from the seed: --storage leaves the "
+        "sampler unseeded, so sessions sharing the study do not repeat each other's trials\n")
+    assert unreproducible(False, 1) is None
+    assert unreproducible(True, 2).endswith(
+        "trials; 2 workers each draw from the trials finished so far, in whatever order they "
+        "finish")
 
 
 def test_no_completed_trial_writes_no_config(tiny_folder: Path, tmp_path: Path,
@@ -303,9 +333,36 @@ def test_a_study_whose_creator_recorded_nothing_is_recorded_after_the_wait(
         raise AssertionError("trials without an identity: no record will come")
 
     monkeypatch.setattr("training.tuning.identity.sleep", sleep)
-    with pytest.raises(GrowthError, match="study old already holds 1 trials that do not say "
-                                          "what they tune"):
+    with pytest.raises(GrowthError, match="study old already holds 1 trial that does not say "
+                                          "what it tunes; choose another --study"):
         session._open_study("old", open_storage(url), ours)
+    old.optimize(lambda trial: 0.0, n_trials=1)
+    with pytest.raises(GrowthError, match="study old already holds 2 trials that do not say "
+                                          "what they tune; choose another --study"):
+        session._open_study("old", open_storage(url), ours)
+
+
+def test_a_storage_that_is_no_database_or_lacks_its_folder_is_refused(
+        tiny_folder: Path, tmp_path: Path) -> None:
+    """Refused before the data is read: a mistyped SQLite folder would silently start a new,
+    empty study; an MLflow server's URL failed with SQLAlchemy's NoSuchModuleError."""
+    missing = tmp_path / "missing" / "x"
+    url = f"sqlite:///{missing / 'study.db'}"
+    with pytest.raises(GrowthError, match=re.escape(
+            f"--storage {url}: folder {missing} does not exist; create it first to start a "
+            "new study there, or fix the path to resume one")):
+        session.tune(TuneRequest("churn", trials=1, storage=url, data=tiny_folder / "none"))
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(GrowthError, match=re.escape(
+            "--storage http://localhost:5000: its scheme http:// is not a database SQLAlchemy "
+            "knows; Optuna's storage is an SQLAlchemy database URL such as "
+            "sqlite:///path/to/study.db or postgresql://user@host/db")):
+        session.tune(TuneRequest("churn", trials=1, storage="http://localhost:5000",
+                                 data=tiny_folder / "none"))
+    # the default folder under artifacts/tuning/ is created, as before
+    default = storage_url(TuneRequest("churn", 2, workers=2), "s")
+    open_storage(default)
+    assert (tmp_path / "artifacts" / "tuning").is_dir()
 
 
 def test_an_in_memory_storage_cannot_be_shared_by_workers(tiny_folder: Path) -> None:
@@ -348,8 +405,9 @@ def test_the_first_trial_of_a_new_study_is_the_base_config(
     assert trials[0].user_attrs[BASE_ATTR] == "configs/fake.yaml"
     assert load_config(FakeConfig, out).learning_rate == 0.1
     text = " ".join(stdout.split())
-    assert ("base config configs/fake.yaml: trial 0, validation score 0.0000 (no trial beat "
-            "it)") in text
+    assert ("base config configs/fake.yaml: trial 0, validation score 0.000000 (no trial "
+            "beat it)") in text
+    assert "best of study s: trial 0, validation score 0.000000" in text
     assert f"train with it: growth train fake --config {out} --data {tiny_folder}" in text
 
     # another session on the same study: no second base-config trial
@@ -516,8 +574,8 @@ def test_tune_has_trains_date_options(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr("training.tuning.tune", tune)  # growth/cli.py imports it from there
     cases = {
-        ("churn", "--as-of", "2017-05-01", "--horizon-days", "28", "--set", "as_of=2017-01-02"):
-            ("as_of=2017-01-02", "as_of=2017-05-01", "horizon_days=28"),
+        ("churn", "--as-of", "2017-05-01", "--horizon-days", "28", "--set", "seed=3"):
+            ("seed=3", "as_of=2017-05-01", "horizon_days=28"),
         ("coupon", "--split-date", "2017-06-01"): ("split_date=2017-06-01",),
         ("two_tower", "--as-of", "2017-06-05"): ("as_of=2017-06-05",),
     }
@@ -532,6 +590,8 @@ def test_tune_has_trains_date_options(monkeypatch: pytest.MonkeyPatch,
                                                "two-tower",
         ("churn", "--split-date", "2017-05-01"): "--split-date: applies to coupon, not churn",
         ("churn", "--as-of", "2017-13-01"): "--as-of: expected a date as YYYY-MM-DD",
+        ("churn", "--as-of", "2017-05-01", "--set", "as_of=2017-01-02"):  # neither wins
+            "--as-of: --set as_of=... sets the same setting; give one",
     }
     for args, message in refused.items():
         code, _, err = growth(monkeypatch, capsys, "tune", *args, "--trials", "1")

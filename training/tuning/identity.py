@@ -84,8 +84,10 @@ def check_study(study: optuna.Study, identity: dict[str, Any], created: bool,
     recorded = awaited_identity(study, wait_s)
     if recorded is None:
         if study.trials:
-            raise GrowthError(f"study {study.study_name} already holds {len(study.trials)} "
-                              "trials that do not say what they tune; choose another --study")
+            held = ("1 trial that does not say what it tunes" if len(study.trials) == 1 else
+                    f"{len(study.trials)} trials that do not say what they tune")
+            raise GrowthError(f"study {study.study_name} already holds {held}; choose another "
+                              "--study")
         study.set_user_attr(STUDY_ATTR, identity)
         return
     if recorded == identity:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,21 @@ def _sampler_seed(shared: bool, seed: int, worker: int) -> int | None:
     the same config seed: draw from fresh entropy then (their trials interleave anyway, so
     the order is not reproducible)."""
     return None if shared else seed + worker
+
+
+def unreproducible(shared: bool, workers: int) -> str | None:
+    """The line a session prints first when its trials cannot be drawn again from the
+    config's seed (see ``_sampler_seed``); None when they can."""
+    reasons = []
+    if shared:
+        reasons.append("--storage leaves the sampler unseeded, so sessions sharing the study "
+                       "do not repeat each other's trials")
+    if workers > 1:
+        reasons.append(f"{workers} workers each draw from the trials finished so far, in "
+                       "whatever order they finish")
+    if not reasons:
+        return None
+    return f"note: this session's trials cannot be reproduced from the seed: {'; '.join(reasons)}"
 
 
 def _pruner(spec: ModelSpec) -> optuna.pruners.MedianPruner:
@@ -144,7 +160,7 @@ def _objective(spec: ModelSpec, ds: Dataset, cfg: BaseModel, searched: list[str]
 
             def report(step: int, value: float) -> None:
                 trial.report(value, step)
-                mlflow.log_metric(spec.metric, value, step=step)
+                mlflow.log_metric(spec.progress_metric, value, step=step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"{spec.metric} {value:.4g} at step {step}")
 
@@ -155,7 +171,8 @@ def _objective(spec: ModelSpec, ds: Dataset, cfg: BaseModel, searched: list[str]
                 pruned = exc
                 mlflow.set_tag(STATE_TAG, TrialState.PRUNED.name)
             else:
-                mlflow.log_metric("value", value)
+                # the score under the metric's own name, as a training run logs it
+                mlflow.log_metrics({spec.metric: value, "value": value})
                 mlflow.set_tag(STATE_TAG, TrialState.COMPLETE.name)
         if pruned is not None:
             raise pruned
@@ -267,6 +284,9 @@ def tune(request: TuneRequest) -> TuneResult:
     storage = open_storage(url) if url else None
     spec.prepare(ds, base)  # data too short for the model fails here, before the study
     identity = study_identity(spec, base, searched, request, ds.source)
+    note = unreproducible(shared, len(quotas))
+    if note:
+        print(note, file=sys.stderr, flush=True)
     study = _open_study(study_name, storage, identity,
                         optuna.samplers.TPESampler(seed=seeds[0]), _pruner(spec))
     enqueued = _enqueue_base(study, spec, base, searched,
@@ -323,8 +343,9 @@ def tune(request: TuneRequest) -> TuneResult:
                     f"{path}")
         mlflow.set_tag("tuned_config", f"{'written to' if write else 'not written, kept'} "
                                        f"{path}")
-        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-        mlflow.log_metrics({"best_value": best.value, "best_trial": best.number})
+        mlflow.log_params({"best_trial": best.number,
+                           **{f"best.{k}": v for k, v in best.params.items()}})
+        mlflow.log_metric("best_value", best.value)
         mine = [t for t in trials
                 if t.user_attrs.get("mlflow_parent_run_id") == parent.info.run_id]
         states = {s.name: sum(t.state == s for t in mine) for s in TrialState

@@ -1,9 +1,14 @@
 """What is searched, per model. A model is a :class:`ModelSpec`: a search space over fields
 of its config and an objective that trains on the training data and returns the validation
 score (higher is better). Objectives report intermediate values (two-tower: validation
-recall@20 each epoch; LightGBM: the validation metric every ``report_every`` rounds) so the
-median pruner stops weak trials early. ``base_params`` fits the base config's values into
-the space, for the first trial of a new study.
+recall@20 each epoch; LightGBM: the booster's validation metric every ``report_every``
+rounds) so the median pruner stops weak trials early. Those values are a learning curve,
+not the score: a LightGBM score is taken at the best round (early stopping), and with
+``linear_weight`` > 0 (coupon's config) it is the booster blended with a linear model, while
+the pruner judges the booster's curve alone. Each trial's MLflow run logs the curve as
+``<metric>_at_step`` (:attr:`ModelSpec.progress_metric`) and the score as ``<metric>``, as a
+training run logs it. ``base_params`` fits the base config's values into the space, for the
+first trial of a new study.
 """
 
 from __future__ import annotations
@@ -84,7 +89,7 @@ class ModelSpec:
     """What the tuner needs to know about one model family."""
 
     name: str  # registry and experiment name: two_tower, churn, coupon
-    metric: str  # what ``score`` returns (logged per step on each trial's run)
+    metric: str  # what ``score`` returns, logged under this name on each trial's run
     space: dict[str, Suggest]  # config field -> how to draw it
     warmup_steps: int  # the pruner judges no trial before this step
     load_config: Callable[[Path | None, list[str] | None], BaseModel]
@@ -92,6 +97,12 @@ class ModelSpec:
     # builds (and memoises for ``score``) the training examples; raises GrowthError when the
     # data cannot support the model, so a session fails before its study starts
     prepare: Callable[[Dataset, Any], object]
+
+    @property
+    def progress_metric(self) -> str:
+        """The name a trial's run logs its reported values under, step by step: the
+        learning curve the pruner judges, not the score (``metric``)."""
+        return f"{self.metric}_at_step"
 
 
 def _two_tower_spec() -> ModelSpec:

@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from features.sources import GrowthError
 from training.tracking import sqlite_file
@@ -61,12 +61,22 @@ def in_memory(url: str) -> bool:
 
 
 def parse_url(url: str) -> URL:
-    """``url`` as SQLAlchemy reads it; a clear error for what is not a database URL."""
+    """``url`` as SQLAlchemy reads it; a clear error for what is not a database URL, or
+    names no database SQLAlchemy knows (an MLflow server's http://...)."""
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except SQLAlchemyError as exc:
         raise GrowthError(f"--storage {url!r} is not a database URL (expected e.g. "
                           "sqlite:///F.db or postgresql://user@host/db)") from exc
+    try:
+        parsed.get_dialect()  # the dialect only: a missing driver is open_storage's error
+    except NoSuchModuleError as exc:
+        raise GrowthError(
+            f"--storage {redacted_url(parsed)}: its scheme {parsed.drivername}:// is not a "
+            "database SQLAlchemy knows; Optuna's storage is an SQLAlchemy database URL such "
+            "as sqlite:///path/to/study.db or postgresql://user@host/db (not an MLflow "
+            "tracking server's http:// address)") from exc
+    return parsed
 
 
 def redacted_url(url: URL) -> str:
@@ -75,8 +85,15 @@ def redacted_url(url: URL) -> str:
 
 def storage_url(request: TuneRequest, study: str) -> str | None:
     """The request's storage; a SQLite file under ``artifacts/tuning/`` when several workers
-    must share a study and none was given; None (in memory) for one worker."""
+    must share a study and none was given; None (in memory) for one worker. A given SQLite
+    file must lie in an existing folder: a mistyped path would otherwise start a new, empty
+    study instead of resuming one (only the default folder is created)."""
     if request.storage:
+        db = sqlite_file(request.storage)
+        if db is not None and not db.parent.is_dir():
+            raise GrowthError(f"--storage {request.storage}: folder {db.parent} does not "
+                              "exist; create it first to start a new study there, or fix the "
+                              "path to resume one")
         return request.storage
     if request.workers > 1:
         return f"sqlite:///{(TUNING_DIR / f'{study}.db').resolve()}"
