@@ -4,7 +4,9 @@ random control group to measure the campaign against.
 Selection: drop ``exclude_household_ids``, keep scores >= ``min_score`` (when given), take
 the ``top_n`` best (when given). Control: exactly ``round(control_fraction * size)`` of the
 selected households, drawn with ``numpy.random.default_rng(seed)`` — the same request gives
-the same holdout. Expected responders: the sum of the treated households' probabilities.
+the same holdout. Expected responders (``expected_responders``): the sum of the treated
+households' probabilities: expected churners for churn, expected responders (redeemers of
+the campaign's coupons) for coupon.
 Notes (``audience_notes``) say where the audience is not what was asked: fewer households
 than ``top_n``, none at ``min_score`` (with the highest score), nobody left to contact, a
 model that has seen the period it scores.
@@ -137,11 +139,12 @@ def to_csv(audience: AudienceResponse) -> str:
 
 def bundle_audience(bundle: Bundle, req: AudienceRequest) -> AudienceResponse:
     """What ``POST /audience`` answers for ``req`` when serving ``bundle``; a request the
-    bundle cannot answer (an unknown campaign) raises the service's ``RequestError``."""
+    bundle cannot answer (an unknown campaign, one starting before the data) raises the
+    service's ``RequestError``."""
     if not bundle.has(req.model):
         raise GrowthError(f"bundle {bundle.tag} has no {req.model} model: "
                           f"{bundle.missing(req.model)}")
-    store = PropensityStore(req.model, bundle.path / req.model, bundle.versions[req.model])
+    store = PropensityStore.of(bundle, req.model)
     return build_audience(store.population(req.campaign_id), req, store.version,
                           store.data_end)
 

@@ -280,8 +280,10 @@ def describe(manifest: dict[str, Any], cfg: ServingConfig) -> list[str]:
     lines = [f"bundle {manifest['tag']} as of {manifest['as_of']} "
              f"(BentoML store {os.environ.get('BENTOML_HOME')})"]
     for name, m in manifest["models"].items():
-        details = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
-                            for k, v in m.items() if k not in ("version", "run_id"))
+        details = ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) else
+            f"{k} " + " ".join(f"{a}:{b}" for a, b in v.items()) if isinstance(v, dict) else
+            f"{k} {v}" for k, v in m.items() if k not in ("version", "run_id"))
         lines.append(f"  {name} v{m['version']}: {details}")
     for name, why in manifest["missing"].items():
         lines.append(f"  {name}: not bundled: {why}")

@@ -101,7 +101,9 @@ def api_answers(route: str, answer: type[BaseModel], keyed: bool) -> dict[str, A
             "X-Model-Version": {"description": "CSV answers: the model version.",
                                 "schema": {"type": "integer"}},
             "X-Expected-Responders": {"description": "CSV answers: the sum of the "
-                                                     "probabilities of the treated.",
+                                                     "probabilities of the treated (expected "
+                                                     "churners for churn, responders for "
+                                                     "coupon).",
                                       "schema": {"type": "number"}},
             "X-Audience-Notes": {"description": "CSV answers whose audience is not what was "
                                                 "asked: the notes, joined by ' | '.",

@@ -56,6 +56,8 @@ const form = document.getElementById("audience");
 const status = document.getElementById("status");
 const table = document.getElementById("households");
 const NUMBERS = ["campaign_id", "top_n", "min_score", "control_fraction", "seed"];
+// what expected_responders (X-Expected-Responders) counts for each model
+const EXPECTED = {churn: "expected churners", coupon: "expected responders"};
 
 function row(cells, tag) {
   const tr = table.insertRow();
@@ -91,14 +93,14 @@ form.addEventListener("submit", async (event) => {
     link.download = `audience-${body.model}${campaign}.csv`;
     link.click();
     const notes = answer.headers.get("X-Audience-Notes");
-    status.textContent = "Downloaded; expected responders: "
+    status.textContent = `Downloaded; ${EXPECTED[body.model]}: `
       + answer.headers.get("X-Expected-Responders") + (notes ? `. ${notes}` : "");
     return;
   }
   const a = await answer.json();
   status.textContent = `${a.size} households, ${a.model} v${a.model_version} as of ${a.as_of}: `
     + `${a.treated} to contact, ${a.control} held out; `
-    + `expected responders ${a.expected_responders.toFixed(1)}`
+    + `${EXPECTED[a.model]} ${a.expected_responders.toFixed(1)}`
     + a.notes.map((note) => `. ${note}`).join("");
   row(["rank", "household", "score", "decile", "reasons", "control",
        "days since last purchase"], "th");

@@ -13,6 +13,13 @@ row once at start-up with the training code's own ``PropensityModel`` and ``deci
 a request is a lookup and its answer equals ``growth score``'s for the same version. A
 row's ``as_of`` column is the date its features are computed as of: the snapshot date for
 churn, the campaign's start for coupon; answers report it.
+
+A campaign starting before the data's first day (the embedded data's 24, 25 and 26) is not
+scored: no household has any purchase history before its start, so every score would be the
+same and carry no information (``growth score`` refuses it: ``Dataset.check_as_of``). The
+coupon entry of the bundle's manifest records them (``campaigns_before_data``: campaign id ->
+start, with ``data_start``), and a request for one is a 400 that says so; a bundle written
+before this was recorded answers the unknown-campaign message.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from features import schema as s
 from features.dataset import Dataset
 from features.glossary import glossary
 from features.household import RECENCY
+from serving.bundle import Bundle
 from serving.recommend import RequestError
 from serving.schemas import HouseholdScore
 from training.propensity.bundle import PropensityModel
@@ -37,6 +45,23 @@ from training.propensity.reasons import REASON_COLUMNS
 
 FEATURES = "features.parquet"
 AS_OF = "as_of"  # column of FEATURES: the date a row's features are computed as of
+# keys of the coupon entry of the manifest: the campaigns left out as starting before the
+# data (str(id) -> start, ISO), and the data's first day
+BEFORE_DATA, DATA_START = "campaigns_before_data", "data_start"
+
+
+def campaigns_before_data(ds: Dataset) -> dict[int, date]:
+    """The campaigns of ``ds`` that start before its first transaction day, with their
+    starts (``Dataset.check_as_of`` refuses such a start, as ``growth score coupon
+    --campaign-id`` does). No household has a purchase before it, so scores as of it would
+    all be the same (the recipients' empty history) and carry no information."""
+    ds.require(s.CAMPAIGN_DESCRIPTIONS, "coupon scoring")
+    first = ds.time_range()[0].date()
+    starts = ds.df(f"SELECT {s.CAMPAIGN_ID}, {s.START_DATE} FROM {s.CAMPAIGN_DESCRIPTIONS} "
+                   f"WHERE {s.START_DATE} < CAST(? AS TIMESTAMP) ORDER BY {s.CAMPAIGN_ID}",
+                   [first])
+    return {int(c): pd.Timestamp(start).date()
+            for c, start in zip(starts[s.CAMPAIGN_ID], starts[s.START_DATE], strict=True)}
 
 
 def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, Any],
@@ -54,11 +79,16 @@ def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, A
         keys = [s.HOUSEHOLD_ID]
         extra: dict[str, Any] = {"horizon_days": horizon}
     else:
+        before = campaigns_before_data(ds)  # not scored: nothing to tell households apart
         pairs = campaigns_to_score(ds, date.min, None)  # every campaign, as of its start
+        pairs = pairs[~pairs[s.CAMPAIGN_ID].isin(list(before))].reset_index(drop=True)
         frame = coupon_examples(ds, pairs)
         frame[AS_OF] = frame[s.START_DATE]
         keys = [s.HOUSEHOLD_ID, s.CAMPAIGN_ID]
         extra = {"campaigns": int(frame[s.CAMPAIGN_ID].nunique())}
+        if before:
+            extra |= {DATA_START: ds.time_range()[0].date().isoformat(),
+                      BEFORE_DATA: {str(c): day.isoformat() for c, day in before.items()}}
     rows = frame[keys + [AS_OF, *model.spec.names]].reset_index(drop=True)
     rows.join(model.reasons(rows)).to_parquet(folder / FEATURES, index=False)
     return {"rows": len(frame), **extra}
@@ -116,11 +146,25 @@ class PropensityStore:
     """One propensity model's scores by population: churn as of the snapshot date,
     coupon as of each campaign's start."""
 
-    def __init__(self, name: str, folder: Path, version: int) -> None:
+    @classmethod
+    def of(cls, bundle: Bundle, name: str) -> PropensityStore:
+        """Model ``name`` of a verified bundle."""
+        return cls(name, bundle.path / name, bundle.versions[name],
+                   bundle.manifest["models"][name])
+
+    def __init__(self, name: str, folder: Path, version: int,
+                 entry: dict[str, Any] | None = None) -> None:
+        """``entry``: the model's entry in the bundle's manifest (older bundles record no
+        campaigns left out)."""
         self.name = name
         self.version = version
         self.model = PropensityModel.load(folder / "model")
         self.data_end = date.fromisoformat(str(self.model.meta["data_end"]))
+        entry = entry or {}
+        self.data_start = (date.fromisoformat(entry[DATA_START]) if DATA_START in entry
+                           else None)
+        self.before_data = {int(c): date.fromisoformat(day)
+                            for c, day in entry.get(BEFORE_DATA, {}).items()}
         self.glossary = glossary(self.model.spec.names)
         frame = pd.read_parquet(folder / FEATURES)
         probability = self.model.predict(frame)
@@ -147,6 +191,13 @@ class PropensityStore:
         found = self._populations.get(campaign_id)
         if found is None:
             known = sorted(self._populations)
+            start = self.before_data.get(campaign_id)
+            if start is not None and self.data_start is not None:
+                raise RequestError("campaign_id", (
+                    f"campaign {campaign_id} starts on {start}, before the data's first day "
+                    f"{self.data_start}: no household has any purchase history before its "
+                    "start, so its scores would carry no information and it is not scored; "
+                    f"campaigns that can be asked for: {known}"))
             raise RequestError("campaign_id", f"unknown campaign {campaign_id}; expected one "
                                               f"of {known}")
         return found

@@ -236,7 +236,10 @@ class AudienceResponse(Response):
     size: int
     treated: int
     control: int
-    expected_responders: float = Field(description="Sum of the probabilities of the treated.")
+    expected_responders: float = Field(
+        description="Sum of the probabilities of the treated: for model churn the expected "
+                    "churners among them, for coupon the expected responders (households "
+                    "redeeming the campaign's coupons).")
     households: list[AudienceMember]
     reason_glossary: dict[str, str] = Field(default_factory=dict, description=REASON_GLOSSARY)
     notes: list[str] = Field(

@@ -128,8 +128,7 @@ class GrowthService:
         self.versions = self.bundle.versions
         self.recs = (RecommendationStore(self.bundle.path / TWO_TOWER)
                      if self.bundle.has(TWO_TOWER) else None)
-        self.scorers = {name: PropensityStore(name, self.bundle.path / name,
-                                              self.versions[name])
+        self.scorers = {name: PropensityStore.of(self.bundle, name)
                         for name in PROPENSITY_MODELS if self.bundle.has(name)}
         bind_endpoints(self)
         freeze_heap()

@@ -6,6 +6,7 @@ everything. Serving tests share it, so the whole folder runs in a few minutes on
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -93,6 +94,82 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# Campaigns added to a copy of the world's data, starting before its first day as the embedded
+# data's 24 (12 recipients) and 25 do: id -> (start, end, recipients).
+BEFORE_DATA = {24: (date(2016, 11, 14), date(2017, 1, 16), 12),
+               25: (date(2016, 12, 6), date(2017, 2, 5), 0)}
+
+
+@dataclass(frozen=True)
+class EarlyBundle:
+    """A bundle of the world's champions on its data plus the ``BEFORE_DATA`` campaigns."""
+
+    tag: str
+    manifest: dict
+    data_start: date  # the data's first transaction day
+    path: Path
+
+
+def before_data_error(early: EarlyBundle, campaign: int) -> str:
+    """What the service says of ``campaign``, one of ``BEFORE_DATA``, on ``early``: its start,
+    the data's first day, why it is not scored and the campaigns that are."""
+    import pandas as pd
+
+    scored = sorted(pd.read_parquet(early.path / "coupon" / "features.parquet",
+                                    columns=["campaign_id"])["campaign_id"].unique().tolist())
+    return (f"campaign {campaign} starts on {BEFORE_DATA[campaign][0]}, before the data's "
+            f"first day {early.data_start}: no household has any purchase history before "
+            "its start, so its scores would carry no information and it is not scored; "
+            f"campaigns that can be asked for: {scored}")
+
+
+@pytest.fixture(scope="session")
+def early_bundle(world: World, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[EarlyBundle]:
+    """``growth bundle`` of the world's champions on a copy of its data to which the
+    ``BEFORE_DATA`` campaigns are added (the copy keeps the world's source name, so the
+    champions trained on the world's data are bundled); removed from the store afterwards."""
+    import dataclasses
+
+    import bentoml
+    import pandas as pd
+
+    from features import schema as s
+    from features.dataset import load_dataset
+    from features.sources import describe_source
+    from serving.bundle import build_bundle
+    from serving.config import load_serving_config
+
+    root = tmp_path_factory.mktemp("early")
+    data = shutil.copytree(world.data, root / "data")
+    households = pd.read_parquet(data / f"{s.TRANSACTIONS}.parquet")[s.HOUSEHOLD_ID]
+    recipients = sorted(households.unique())
+    for table, rows in (
+            (s.CAMPAIGN_DESCRIPTIONS, pd.DataFrame({
+                s.CAMPAIGN_ID: list(BEFORE_DATA), s.CAMPAIGN_TYPE: "Type C",
+                s.START_DATE: [pd.Timestamp(v[0]) for v in BEFORE_DATA.values()],
+                s.END_DATE: [pd.Timestamp(v[1]) for v in BEFORE_DATA.values()]})),
+            (s.CAMPAIGNS, pd.DataFrame({
+                s.HOUSEHOLD_ID: [h for v in BEFORE_DATA.values() for h in recipients[:v[2]]],
+                s.CAMPAIGN_ID: [c for c, v in BEFORE_DATA.items() for _ in range(v[2])]}))):
+        file = data / f"{table}.parquet"
+        old = pd.read_parquet(file)
+        pd.concat([old, rows.astype(old.dtypes.to_dict())], ignore_index=True).to_parquet(
+            file, index=False)
+    ds = dataclasses.replace(load_dataset(data, quarantine_dir=root / "quarantine"),
+                             source=describe_source(world.data))
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLFLOW_TRACKING_URI", world.mlflow_uri)
+            manifest = build_bundle(ds, load_serving_config())
+        first = ds.time_range()[0].date()
+    finally:
+        ds.con.close()
+    stored = bentoml.models.get(manifest["tag"])
+    yield EarlyBundle(manifest["tag"], manifest, first, Path(stored.path))
+    bentoml.models.delete(manifest["tag"])
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def test_cli_audience_equals_the_api_answer(world, client, tmp_path: Path) -> No
     assert api.status_code == 200, api.text
     assert (tmp_path / "churn.csv").read_text() == api.text
     assert (f"churn v1 as of {world.as_of} (bundle {world.tag}): 40 households, 30 treated and "
-            "10 control, expected responders") in res.stdout
+            "10 control, expected churners") in res.stdout
     assert "fewer than --top-n" not in res.stdout  # no notes: the audience asked for
 
     # An earlier audience file keeps its households out of the next one (JSON this time).
@@ -83,6 +83,25 @@ def test_bad_options_are_one_line_errors(world, tmp_path: Path, args: tuple[str,
     assert res.stderr.startswith(message) and len(res.stderr.strip().splitlines()) == 1
     cwd = world.data.parent
     assert not (cwd / "a.json").exists() and not (cwd / "a.csv").exists()
+
+
+def test_a_campaign_starting_before_the_data_is_an_error(world, early_bundle,
+                                                        tmp_path: Path) -> None:
+    """`growth audience coupon --campaign-id 24` on the embedded data wrote 12 households with
+    one score and deciles by row order; like `growth score`, it refuses, naming the dates."""
+    from tests.serving.conftest import before_data_error
+
+    res = growth_audience(world, "coupon", "--campaign-id", "24", "--top-n", "10", "--out",
+                          str(tmp_path / "c24.csv"), bundle=early_bundle.tag)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == ("error: --campaign-id: "
+                                  + before_data_error(early_bundle, 24))
+    assert not (tmp_path / "c24.csv").exists()
+    res = growth_audience(world, "coupon", "--campaign-id", "11", "--top-n", "10", "--out",
+                          str(tmp_path / "c11.csv"), bundle=early_bundle.tag)
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_csv(tmp_path / "c11.csv")) == 10
+    assert "campaign 11 (bundle" in res.stdout and ": 10 households, 10 treated" in res.stdout
 
 
 def test_model_missing_from_the_bundle_is_named(world, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_audience_page_shows_the_audience_the_api_gives(browser, live_url: str) 
         "model": "churn", "top_n": 12, "control_fraction": 0.25, "seed": 3}).json()
     assert status == (f"{api['size']} households, churn v{api['model_version']} as of "
                       f"{api['as_of']}: {api['treated']} to contact, {api['control']} held "
-                      f"out; expected responders {api['expected_responders']:.1f}")
+                      f"out; expected churners {api['expected_responders']:.1f}")
     rows = [[cell.text for cell in tr.find_elements(By.CSS_SELECTOR, "th, td")]
             for tr in browser.find_elements(By.CSS_SELECTOR, "#households tr")]
     assert rows[0] == ["rank", "household", "score", "decile", "reasons", "control",

@@ -46,6 +46,21 @@ def test_audience_page_posts_audience_fields(client) -> None:
     assert 'fetch("/audience"' in page and '"X-API-Key"' in page
 
 
+def test_expected_count_is_named_by_model(client) -> None:
+    """``expected_responders`` of a churn audience are the expected churners: the page and
+    the field's description say so (the field keeps its name: the API contract)."""
+    page = client.get("/").text
+    assert 'const EXPECTED = {churn: "expected churners", coupon: "expected responders"};' in page
+    assert "${EXPECTED[a.model]} ${a.expected_responders" in page  # the JSON answer's line
+    assert "Downloaded; ${EXPECTED[body.model]}: " in page  # the CSV download's line
+    assert page.count("expected responders") == 1  # only as coupon's words
+    field = client.get("/docs.json").json()["components"]["schemas"]["AudienceResponse"][
+        "properties"]["expected_responders"]
+    assert field["description"].startswith("Sum of the probabilities of the treated: for "
+                                           "model churn the expected churners among them, "
+                                           "for coupon the expected responders")
+
+
 def test_api_spec_describes_this_service(client) -> None:
     """BentoML's default description is a readme of outside badges and links to BentoML's
     Slack and GitHub; the spec carries the service's own description instead."""

@@ -341,6 +341,43 @@ def test_models_without_champion_answer_503(world, service_app,
     assert len(out["items"]) == 3 and out["strategy"] == "popular"
 
 
+def test_a_campaign_starting_before_the_data_is_refused(early_bundle, service_app,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A marketer asked for campaign 24 of the embedded data, which starts before its first
+    day: /audience and /propensity answered 200 with one score for every household. They
+    refuse it on campaign_id, saying its start and the data's first day; other campaigns
+    still answer (the service class itself on that bundle, as for the 503s above)."""
+    import asyncio
+
+    import bentoml
+
+    from serving.schemas import AudienceRequest, PropensityRequest
+    from serving.service import GrowthService
+    from tests.serving.conftest import before_data_error
+
+    monkeypatch.setattr(GrowthService.inner, "bundle_model",
+                        bentoml.models.BentoModel(early_bundle.tag))
+    service = GrowthService()
+    for campaign in (24, 25):  # 25 has no recipients at all
+        message = before_data_error(early_bundle, campaign)
+        for r in (asyncio.run(service.audience(AudienceRequest(
+                      model="coupon", campaign_id=campaign, top_n=10))),
+                  asyncio.run(service.propensity(PropensityRequest(
+                      model="coupon", campaign_id=campaign, household_ids=[1])))):
+            assert r.status_code == 400, r.body
+            assert json.loads(r.body) == {"error": f"campaign_id: {message}",
+                                          "detail": [{"loc": ["campaign_id"], "msg": message}]}
+    assert before_data_error(early_bundle, 24).startswith(
+        f"campaign 24 starts on 2016-11-14, before the data's first day {early_bundle.data_start}"
+        ": no household has any purchase history before its start, so its scores would carry "
+        "no information")
+    r = asyncio.run(service.audience(AudienceRequest(model="coupon", campaign_id=11, top_n=10)))
+    assert r.status_code == 200 and json.loads(r.body)["size"] == 10
+    r = asyncio.run(service.audience(AudienceRequest(model="coupon", campaign_id=999, top_n=1)))
+    assert r.status_code == 400 and json.loads(r.body)["error"].startswith(
+        "campaign_id: unknown campaign 999; expected one of [1, ")
+
+
 def test_no_coupon_remedy_for_data_without_campaign_tables(tmp_path: Path) -> None:
     """On transactions alone `growth run` and `growth bundle` told to train coupon on that
     data, which `growth train coupon` refuses: they say the data cannot have a coupon model."""
