@@ -18,13 +18,22 @@ Names come in families: ``<stem>_<window>`` (``_13w``, ``_all``, ...) for the st
 ``WINDOWED``, ``dept_share_<department>``, ``demo_<field>``, ``baskets_week_<k>`` and
 ``running_campaigns_<type>``; the rest are in ``EXACT``. Phrases are checked against the
 SQL in features/household.py, features/coupon.py and training/propensity/churn.py.
+
+``value_text`` writes a household's value of a feature in the family's unit (``$0.00``,
+``177 days``, ``12%``; a demographic field without data reads ``not on file``), so a reason
+reads "spend in the last 8 weeks: $0.00".
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
+
+import pandas as pd
 
 from features import schema as s
 from features.household import DAYS_52W, RECENCY
@@ -133,6 +142,32 @@ DEMOGRAPHICS: dict[str, str] = {
     "kids_count": "number of kids",
 }
 
+# Units of values (``value_text``). DEMO: a demographic field's text; missing reads
+# "not on file". PLAIN: a number with up to 2 decimals, for a name of unknown unit.
+MONEY, DAYS, SHARE, COUNT, DECIMAL, TEXT, DEMO, PLAIN = (
+    "money", "days", "share", "count", "decimal", "text", "demo", "plain")
+# EXACT names not listed here: DAYS when "days" is one of the name's words, else PLAIN.
+EXACT_UNITS: dict[str, str] = {
+    "spend_prev_4w": MONEY,
+    **dict.fromkeys(("n_gaps", "baskets_prev_4w", "long_gaps", "running_campaigns",
+                     "campaign_coupons", "campaign_products", "campaign_recipients",
+                     "overlapping_campaigns", "prior_redeemed_campaigns",
+                     "prior_same_type_received", "prior_same_type_redeemed",
+                     "prior_redemptions_of_offered_coupons"), COUNT),
+    **dict.fromkeys(("gap_survival_at_recency", "gap_survival_beyond_horizon",
+                     "idle_window_rate", "covered_products_share",
+                     "covered_share_of_own_products", "prior_same_type_redeem_rate"), SHARE),
+    **dict.fromkeys(("spend_trend_4w_26w", "visit_trend_4w_26w", "overdue_ratio",
+                     "recency_over_recent_gap", "campaign_redemption_rate", "poisson_no_visit",
+                     "bgnbd_p_alive", "bgnbd_no_visit"), DECIMAL),
+    "member_tier": TEXT,
+    s.CAMPAIGN_TYPE: TEXT,
+}
+# WINDOWED stems not listed here: SHARE when the stem ends in "_share", else COUNT.
+WINDOWED_UNITS: dict[str, str] = {"spend": MONEY, "avg_basket_spend": MONEY,
+                                  "covered_spend": MONEY, "avg_basket_lines": DECIMAL,
+                                  "mean_hour": DECIMAL}
+
 
 def _words(slug: str) -> str:
     return slug.replace("_", " ")
@@ -151,17 +186,20 @@ def _baskets_in_week(k: int) -> str:
 
 SLUG = r"([a-z0-9_]+)"
 # Checked in order after EXACT; the window family last, so a department or demographic field
-# whose name ends like a window still reads as one.
-FAMILIES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+# whose name ends like a window still reads as one. Each family: pattern, phrase, unit.
+FAMILIES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str],
+                      Callable[[re.Match[str]], str]], ...] = (
     (re.compile(rf"dept_share_{SLUG}"),
-     lambda m: f"share of spend in {_words(m[1])} in {LAST_52W}"),
+     lambda m: f"share of spend in {_words(m[1])} in {LAST_52W}", lambda m: SHARE),
     (re.compile(rf"demo_{SLUG}"),
-     lambda m: f"{DEMOGRAPHICS.get(m[1], _words(m[1]))} (demographics)"),
-    (re.compile(r"baskets_week_(\d+)"), lambda m: _baskets_in_week(int(m[1]))),
+     lambda m: f"{DEMOGRAPHICS.get(m[1], _words(m[1]))} (demographics)", lambda m: DEMO),
+    (re.compile(r"baskets_week_(\d+)"), lambda m: _baskets_in_week(int(m[1])), lambda m: COUNT),
     (re.compile(rf"running_campaigns_{SLUG}"),
-     lambda m: f"received {_words(m[1])} campaigns running on the scoring date"),
+     lambda m: f"received {_words(m[1])} campaigns running on the scoring date",
+     lambda m: COUNT),
     (re.compile(rf"({'|'.join(WINDOWED)})_(\d+w|all)"),
-     lambda m: f"{WINDOWED[m[1]]} {_window(m[2])}"),
+     lambda m: f"{WINDOWED[m[1]]} {_window(m[2])}",
+     lambda m: WINDOWED_UNITS.get(m[1], SHARE if m[1].endswith("_share") else COUNT)),
 )
 
 
@@ -170,7 +208,7 @@ def describe(name: str) -> str:
     a churn or coupon feature, so a new feature cannot reach marketers undescribed."""
     if name in EXACT:
         return EXACT[name]
-    for pattern, phrase in FAMILIES:
+    for pattern, phrase, _ in FAMILIES:
         match = pattern.fullmatch(name)
         if match:
             return phrase(match)
@@ -189,3 +227,47 @@ def glossary(names: Iterable[str]) -> dict[str, str]:
             logging.getLogger(__name__).warning("%s; it reads as its name", exc.args[0])
             phrases[name] = name
     return phrases
+
+
+@functools.cache
+def unit(name: str) -> str:
+    """The unit of feature ``name``'s values (``MONEY``, ``DAYS``, ...); PLAIN for a name
+    the glossary does not know."""
+    if name in EXACT:
+        return EXACT_UNITS.get(name, DAYS if "days" in name.split("_") else PLAIN)
+    for pattern, _, family_unit in FAMILIES:
+        match = pattern.fullmatch(name)
+        if match:
+            return family_unit(match)
+    return PLAIN
+
+
+def _plain(number: float) -> str:
+    return f"{number:,.2f}".rstrip("0").rstrip(".")
+
+
+def value_text(name: str, value: Any) -> str:
+    """A household's ``value`` of feature ``name`` as a marketer reads it: ``$12.34``,
+    ``177 days``, ``12%``, ``3`` (counts), ``0.57`` (ratios and probabilities), a category's
+    text; missing: ``not on file`` for a demographic field, ``none`` otherwise."""
+    kind = unit(name)
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return "not on file" if kind == DEMO else "none"
+    if isinstance(value, str):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number) or kind in (TEXT, DEMO, PLAIN):
+        return _plain(number)
+    if kind == MONEY:
+        return f"{'-' if number < 0 else ''}${abs(number):,.2f}"
+    if kind == DAYS:
+        days = f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
+        return f"{days} day{'' if abs(number) == 1 else 's'}"
+    if kind == SHARE:
+        return f"{number:.0%}"
+    if kind == COUNT:
+        return f"{round(number):,}"
+    return f"{number:,.2f}"

@@ -32,13 +32,14 @@ from features.sources import GrowthError
 from serving.bundle import Bundle
 from serving.propensity import Population, PropensityStore
 from serving.schemas import AudienceMember, AudienceRequest, AudienceResponse
-from training.propensity.reasons import REASON_COLUMNS
+from training.propensity.reasons import REASON_COLUMNS, VALUE_COLUMNS
 
 SCORE, DECILE, CONTROL = "score", "decile", "control"  # audience columns growth readout reads
 REASON_TEXTS = tuple(f"{c}_text" for c in REASON_COLUMNS)  # the reasons in plain English
 RECENCY_COLUMN = "days_since_last_purchase"
+# the reasons' values follow their texts: reason_1_text..3_text, then reason_1_value..3_value
 CSV_COLUMNS = (s.HOUSEHOLD_ID, "rank", SCORE, DECILE, *REASON_COLUMNS, CONTROL, *REASON_TEXTS,
-               RECENCY_COLUMN)
+               *VALUE_COLUMNS, RECENCY_COLUMN)
 FORMATS = {".csv": "csv", ".json": "json"}  # file suffix -> AudienceRequest.format
 
 
@@ -57,9 +58,10 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
     control[np.random.default_rng(req.seed).permutation(size)[
         :round(req.control_fraction * size)]] = True
     probabilities = population.probabilities[rows]
-    recency = population.days_since_purchase
+    recency, values = population.days_since_purchase, population.reason_values
     members = [AudienceMember(household_id=h, rank=i + 1, score=p, decile=d,
-                              reasons=population.reasons[r], control=c,
+                              reasons=population.reasons[r],
+                              reason_values=values[r] if values else [], control=c,
                               days_since_last_purchase=recency[r] if recency else None)
                for i, (h, p, d, r, c) in enumerate(zip(
                    population.household_ids[rows].tolist(), probabilities.tolist(),
@@ -122,16 +124,19 @@ def text_cell(text: str) -> str:
 
 def to_csv(audience: AudienceResponse) -> str:
     """One row per household: household_id, rank, score, decile, reason_1..3, control,
-    reason_1_text..reason_3_text (the reasons in plain English) and days_since_last_purchase
-    (empty when unknown). Text cells go through :func:`text_cell`."""
+    reason_1_text..reason_3_text (the reasons in plain English), reason_1_value..reason_3_value
+    (the household's value of each; empty from a bundle without them) and
+    days_since_last_purchase (empty when unknown). Text cells go through :func:`text_cell`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for m in audience.households:
         reasons = (m.reasons + [""] * len(REASON_COLUMNS))[:len(REASON_COLUMNS)]
+        values = (m.reason_values + [""] * len(VALUE_COLUMNS))[:len(VALUE_COLUMNS)]
         writer.writerow([m.household_id, m.rank, repr(m.score), m.decile,
                          *map(text_cell, reasons), int(m.control),
                          *(text_cell(audience.reason_glossary.get(r, r)) for r in reasons),
+                         *map(text_cell, values),
                          "" if m.days_since_last_purchase is None
                          else m.days_since_last_purchase])
     return out.getvalue()

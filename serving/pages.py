@@ -106,7 +106,8 @@ form.addEventListener("submit", async (event) => {
        "days since last purchase"], "th");
   for (const m of a.households) {
     row([m.rank, m.household_id, m.score.toFixed(4), m.decile,
-         m.reasons.map((name) => a.reason_glossary[name] ?? name).join("; "),
+         m.reasons.map((name, i) => (a.reason_glossary[name] ?? name)
+           + (m.reason_values[i] ? `: ${m.reason_values[i]}` : "")).join("; "),
          m.control ? "held out" : "", m.days_since_last_purchase ?? ""], "td");
   }
 });

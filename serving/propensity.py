@@ -41,7 +41,7 @@ from serving.bundle import Bundle
 from serving.recommend import RequestError
 from serving.schemas import HouseholdScore
 from training.propensity.bundle import PropensityModel
-from training.propensity.reasons import REASON_COLUMNS
+from training.propensity.reasons import REASON_COLUMNS, VALUE_COLUMNS
 
 FEATURES = "features.parquet"
 AS_OF = "as_of"  # column of FEATURES: the date a row's features are computed as of
@@ -67,7 +67,7 @@ def campaigns_before_data(ds: Dataset) -> dict[int, date]:
 def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, Any],
                       model_dir: Path, folder: Path) -> dict[str, Any]:
     """Write the feature rows ``name``'s champion (files in ``model_dir``) scores, with
-    their reason codes."""
+    their reason codes and the rows' values of them (``reason_1_value``..)."""
     from training.propensity.churn import churn_features
     from training.propensity.coupon import coupon_examples
     from training.propensity.score import campaigns_to_score
@@ -108,6 +108,8 @@ class Population:
     glossary: dict[str, str] = field(default_factory=dict)  # feature name -> plain English
     # days from each household's last purchase to as_of, best first (None: no purchase)
     days_since_purchase: list[int | None] = field(default_factory=list)
+    # each reason's value as text, best first, like reasons (empty: a bundle without them)
+    reason_values: list[list[str]] = field(default_factory=list)
 
     def reason_glossary(self, reasons: Iterable[list[str]]) -> dict[str, str]:
         """The glossary entries of the reason codes in ``reasons``, in order of appearance."""
@@ -127,19 +129,25 @@ class Population:
 
 def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
                 rows: pd.DataFrame, phrases: dict[str, str]) -> Population:
-    """``rows``: the population's reason codes and, when the model reads it, recency."""
+    """``rows``: the population's reason codes, their values when the bundle has them and,
+    when the model reads it, recency."""
     from training.propensity.score import deciles
 
     decile = deciles(probability)
     order = np.argsort(-probability, kind="stable")  # the order deciles() ranks by
     codes = rows[list(REASON_COLUMNS)].to_numpy().tolist()
+    has_values = set(VALUE_COLUMNS) <= set(rows.columns)
+    values = (rows[list(VALUE_COLUMNS)].to_numpy().tolist() if has_values
+              else [[]] * len(codes))
     recency = ([None if pd.isna(d) else int(d) for d in rows[RECENCY].to_numpy()[order]]
                if RECENCY in rows.columns else [])
     scores = {int(h): HouseholdScore(household_id=int(h), probability=float(p),
-                                     decile=int(d), reasons=list(r))
-              for h, p, d, r in zip(households, probability, decile, codes, strict=True)}
+                                     decile=int(d), reasons=list(r), reason_values=list(v))
+              for h, p, d, r, v in zip(households, probability, decile, codes, values,
+                                       strict=True)}
     return Population(as_of, households[order], probability[order], decile[order],
-                      [codes[i] for i in order], scores, phrases, recency)
+                      [codes[i] for i in order], scores, phrases, recency,
+                      [values[i] for i in order] if has_values else [])
 
 
 class PropensityStore:
@@ -168,7 +176,8 @@ class PropensityStore:
         self.glossary = glossary(self.model.spec.names)
         frame = pd.read_parquet(folder / FEATURES)
         probability = self.model.predict(frame)
-        rows = frame[[c for c in (*REASON_COLUMNS, RECENCY) if c in frame.columns]]
+        rows = frame[[c for c in (*REASON_COLUMNS, *VALUE_COLUMNS, RECENCY)
+                      if c in frame.columns]]
         households = frame[s.HOUSEHOLD_ID].to_numpy(np.int64)
         as_of = frame[AS_OF].dt.date.to_numpy()  # one date per population
         if name == "churn":

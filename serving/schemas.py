@@ -154,6 +154,9 @@ class PropensityRequest(Request):
 
 REASONS = ("Top 3 features pushing the score up (feature names; reason_glossary says what "
            "each means).")
+REASON_VALUES = ("The household's value of each reason's feature, as text (\"$0.00\", "
+                 "\"177 days\", \"12%\", \"not on file\"), in the order of reasons; empty "
+                 "from a bundle written before values were kept.")
 REASON_GLOSSARY = ("Plain-English meaning of each reason code in this answer, by feature name "
                    "(features/glossary.py).")
 
@@ -163,6 +166,7 @@ class HouseholdScore(BaseModel):
     probability: float = Field(description="Calibrated probability of the event.")
     decile: int = Field(description="1 = the top tenth of all scored households.")
     reasons: list[str] = Field(description=REASONS)
+    reason_values: list[str] = Field(default_factory=list, description=REASON_VALUES)
 
 
 MODEL_DATA_END = ("The model was trained on data before this day (features and labels). "
@@ -220,6 +224,7 @@ class AudienceMember(BaseModel):
     decile: int = Field(description="Decile among all scored households of the population "
                                     "(not only this audience), 1 = the top tenth.")
     reasons: list[str] = Field(description=REASONS)
+    reason_values: list[str] = Field(default_factory=list, description=REASON_VALUES)
     control: bool = Field(description="Held out: do not contact.")
     days_since_last_purchase: int | None = Field(
         None, description="Days from the household's last purchase to as_of, to tell the "

@@ -5,10 +5,12 @@ campaign types), so a new feature without a description fails here."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from features.dataset import load_dataset
-from features.glossary import describe
+from features.glossary import PLAIN, describe, unit, value_text
 from features.synth import generate
 from tests.fixtures import embedded_sample, write_folder
 from training.propensity import churn, coupon
@@ -93,3 +95,42 @@ def test_exact_phrases(name: str, phrase: str) -> None:
 def test_unknown_names_raise(name: str) -> None:
     with pytest.raises(KeyError, match="no description"):
         describe(name)
+
+
+def test_every_model_feature_has_a_unit(model_features: dict[str, tuple[str, ...]]) -> None:
+    """value_text knows the unit of every feature the models build (PLAIN is for names it
+    does not know)."""
+    names = sorted(set().union(*model_features.values()))
+    assert not [name for name in names if unit(name) == PLAIN]
+
+
+@pytest.mark.parametrize(("name", "value", "text"), [
+    ("spend_8w", 0.0, "$0.00"),
+    ("spend_all", 1234.5, "$1,234.50"),
+    ("covered_spend_13w", -3.456, "-$3.46"),
+    ("spend_prev_4w", 12.345, "$12.35"),
+    ("recency_days", 177, "177 days"),
+    ("gap_mean_days", 12.333, "12.3 days"),
+    ("days_since_last_redemption", 1.0, "1 day"),
+    ("days_since_last_redemption", np.nan, "none"),
+    ("weekend_share_52w", 0.123, "12%"),
+    ("dept_share_meat_pckgd", 0.5, "50%"),
+    ("idle_window_rate", 0.0, "0%"),
+    ("baskets_13w", 12.0, "12"),
+    ("baskets_week_0", np.int64(3), "3"),
+    ("running_campaigns_type_a", 2, "2"),
+    ("campaign_recipients", 1234, "1,234"),
+    ("bgnbd_p_alive", 0.5, "0.50"),
+    ("spend_trend_4w_26w", 1.23456, "1.23"),
+    ("demo_income", None, "not on file"),
+    ("demo_income", np.nan, "not on file"),
+    ("demo_income", pd.NA, "not on file"),
+    ("demo_income", "50-74K", "50-74K"),
+    ("member_tier", pd.Categorical(["gold"])[0], "gold"),
+    ("member_tier", None, "none"),
+    ("campaign_type", "TypeA", "TypeA"),
+    ("no_such_feature", 3.14159, "3.14"),
+    ("no_such_feature", 2.0, "2"),
+])
+def test_value_text(name: str, value: object, text: str) -> None:
+    assert value_text(name, value) == text

@@ -133,10 +133,12 @@ def test_audience_page_shows_the_audience_the_api_gives(browser, live_url: str) 
                        "days since last purchase"]
     assert rows[1:] == [
         [str(m["rank"]), str(m["household_id"]), f"{m['score']:.4f}", str(m["decile"]),
-         "; ".join(api["reason_glossary"][r] for r in m["reasons"]),
+         "; ".join(f"{api['reason_glossary'][r]}: {v}"  # each reason with its value
+                   for r, v in zip(m["reasons"], m["reason_values"], strict=True)),
          "held out" if m["control"] else "", str(m["days_since_last_purchase"])]
         for m in api["households"]]
     assert len(rows) == 13 and any(r[5] == "held out" for r in rows[1:])
+    assert all(len(m["reason_values"]) == 3 for m in api["households"])
     glossary = api["reason_glossary"]  # plain English for every reason shown, not names
     assert glossary and all(text != name for name, text in glossary.items())
     assert _console_errors(browser) == []

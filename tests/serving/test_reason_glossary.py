@@ -1,14 +1,32 @@
 """Reason codes reach marketers in plain English: answers carry a glossary of the codes they
-hold, the audience CSV a text column per reason (features/glossary.py)."""
+hold, the audience CSV a text column per reason (features/glossary.py), and each reason the
+household's value of its feature (``reason_values``, ``reason_1_value``..)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import shutil
+from pathlib import Path
 
-from features.glossary import describe, glossary
-from serving.audience import REASON_TEXTS
-from training.propensity.reasons import REASON_COLUMNS
+import pandas as pd
+
+from features import schema as s
+from features.glossary import describe, glossary, value_text
+from serving.audience import REASON_TEXTS, build_audience, text_cell, to_csv
+from serving.propensity import FEATURES, PropensityStore
+from serving.schemas import AudienceRequest
+from training.propensity.reasons import REASON_COLUMNS, VALUE_COLUMNS
+
+
+def bundled_values(world, model: str, keys: dict[str, int], reasons: list[str]) -> list[str]:
+    """``value_text`` of each of ``reasons`` for the row of the bundle's features.parquet of
+    ``model`` that ``keys`` names."""
+    rows = pd.read_parquet(world.bundle_path / model / FEATURES)
+    for column, key in keys.items():
+        rows = rows[rows[column] == key]
+    assert len(rows) == 1
+    return [value_text(name, rows.iloc[0][name]) for name in reasons]
 
 
 def test_answers_explain_exactly_the_reasons_they_hold(client) -> None:
@@ -23,13 +41,51 @@ def test_answers_explain_exactly_the_reasons_they_hold(client) -> None:
     assert codes and set(audience["reason_glossary"]) == codes
 
 
-def test_the_audience_csv_has_the_reasons_in_words(client) -> None:
+def test_the_audience_csv_has_the_reasons_in_words(client, world) -> None:
     r = client.post("/audience", json={"model": "churn", "top_n": 30, "format": "csv"})
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert len(rows) == 30
+    assert r.text.split("\n")[0].split(",")[-7:] == [*REASON_TEXTS, *VALUE_COLUMNS,
+                                                     "days_since_last_purchase"]
     for row in rows:
         assert [row[t] for t in REASON_TEXTS] == [describe(row[c]) if row[c] else ""
                                                   for c in REASON_COLUMNS]
+        names = [row[c] for c in REASON_COLUMNS]
+        assert [row[v] for v in VALUE_COLUMNS] == [
+            text_cell(v) for v in bundled_values(
+                world, "churn", {s.HOUSEHOLD_ID: int(row[s.HOUSEHOLD_ID])}, names)]
+
+
+def test_members_and_scores_carry_their_reasons_values(client, world) -> None:
+    audience = client.post("/audience", json={"model": "coupon", "campaign_id": 11,
+                                              "top_n": 25}).json()
+    assert audience["households"]
+    for m in audience["households"]:
+        assert len(m["reason_values"]) == 3
+        assert m["reason_values"] == bundled_values(
+            world, "coupon", {s.HOUSEHOLD_ID: m[s.HOUSEHOLD_ID], s.CAMPAIGN_ID: 11},
+            m["reasons"])
+    body = client.post("/propensity", json={"model": "churn",
+                                            "household_ids": list(range(1, 60))}).json()
+    assert body["scores"]
+    for score in body["scores"]:
+        assert score["reason_values"] == bundled_values(
+            world, "churn", {s.HOUSEHOLD_ID: score[s.HOUSEHOLD_ID]}, score["reasons"])
+
+
+def test_a_bundle_without_reason_values_still_serves(world, tmp_path: Path) -> None:
+    """A bundle written before the values were kept: answers carry none, CSV cells are
+    empty."""
+    folder = shutil.copytree(world.bundle_path / "churn", tmp_path / "churn")
+    rows = pd.read_parquet(folder / FEATURES)
+    assert set(VALUE_COLUMNS) <= set(rows.columns)
+    rows.drop(columns=list(VALUE_COLUMNS)).to_parquet(folder / FEATURES, index=False)
+    population = PropensityStore("churn", folder, 1).population(None)
+    audience = build_audience(population, AudienceRequest(model="churn", top_n=5), 1)
+    assert [m.reason_values for m in audience.households] == [[]] * 5
+    assert all(len(m.reasons) == 3 for m in audience.households)
+    row = next(csv.DictReader(io.StringIO(to_csv(audience))))
+    assert [row[v] for v in VALUE_COLUMNS] == ["", "", ""] and row["reason_1"]
 
 
 def test_a_feature_the_glossary_lacks_reads_as_its_name(caplog) -> None:

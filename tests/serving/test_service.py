@@ -212,7 +212,7 @@ def test_recommend_matches_growth_recommend(client, ds, world, bought, registry_
 
 def test_propensity_churn_matches_growth_score(client, ds, world, registry_store,
                                                tmp_path: Path) -> None:
-    from training.propensity.reasons import REASON_COLUMNS
+    from training.propensity.reasons import REASON_COLUMNS, VALUE_COLUMNS
     from training.propensity.score import score_to_file
 
     batch, version, as_of, _ = score_to_file(ds, "churn", tmp_path / "churn.parquet", world.as_of)
@@ -226,6 +226,7 @@ def test_propensity_churn_matches_growth_score(client, ds, world, registry_store
     assert got["decile"].tolist() == batch["decile"].tolist()
     reasons = batch[list(REASON_COLUMNS)].to_numpy().tolist()
     assert got["reasons"].tolist() == reasons
+    assert got["reason_values"].tolist() == batch[list(VALUE_COLUMNS)].to_numpy().tolist()
 
 
 def test_propensity_scores_a_repeated_household_once(client, bought) -> None:
@@ -239,7 +240,7 @@ def test_propensity_scores_a_repeated_household_once(client, bought) -> None:
 
 def test_propensity_coupon_matches_growth_score(client, ds, world, registry_store,
                                                 tmp_path: Path) -> None:
-    from training.propensity.reasons import REASON_COLUMNS
+    from training.propensity.reasons import REASON_COLUMNS, VALUE_COLUMNS
     from training.propensity.score import RECEIVED, score_to_file
 
     campaign = 11  # starts after the coupon model's data ends, as the PIT rule needs
@@ -256,6 +257,7 @@ def test_propensity_coupon_matches_growth_score(client, ds, world, registry_stor
     assert got["decile"].tolist() == batch["decile"].tolist()
     reasons = batch[list(REASON_COLUMNS)].to_numpy().tolist()
     assert got["reasons"].tolist() == reasons  # computed at bundle time, the same codes
+    assert got["reason_values"].tolist() == batch[list(VALUE_COLUMNS)].to_numpy().tolist()
 
 
 def test_audience_selection_control_and_csv(client) -> None:

@@ -24,7 +24,7 @@ from training.propensity.calibrate import Calibrator, fit_calibrator
 from training.propensity.config import PropensityConfig
 from training.propensity.gbdt import FeatureSpec, GBDTFit, Report, fit_gbdt
 from training.propensity.linear import LinearScorer, fit_linear
-from training.propensity.reasons import booster_contributions, top_reasons
+from training.propensity.reasons import booster_contributions, top_reasons, with_values
 
 MODEL_FILE, LINEAR_FILE, CALIBRATOR_FILE, META_FILE = (
     "model.txt", "linear.json", "calibrator.json", "meta.json")
@@ -51,11 +51,13 @@ class PropensityModel:
         return self.calibrator.predict(self.raw(frame))
 
     def reasons(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``reason_1..3`` (feature names, largest contribution first) and
+        ``reason_1_value..reason_3_value`` (the row's value of each, as text) per row."""
         matrix = self.spec.matrix(frame)
         contrib = booster_contributions(self.booster, matrix)
         if self.linear is not None:
             contrib = self.linear.blend(contrib, self.linear.contributions(self.spec, matrix))
-        return top_reasons(contrib, self.spec.names, matrix.index)
+        return with_values(top_reasons(contrib, self.spec.names, matrix.index), frame)
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

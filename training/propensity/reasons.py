@@ -13,8 +13,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.glossary import value_text
+
 N_REASONS = 3
-REASON_COLUMNS = tuple(f"reason_{i + 1}" for i in range(N_REASONS))
+REASON_COLUMNS = tuple(f"reason_{i + 1}" for i in range(N_REASONS))  # feature names
+# the row's value of each reason's feature, as text for marketers (glossary.value_text)
+VALUE_COLUMNS = tuple(f"{c}_value" for c in REASON_COLUMNS)
 
 
 def booster_contributions(booster: lgb.Booster, matrix: pd.DataFrame) -> np.ndarray:
@@ -28,6 +32,21 @@ def top_reasons(contrib: np.ndarray, names: list[str] | tuple[str, ...], index: 
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
     names = np.asarray(names)
     return pd.DataFrame({f"reason_{i + 1}": names[order[:, i]] for i in range(k)}, index=index)
+
+
+def with_values(reasons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``reasons`` (``top_reasons``) plus ``reason_i_value`` after them: each row's value of
+    its ``reason_i`` feature in ``frame`` (the same rows, in order; a categorical feature's
+    text, not its code), as ``value_text`` writes it."""
+    values = {}
+    for column in reasons.columns:
+        names = reasons[column].to_numpy()
+        texts = np.empty(len(names), dtype=object)
+        for name in pd.unique(names):
+            at = np.flatnonzero(names == name)
+            texts[at] = [value_text(name, v) for v in frame[name].to_numpy(dtype=object)[at]]
+        values[f"{column}_value"] = texts
+    return reasons.assign(**values)
 
 
 def global_importance(booster: lgb.Booster) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from rich.console import Console
 from features import schema as s
 from features.config import DataConfig
 from features.dataset import load_dataset
+from features.glossary import value_text
 from features.sources import GrowthError
 from features.synth import generate
 from tests.cli import run_growth
@@ -94,7 +95,16 @@ def test_churn_gate_reproducibility_and_scoring(data: Path, ds, tmp_path: Path) 
     assert res.returncode == 0, res.stderr[-3000:]
     scores = pd.read_parquet(out)
     assert list(scores.columns) == [s.HOUSEHOLD_ID, "score", "decile", "reason_1", "reason_2",
-                                    "reason_3"]
+                                    "reason_3", "reason_1_value", "reason_2_value",
+                                    "reason_3_value"]
+    # each reason's value is the household's value of that feature, as text
+    features = churn.churn_features(ds, date(2017, 8, 28), 28).set_index(s.HOUSEHOLD_ID)
+    for row in scores.itertuples(index=False):
+        household = features.loc[getattr(row, s.HOUSEHOLD_ID)]
+        assert [getattr(row, f"reason_{i}_value") for i in (1, 2, 3)] == [
+            value_text(name, household[name]) for name in (row.reason_1, row.reason_2,
+                                                            row.reason_3)]
+    assert scores["reason_1_value"].str.len().gt(0).all()
     assert scores["score"].between(0, 1).all() and set(scores["decile"]) == set(range(1, 11))
     assert scores.loc[scores["score"].idxmax(), "decile"] == 1
     active = ds.df(f"SELECT count(DISTINCT {s.HOUSEHOLD_ID}) FROM {s.TRANSACTIONS} WHERE "

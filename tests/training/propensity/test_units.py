@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.glossary import value_text
 from training.propensity.bgnbd import bgnbd_probabilities, fit_bgnbd
+from training.propensity.bundle import PropensityModel
 from training.propensity.calibrate import Calibrator, fit_calibrator
 from training.propensity.evaluate import (
     binary_report,
@@ -20,7 +22,13 @@ from training.propensity.evaluate import (
     lift_at,
 )
 from training.propensity.gbdt import FeatureSpec, MissingFeatures
-from training.propensity.reasons import booster_contributions, global_importance, top_reasons
+from training.propensity.reasons import (
+    REASON_COLUMNS,
+    VALUE_COLUMNS,
+    booster_contributions,
+    global_importance,
+    top_reasons,
+)
 from training.propensity.score import deciles
 
 
@@ -134,6 +142,41 @@ def test_reason_codes_name_the_features_that_raise_the_score() -> None:
     assert list(reasons.columns) == ["reason_1", "reason_2", "reason_3"]
     assert (reasons["reason_1"] == "signal").all()
     assert global_importance(booster)["feature"].iloc[0] == "signal"
+
+
+def test_reason_values_are_each_rows_feature_values_as_text() -> None:
+    """``PropensityModel.reasons`` adds ``reason_i_value``: the row's own value of its
+    ``reason_i`` feature, a categorical feature's text (not the spec's code), a missing
+    demographic field "not on file"."""
+    rng = np.random.default_rng(2)
+    n = 1500
+    tier = rng.choice(["bronze", "gold"], size=n)
+    income = pd.Series(rng.choice(["under 35K", "50-74K"], size=n)).where(
+        rng.random(n) > 0.3)
+    spend = rng.gamma(2.0, 40.0, size=n).round(2)
+    frame = pd.DataFrame({"spend_8w": spend, "member_tier": pd.Categorical(tier),
+                          "demo_income": income, "recency_days": rng.integers(0, 200, n)},
+                         index=pd.RangeIndex(1000, 1000 + n))
+    y = ((tier == "gold") ^ (spend > 80) | income.isna().to_numpy()).astype(int)
+    spec = FeatureSpec.infer(frame)
+    assert set(spec.categories) == {"member_tier", "demo_income"}
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1,
+                         "min_data_in_leaf": 5}, lgb.Dataset(spec.matrix(frame), y),
+                        num_boost_round=20)
+    model = PropensityModel(booster, Calibrator("platt", {"a": 1.0, "b": 0.0}), spec, {})
+    reasons = model.reasons(frame)
+    assert list(reasons.columns) == [*REASON_COLUMNS, *VALUE_COLUMNS]
+    assert reasons.index.equals(frame.index)
+    for label, row in reasons.iterrows():
+        assert [row[v] for v in VALUE_COLUMNS] == [
+            value_text(row[c], frame.at[label, row[c]]) for c in REASON_COLUMNS]
+    names = reasons[list(REASON_COLUMNS)].to_numpy()
+    values = reasons[list(VALUE_COLUMNS)].to_numpy()
+    assert set(values[names == "member_tier"]) == {"bronze", "gold"}
+    incomes = set(values[names == "demo_income"])
+    assert "not on file" in incomes and incomes <= {"not on file", "under 35K", "50-74K"}
+    spends = values[names == "spend_8w"]
+    assert len(spends) and all(v.startswith("$") for v in spends)
 
 
 def test_bgnbd_stays_finite_and_silent_on_extreme_histories() -> None:
