@@ -691,8 +691,8 @@ def models_list(name: Annotated[str | None, typer.Argument(
     console.print(table)
 
 
-SERVED_NOTE = ("scoring and recommending by date follow at once; the service answers from "
-               "its bundle until `growth bundle` is run and `growth serve` restarted")
+SERVED_NOTE = ("the service keeps answering from its bundle until `growth bundle` is run and "
+               "`growth serve` restarted")
 
 
 @models_app.command("promote")
