@@ -348,7 +348,8 @@ def score_cmd(
 
 AUDIENCE_OPTIONS = {"model": "MODEL", "campaign_id": "--campaign-id", "top_n": "--top-n",
                     "min_score": "--min-score", "control_fraction": "--control-fraction",
-                    "exclude_household_ids": "--exclude", "seed": "--seed"}
+                    "exclude_household_ids": "--exclude", "seed": "--seed",
+                    "max_days_since_last_purchase": "--max-days-since-purchase"}
 
 
 def _audience_request(**fields):
@@ -386,6 +387,10 @@ def audience_cmd(
     control_fraction: Annotated[float, typer.Option(
         "--control-fraction", help="Share held out at random, not to be contacted.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the control draw.")] = 0,
+    max_days_since_purchase: Annotated[int | None, typer.Option(
+        "--max-days-since-purchase", help="Leave out households whose last purchase lies "
+                                          "more than this many days back (e.g. 56 for a churn "
+                                          "audience: those not gone yet).")] = None,
     exclude: Annotated[Path | None, typer.Option(
         "--exclude", help="Never select these households: an earlier audience (.csv or "
                           ".json as written by --out), a CSV or parquet file with a "
@@ -405,6 +410,7 @@ def audience_cmd(
     request = _audience_request(
         model=model, campaign_id=campaign_id, top_n=top_n, min_score=min_score,
         control_fraction=control_fraction, seed=seed, format=fmt,
+        max_days_since_last_purchase=max_days_since_purchase,
         exclude_household_ids=read_household_ids(exclude) if exclude else None)
     cfg = load_serving_config()
     use_bentoml_home(cfg)

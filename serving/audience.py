@@ -1,12 +1,14 @@
 """Audiences for marketers: the best households of a propensity population, with a seeded
 random control group to measure the campaign against.
 
-Selection: drop ``exclude_household_ids``, keep scores >= ``min_score`` (when given), take
-the ``top_n`` best (when given). Control: exactly ``round(control_fraction * size)`` of the
-selected households, drawn with ``numpy.random.default_rng(seed)`` — the same request gives
-the same holdout. Expected responders (``expected_responders``): the sum of the treated
-households' probabilities: expected churners for churn, expected responders (redeemers of
-the campaign's coupons) for coupon.
+Selection: drop ``exclude_household_ids`` and, with ``max_days_since_last_purchase``, the
+households whose last purchase lies further back (or who have none), keep scores >=
+``min_score`` (when given), take the ``top_n`` best (when given). Control: exactly
+``round(control_fraction * size)`` of the selected households, drawn with
+``numpy.random.default_rng(seed)`` — the same request gives the same holdout. Expected
+responders (``expected_responders``): the sum of the treated households' probabilities:
+expected churners for churn, expected responders (redeemers of the campaign's coupons) for
+coupon.
 Notes (``audience_notes``) say where the audience is not what was asked: fewer households
 than ``top_n``, none at ``min_score`` (with the highest score), nobody left to contact, a
 model that has seen the period it scores.
@@ -31,6 +33,7 @@ from features import schema as s
 from features.sources import GrowthError
 from serving.bundle import Bundle
 from serving.propensity import Population, PropensityStore
+from serving.recommend import RequestError
 from serving.schemas import AudienceMember, AudienceRequest, AudienceResponse
 from training.propensity.reasons import REASON_COLUMNS, VALUE_COLUMNS
 
@@ -49,7 +52,8 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
     trained on data before ``data_end``."""
     excluded = np.isin(population.household_ids,
                        np.asarray(req.exclude_household_ids or [], dtype=np.int64))
-    keep = ~excluded
+    lapsed = _lapsed(population, req)
+    keep = ~excluded & ~lapsed
     if req.min_score is not None:
         keep &= population.probabilities >= req.min_score
     rows = np.flatnonzero(keep)[:req.top_n]  # population is best first
@@ -68,7 +72,7 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
                    population.deciles[rows].tolist(), rows.tolist(), control.tolist(),
                    strict=True))]
     notes = audience_notes(population, req, excluded, keep, size, int(control.sum()),
-                           version, data_end)
+                           version, data_end, lapsed)
     return AudienceResponse(model=req.model, model_version=version, campaign_id=req.campaign_id,
                             as_of=population.as_of, model_data_end=data_end, size=size,
                             treated=int(size - control.sum()), control=int(control.sum()),
@@ -78,9 +82,21 @@ def build_audience(population: Population, req: AudienceRequest, version: int,
                                 m.reasons for m in members))
 
 
+def _lapsed(population: Population, req: AudienceRequest) -> np.ndarray:
+    """The households ``max_days_since_last_purchase`` leaves out (none without it)."""
+    limit = req.max_days_since_last_purchase
+    if limit is None:
+        return np.zeros(len(population.household_ids), dtype=bool)
+    if not population.days_since_purchase:
+        raise RequestError("max_days_since_last_purchase", (
+            f"the {req.model} model's scores do not record days since the last purchase; "
+            "leave it out"))
+    return np.array([d is None or d > limit for d in population.days_since_purchase])
+
+
 def audience_notes(population: Population, req: AudienceRequest, excluded: np.ndarray,
                    keep: np.ndarray, size: int, control: int, version: int,
-                   data_end: date | None) -> list[str]:
+                   data_end: date | None, lapsed: np.ndarray | None = None) -> list[str]:
     """Why the audience is not what ``req`` asked for, if it is not. ``excluded`` marks the
     population's households ``exclude_household_ids`` names, ``keep`` those the selection
     allows; ``size`` are selected and ``control`` of them held out; the model (``version``)
@@ -92,6 +108,9 @@ def audience_notes(population: Population, req: AudienceRequest, excluded: np.nd
         why = [f"{len(keep):,} households are scored"]
         if excluded.any():
             why.append(f"exclude_household_ids removes {int(excluded.sum()):,}")
+        if lapsed is not None and (lapsed & ~excluded).any():
+            why.append(f"max_days_since_last_purchase {req.max_days_since_last_purchase} "
+                       f"removes {int((lapsed & ~excluded).sum()):,} more")
         if req.min_score is not None:
             why.append(f"{allowed:,} of the rest score at least min_score {req.min_score:g}")
         notes.append(f"{allowed:,} households, fewer than top_n {req.top_n:,}: "

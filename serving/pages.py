@@ -44,6 +44,8 @@ random control group held out to measure the campaign against. The API is descri
 <label>Min score <input name="min_score" type="number" min="0" max="1" step="any"></label>
 <label>Control fraction
   <input name="control_fraction" type="number" min="0" max="0.99" step="any" value="0.1"></label>
+<label>Max days since last purchase
+  <input name="max_days_since_last_purchase" type="number" min="0"></label>
 <label>Seed <input name="seed" type="number" min="0" value="0"></label>
 <label>API key <input name="api_key" type="password" autocomplete="off"></label>
 <button type="submit" value="json">Show</button>
@@ -55,7 +57,8 @@ random control group held out to measure the campaign against. The API is descri
 const form = document.getElementById("audience");
 const status = document.getElementById("status");
 const table = document.getElementById("households");
-const NUMBERS = ["campaign_id", "top_n", "min_score", "control_fraction", "seed"];
+const NUMBERS = ["campaign_id", "top_n", "min_score", "control_fraction",
+                 "max_days_since_last_purchase", "seed"];
 // what expected_responders (X-Expected-Responders) counts for each model
 const EXPECTED = {churn: "expected churners", coupon: "expected responders"};
 

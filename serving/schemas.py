@@ -200,6 +200,11 @@ class AudienceRequest(Request):
                                                 "(not to be contacted).")
     exclude_household_ids: list[Id] | None = Field(
         None, max_length=100_000, description="Never put these households in the audience.")
+    max_days_since_last_purchase: int | None = Field(
+        None, ge=0, le=36_500,
+        description="Leave out households whose last purchase lies more than this many days "
+                    "before as_of, or who have none (e.g. 56 for a churn audience: the "
+                    "households still buying, not those already gone).")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the control draw.")
     format: Literal["json", "csv"] = "json"
 

@@ -195,10 +195,10 @@ class GrowthService:
         if store is None:
             return unavailable(self.bundle.unserved(request.model))
         try:
-            population = store.population(request.campaign_id)
+            audience = build_audience(store.population(request.campaign_id), request,
+                                      store.version, store.data_end)
         except RequestError as exc:
             return failure(exc)
-        audience = build_audience(population, request, store.version, store.data_end)
         if request.format == "csv":
             return Response(to_csv(audience), media_type="text/csv", headers={
                 "X-Model-Version": str(audience.model_version),

@@ -63,6 +63,17 @@ def test_cli_audience_equals_the_api_answer(world, client, tmp_path: Path) -> No
     assert ": 0 households, 0 treated" in res.stdout
     assert "no household scores at least --min-score 1; the highest score is 0." in res.stdout
 
+    # the households already gone left out, as the API's max_days_since_last_purchase does
+    res = growth_audience(world, "churn", "--top-n", "1000000", "--max-days-since-purchase",
+                          "14", "--out", str(tmp_path / "recent.csv"))
+    assert res.returncode == 0, res.stderr
+    recent = pd.read_csv(tmp_path / "recent.csv")
+    assert 0 < len(recent) < scored and recent["days_since_last_purchase"].le(14).all()
+    assert "--max-days-since-purchase 14 removes" in " ".join(res.stdout.split())
+    api = client.post("/audience", json={"model": "churn", "top_n": 1_000_000, "format": "csv",
+                                         "max_days_since_last_purchase": 14})
+    assert (tmp_path / "recent.csv").read_text() == api.text
+
 
 @pytest.mark.parametrize(("args", "message"), [
     (("churn", "--out", "a.json"), "error: give --top-n or --min-score (or both)"),

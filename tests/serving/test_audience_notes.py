@@ -10,6 +10,7 @@ import pytest
 
 from serving.audience import build_audience
 from serving.propensity import Population
+from serving.recommend import RequestError
 from serving.schemas import AudienceRequest
 from tests.cli import run_growth
 
@@ -129,3 +130,29 @@ def test_members_carry_their_own_days_since_last_purchase(world, client) -> None
     csv_rows = list(csv.DictReader(io.StringIO(client.post(
         "/audience", json={"model": "churn", "top_n": 50, "format": "csv"}).text)))
     assert [int(r["days_since_last_purchase"]) for r in csv_rows] == got
+
+
+def test_households_already_gone_can_be_left_out(population: Population) -> None:
+    """A churn audience's top ranks are mostly households silent for months: a retention
+    campaign wants those still buying. None (no purchase before as_of) counts as gone."""
+    recency = Population(population.as_of, population.household_ids, population.probabilities,
+                         population.deciles, population.reasons, {},
+                         days_since_purchase=[120, 30, None, 56, 57])
+    audience = build_audience(recency, AudienceRequest(
+        model="churn", top_n=3, max_days_since_last_purchase=56), 1)
+    assert [m.household_id for m in audience.households] == [12, 14]  # 30 and 56 days
+    assert [m.rank for m in audience.households] == [1, 2]
+    assert audience.notes == ["2 households, fewer than top_n 3: 5 households are scored; "
+                              "max_days_since_last_purchase 56 removes 3 more"]
+    both = build_audience(recency, AudienceRequest(
+        model="churn", top_n=5, max_days_since_last_purchase=200, exclude_household_ids=[11]), 1)
+    assert [m.household_id for m in both.households] == [12, 14, 15]
+    assert both.notes == ["3 households, fewer than top_n 5: 5 households are scored; "
+                          "exclude_household_ids removes 1; max_days_since_last_purchase 200 "
+                          "removes 1 more"]  # household 13, which has no purchase
+    # a population without recency cannot honour it: the request is refused, not ignored
+    with pytest.raises(RequestError) as err:
+        build_audience(population, AudienceRequest(
+            model="churn", top_n=3, max_days_since_last_purchase=56), 1)
+    assert err.value.field == "max_days_since_last_purchase"
+    assert "do not record days since the last purchase" in err.value.message

@@ -146,11 +146,14 @@ def test_audience_page_shows_the_audience_the_api_gives(browser, live_url: str) 
 
 def test_audience_page_shows_why_the_audience_is_smaller(browser, live_url: str) -> None:
     _open(browser, live_url + "/")
-    _fill(browser, model="churn", top_n=100000, control_fraction=0)
+    _fill(browser, model="churn", top_n=100000, control_fraction=0,
+          max_days_since_last_purchase=21)
     status = _submit(browser, "json")
     api = httpx.post(live_url + "/audience", json={
-        "model": "churn", "top_n": 100000, "control_fraction": 0, "seed": 0}).json()
+        "model": "churn", "top_n": 100000, "control_fraction": 0, "seed": 0,
+        "max_days_since_last_purchase": 21}).json()
     assert api["notes"] and "fewer than top_n 100,000" in api["notes"][0]
+    assert "max_days_since_last_purchase 21 removes" in api["notes"][0]  # the field reached it
     assert status.endswith("".join(f". {note}" for note in api["notes"]))
 
 

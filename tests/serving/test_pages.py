@@ -42,7 +42,8 @@ def test_audience_page_posts_audience_fields(client) -> None:
     page = client.get("/").text
     names = set(re.findall(r'<(?:input|select) name="(\w+)"', page))
     assert names - {"api_key"} <= set(AudienceRequest.model_fields)
-    assert {"model", "campaign_id", "top_n", "min_score", "control_fraction", "seed"} <= names
+    assert {"model", "campaign_id", "top_n", "min_score", "control_fraction",
+            "max_days_since_last_purchase", "seed"} <= names
     assert 'fetch("/audience"' in page and '"X-API-Key"' in page
 
 

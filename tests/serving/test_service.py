@@ -276,6 +276,20 @@ def test_audience_selection_control_and_csv(client) -> None:
     assert [m["control"] for m in other["households"]] != [m["control"] for m in members]
     threshold = post(client, "/audience", {"model": "churn", "min_score": 0.5})
     assert all(m["score"] >= 0.5 for m in threshold["households"])
+    # households already gone left out: the best of those who bought in the last 28 days
+    recent = post(client, "/audience", {"model": "churn", "top_n": 40,
+                                        "max_days_since_last_purchase": 28})
+    assert recent["households"] and all(
+        m["days_since_last_purchase"] is not None and m["days_since_last_purchase"] <= 28
+        for m in recent["households"])
+    everyone = post(client, "/audience", {"model": "churn", "top_n": 10_000})["households"]
+    assert [m["household_id"] for m in recent["households"]] == [
+        m["household_id"] for m in everyone
+        if m["days_since_last_purchase"] is not None
+        and m["days_since_last_purchase"] <= 28][:40]
+    bad = client.post("/audience", json={"model": "churn", "top_n": 5,
+                                         "max_days_since_last_purchase": -1})
+    assert bad.status_code == 400 and "max_days_since_last_purchase" in bad.text
 
     r = client.post("/audience", json={**body, "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
