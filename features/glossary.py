@@ -203,15 +203,25 @@ FAMILIES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str],
 )
 
 
+def _family(name: str) -> tuple[Callable[[re.Match[str]], str],
+                                 Callable[[re.Match[str]], str], re.Match[str]] | None:
+    """The first of ``FAMILIES`` whose pattern ``name`` matches: (phrase, unit, match)."""
+    for pattern, phrase, family_unit in FAMILIES:
+        match = pattern.fullmatch(name)
+        if match:
+            return phrase, family_unit, match
+    return None
+
+
 def describe(name: str) -> str:
     """A short plain-English phrase for the feature ``name``; KeyError for a name that is not
     a churn or coupon feature, so a new feature cannot reach marketers undescribed."""
     if name in EXACT:
         return EXACT[name]
-    for pattern, phrase, _ in FAMILIES:
-        match = pattern.fullmatch(name)
-        if match:
-            return phrase(match)
+    found = _family(name)
+    if found:
+        phrase, _, match = found
+        return phrase(match)
     raise KeyError(f"no description for feature {name!r}: add it to features/glossary.py")
 
 
@@ -235,10 +245,10 @@ def unit(name: str) -> str:
     the glossary does not know."""
     if name in EXACT:
         return EXACT_UNITS.get(name, DAYS if "days" in name.split("_") else PLAIN)
-    for pattern, _, family_unit in FAMILIES:
-        match = pattern.fullmatch(name)
-        if match:
-            return family_unit(match)
+    found = _family(name)
+    if found:
+        _, family_unit, match = found
+        return family_unit(match)
     return PLAIN
 
 
