@@ -533,6 +533,19 @@ def serve_cmd(
     os.execvpe(cmd.argv[0], cmd.argv, cmd.env)
 
 
+@app.command("bento")
+def bento_cmd(
+    bundle: Annotated[str | None, typer.Option(help="Bundle tag (default: "
+                                               "growthloop:latest)")] = None,
+) -> None:
+    """Build a Bento of the verified bundle and the service, for `bentoml containerize`."""
+    from serving.bento import build_bento, describe
+    from serving.config import load_serving_config
+
+    for line in describe(build_bento(load_serving_config(), bundle)):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 @app.command("run")
 def run(
     data: DataOpt = None,

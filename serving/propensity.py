@@ -131,7 +131,7 @@ def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
                 rows: pd.DataFrame, phrases: dict[str, str]) -> Population:
     """``rows``: the population's reason codes, their values when the bundle has them and,
     when the model reads it, recency."""
-    from training.propensity.score import deciles
+    from training.propensity.evaluate import deciles
 
     decile = deciles(probability)
     order = np.argsort(-probability, kind="stable")  # the order deciles() ranks by

@@ -24,6 +24,14 @@ def _check(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
+def deciles(scores: np.ndarray) -> np.ndarray:
+    """1 for the highest-scoring tenth, 10 for the lowest; ties keep row order."""
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return (rank * 10 // max(len(order), 1) + 1).astype(np.int64)
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     y, p = _check(y, p)
     edges = np.minimum((p * bins).astype(int), bins - 1)

@@ -23,7 +23,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,6 +42,7 @@ from training.propensity.config import (
     task_horizon,
 )
 from training.propensity.coupon import coupon_data, coupon_examples
+from training.propensity.evaluate import deciles
 from training.propensity.gbdt import MissingFeatures
 
 MODELS = ("churn", "coupon")
@@ -97,14 +97,6 @@ def _untrainable(model_name: str, as_of: date, ds: Dataset, horizon_days: int | 
     except GrowthError as exc:
         return str(exc)
     return None
-
-
-def deciles(scores: np.ndarray) -> np.ndarray:
-    """1 for the highest-scoring tenth, 10 for the lowest; ties keep row order."""
-    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return (rank * 10 // max(len(order), 1) + 1).astype(np.int64)
 
 
 def _scored(model: PropensityModel, frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

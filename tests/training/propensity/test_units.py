@@ -18,6 +18,7 @@ from training.propensity.evaluate import (
     binary_report,
     bootstrap_intervals,
     capture_at,
+    deciles,
     expected_calibration_error,
     lift_at,
 )
@@ -29,7 +30,6 @@ from training.propensity.reasons import (
     global_importance,
     top_reasons,
 )
-from training.propensity.score import deciles
 
 
 def test_ece_by_hand() -> None:
