@@ -37,7 +37,7 @@ from serving.serve import SERVICE, check_bundle_ref
 # The distributions the service's modules import (directly, not through another of these);
 # scikit-learn because the propensity models' modules import it where they fit calibrators.
 RUNTIME = ("bentoml", "lightgbm", "faiss-cpu", "numpy", "pandas", "pyarrow", "duckdb",
-           "pydantic", "pyyaml", "uvloop", "httptools", "scikit-learn")
+           "pydantic", "pyyaml", "uvloop", "httptools", "scikit-learn", "threadpoolctl")
 SOURCES = ("features/**/*.py", "training/**/*.py", "serving/**/*.py", "configs/serving.yaml")
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 

@@ -83,9 +83,12 @@ class SimilarItemsRequest(Request):
 class Item(BaseModel):
     product_id: int
     score: float = Field(description="Blend probability (repeat, similar from the household "
-                                     "list), cosine similarity (similar from items) or share "
-                                     "of households buying it in 4 weeks (popular); compare "
-                                     "scores within one reason only.")
+                                     "list), cosine similarity (similar from items: the "
+                                     "household's purchases when a department filter leaves "
+                                     "its list short, or recent_product_ids) or share of "
+                                     "households buying it in 4 weeks (popular); compare "
+                                     "scores within one reason only: the items' order is the "
+                                     "ranking.")
     reason: Reason
 
 

@@ -86,8 +86,40 @@ def test_exclude_purchased_and_departments_fill_to_k(client, bought, departments
     assert not set(products) & mine
     assert {departments[p] for p in products} == {"PRODUCE"}
     reasons = [i["reason"] for i in out["items"]]
-    assert "popular" in reasons  # the tiny list holds fewer produce items: filled
-    assert reasons == sorted(reasons, key=lambda r: r == "popular")  # fills come last
+    assert reasons == sorted(reasons, key=lambda r: r == "popular")  # popular fills come last
+
+
+@pytest.mark.parametrize("exclude_purchased", [True, False])
+def test_a_department_filter_stays_personal(client, bought, departments, world,
+                                            exclude_purchased: bool) -> None:
+    """The household's list holds few produce items; the rest are the produce products nearest
+    the mean embedding of what it bought (computed here from the bundle's embeddings), none
+    it bought, best first; popular only after those."""
+    import numpy as np
+
+    household = int(bought[s.HOUSEHOLD_ID].iloc[1])
+    mine = set(bought.loc[bought[s.HOUSEHOLD_ID] == household, s.PRODUCT_ID])
+    body = {"household_id": household, "k": 20, "exclude_purchased": exclude_purchased}
+    whole = post(client, "/recommend", {**body, "k": 200})
+    listed = [i["product_id"] for i in whole["items"]  # the list's, not the popular fill
+              if departments[i["product_id"]] == "PRODUCE" and i["reason"] != "popular"]
+    out = post(client, "/recommend", {**body, "departments": ["PRODUCE"]})
+    items = out["items"]
+    assert out["strategy"] == "personal" and len(items) == 20
+    assert [i["product_id"] for i in items[:len(listed)]] == listed[:20]
+    fill = items[len(listed):]
+    assert fill and {i["reason"] for i in fill} == {"similar"}
+
+    with np.load(world.bundle_path / "two_tower" / "item_embeddings.npz") as z:
+        vectors = dict(zip(z["product_ids"].tolist(), z["embeddings"], strict=True))
+    query = np.mean([vectors[p] for p in mine if p in vectors], axis=0)
+    query /= np.linalg.norm(query)
+    candidates = [p for p in vectors if departments.get(p) == "PRODUCE" and p not in mine
+                  and p not in listed]
+    expected = sorted(candidates, key=lambda p: -float(vectors[p] @ query))[:len(fill)]
+    assert [i["product_id"] for i in fill] == expected
+    assert [i["score"] for i in fill] == pytest.approx(
+        [float(vectors[p] @ query) for p in expected], abs=1e-5)
 
 
 def test_departments_ignore_case_and_surrounding_whitespace(client) -> None:
