@@ -32,7 +32,7 @@ from pathlib import Path
 from features.sources import GrowthError
 from serving.bundle import open_bundle
 from serving.config import REPO_ROOT, ServingConfig, use_bentoml_home
-from serving.serve import SERVICE, check_bundle_ref
+from serving.serve import SERVICE, check_store_ref
 
 # The distributions the service's modules import (directly, not through another of these);
 # scikit-learn because the propensity models' modules import it where they fit calibrators.
@@ -88,10 +88,7 @@ def build_bento(cfg: ServingConfig, bundle_ref: str | None = None) -> BentoResul
     that ``BENTOML_HOME`` or configs/serving.yaml names."""
     home = use_bentoml_home(cfg)
     ref = bundle_ref or f"{cfg.bundle_name}:latest"
-    check_bundle_ref(ref)
-    if Path(ref).is_dir():
-        raise GrowthError(f"--bundle {ref!r} is a folder: a Bento takes a bundle from the "
-                          "BentoML store, named by its tag (growthloop:VERSION)")
+    check_store_ref(ref, "a Bento")
     bundle = open_bundle(ref)
     requirements = pinned_requirements()
     # BentoML imports the service to find its models; the module reads GROWTH_BUNDLE then

@@ -271,6 +271,11 @@ def open_bundle(ref: str) -> Bundle:
             store = BentoMLContainer.model_store_dir.get()
             raise BundleError(f"no bundle {ref!r} in the BentoML store {store}: run "
                               f"`growth bundle` first ({exc})") from exc
+        except Exception as exc:  # its model.yaml damaged: BentoML raises what its parser does
+            raise BundleError(f"bundle {ref!r} cannot be read from the BentoML store: its "
+                              f"model.yaml is damaged ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else exc!r}); run "
+                              "`growth bundle` again or serve another version") from exc
         path, tag = Path(stored.path), str(stored.tag)
     return Bundle(path, verify(path), tag)
 

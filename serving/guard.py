@@ -140,6 +140,19 @@ def host_name(header: bytes) -> str:
     return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
+def host_refusal(scope: Scope, hosts: frozenset[str] | None) -> dict[str, Any] | None:
+    """The 403 body for a request addressed (Host header) to a name not in ``hosts``;
+    None when it may be answered (``hosts`` None answers any)."""
+    if hosts is None:
+        return None
+    host = dict(scope["headers"]).get(b"host")
+    if host is None or (name := host_name(host)) in hosts:
+        return None
+    return error_body("Host", (
+        f"this server does not answer requests addressed to {name!r}; it answers "
+        f"{', '.join(sorted(hosts))} (allowed_hosts in configs/serving.yaml)"))
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_body_bytes: int, keyed_paths: tuple[str, ...] = (),
                  examples: Mapping[str, str] | None = None,
@@ -155,13 +168,9 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if refusal := host_refusal(scope, self.hosts):
+            return await respond(send, 403, refusal)
         headers = dict(scope["headers"])
-        if self.hosts is not None and b"host" in headers:
-            name = host_name(headers[b"host"])
-            if name not in self.hosts:
-                return await respond(send, 403, error_body("Host", (
-                    f"this server does not answer requests addressed to {name!r}; it answers "
-                    f"{', '.join(sorted(self.hosts))} (allowed_hosts in configs/serving.yaml)")))
         if scope["method"] != "POST":
             return await self.app(scope, receive, _ShapeErrors(scope, send))
         if len(headers) < len(scope["headers"]):  # a header repeated: rare, so checked here

@@ -26,7 +26,16 @@ import functools
 import os
 from time import perf_counter
 
-from serving.guard import ASGIApp, Message, Receive, Scope, Send, respond, shaped_error
+from serving.guard import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    host_refusal,
+    respond,
+    shaped_error,
+)
 
 METRICS_PATH = "/metrics"
 ALLOWED = b"GET, HEAD"  # methods /metrics answers
@@ -66,10 +75,14 @@ def exposition() -> tuple[bytes, str]:
 
 
 class RequestMetrics:
-    """ASGI middleware: answers ``GET /metrics`` and times every other HTTP request."""
+    """ASGI middleware: answers ``GET /metrics`` and times every other HTTP request. It sits
+    outside the request guard (the guard's answers are counted too), so it refuses a
+    ``/metrics`` request addressed to a host name the guard would refuse (``hosts``)."""
 
-    def __init__(self, app: ASGIApp, routes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, routes: tuple[str, ...],
+                 hosts: frozenset[str] | None = None) -> None:
         self.app = app
+        self.hosts = hosts
         self.routes = frozenset(routes)
         self.histogram = request_histogram()
         self.children: dict[tuple[str, int], object] = {}  # labels() once per pair
@@ -81,6 +94,8 @@ class RequestMetrics:
             return await self.app(scope, receive, send)
         path = scope["path"]
         if path == METRICS_PATH:
+            if refusal := host_refusal(scope, self.hosts):
+                return await respond(send, 403, refusal)
             if scope["method"] in ("GET", "HEAD"):
                 return await self._metrics(send, head=scope["method"] == "HEAD")
             return await respond(send, 405, shaped_error(

@@ -62,11 +62,12 @@ INFRA = {
     "/livez": ("Liveness (Kubernetes): 200 with a newline as the body while the server "
                "process runs.", {}),
     "/readyz": ("Readiness: 200 with a newline as the body once this worker has loaded and "
-                "verified the bundle and answers requests; 503 before.",
+                "verified the bundle and answers requests; before that, 503 or no answer "
+                "at all (a worker still loading answers nothing): probe with a timeout.",
                 {503: "Not ready yet."}),
     "/metrics": ("Prometheus text exposition: growthloop_request_duration_seconds{endpoint, "
                  "status} (count, sum and buckets per API route and status, all workers "
-                 "summed) and process metrics; BentoML's own metrics instead when "
+                 "summed; no process metrics); BentoML's own metrics instead when "
                  "configs/serving.yaml sets bentoml_metrics: true.", {}),
 }
 HTML = {"text/html": {"schema": {"type": "string"}}}

@@ -5,8 +5,9 @@
 The bundle is opened and every checksum checked first, so a missing or corrupt bundle is a
 clear error (exit 2), never a server answering from garbage. The exact tag verified is the
 one served (``GROWTH_BUNDLE``), even if a newer bundle is written meanwhile. So are a
-``--bundle`` that is neither a folder nor a valid tag, a host that is not an IP address
-(BentoML binds only those) and an address already in use: each is a ``GrowthError`` before
+``--bundle`` that is not a tag (a folder included: BentoML serves from its store), a host
+that is not an IP address (BentoML binds only those) and an address already in use: each
+is a ``GrowthError`` before
 anything is printed or started, instead of a traceback from BentoML or its process manager.
 """
 
@@ -53,6 +54,16 @@ def check_bundle_ref(ref: str) -> None:
                           f"NAME[:VERSION] ({exc})") from exc
 
 
+def check_store_ref(ref: str, what: str) -> None:
+    """``ref`` is a tag of the BentoML store, not a folder (``what`` takes only those); else
+    GrowthError."""
+    if Path(ref).is_dir():
+        raise GrowthError(f"--bundle {ref!r} is a folder: {what} takes a bundle from the "
+                          "BentoML store, named by its tag (growthloop:VERSION; `bentoml "
+                          "models list growthloop` with BENTOML_HOME set lists them)")
+    check_bundle_ref(ref)
+
+
 def check_address(host: str, port: int) -> None:
     """``host`` is an IP address and ``port`` can be bound on it, tried as BentoML's server
     socket will bind it (``SO_REUSEADDR``, so a port in TIME_WAIT counts as free); else
@@ -92,7 +103,7 @@ def serve_command(cfg: ServingConfig, bundle_ref: str | None = None, host: str |
     address is known to be free."""
     home = use_bentoml_home(cfg)
     ref = bundle_ref or f"{cfg.bundle_name}:latest"
-    check_bundle_ref(ref)
+    check_store_ref(ref, "the service")
     host, port = host or cfg.host, port or cfg.port
     check_address(host, port)
     bundle = open_bundle(ref)

@@ -207,13 +207,13 @@ class GrowthService:
         return ok(audience)
 
 
+HOSTS = allowed_hosts(CONFIG.allowed_hosts, os.environ.get(BIND_HOST_ENV))
 if not CONFIG.bentoml_metrics:  # outside the guard: its 4xx answers are counted too
-    GrowthService.add_asgi_middleware(RequestMetrics, routes=ROUTES)
+    GrowthService.add_asgi_middleware(RequestMetrics, routes=ROUTES, hosts=HOSTS)
 GrowthService.add_asgi_middleware(
     RequestGuard, max_body_bytes=CONFIG.max_request_bytes, keyed_paths=KEYED_PATHS,
     examples={route: json.dumps(request.model_config["json_schema_extra"]["example"])
-              for route, request in REQUESTS.items()}, rule_fields=RULE_FIELDS,
-    hosts=allowed_hosts(CONFIG.allowed_hosts, os.environ.get(BIND_HOST_ENV)))
+              for route, request in REQUESTS.items()}, rule_fields=RULE_FIELDS, hosts=HOSTS)
 # inside the guard: it shapes the 405
 GrowthService.add_asgi_middleware(Pages, pages=PAGES, spec=lambda: openapi_document(
     GrowthService, REQUESTS, ANSWERS, KEYED_PATHS))

@@ -64,6 +64,12 @@ def test_corrupt_bundle_is_an_error(world, tmp_path: Path) -> None:
     (folder / "two_tower" / "recommendations.parquet").unlink()
     res = growth_serve(home=home, bundle=world.tag)
     assert res.returncode == 2 and "bundle file missing" in res.stderr
+    model_yaml = folder / "model.yaml"
+    model_yaml.write_bytes(model_yaml.read_bytes()[:40])
+    res = growth_serve(home=home, bundle=world.tag)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"bundle {world.tag!r} cannot be read from the BentoML store: its model.yaml is " \
+           "damaged" in res.stderr
 
 
 def test_port_in_use_is_an_error(world) -> None:
@@ -84,6 +90,7 @@ def test_port_in_use_is_an_error(world) -> None:
     ((), "bad tag!!", "--bundle 'bad tag!!' is neither a bundle folder nor a valid tag "
                       "NAME[:VERSION] (bad tag!! is not a valid BentoML tag"),
     ((), "growthloop:", "--bundle 'growthloop:' is neither a bundle folder nor a valid tag"),
+    ((), ".", "--bundle '.' is a folder: the service takes a bundle from the BentoML store"),
     (("--host", "localhost"), None, "--host 'localhost' is not an IP address"),
 ])
 def test_bad_tag_or_host_is_an_error(tmp_path: Path, args: tuple[str, ...], bundle: str | None,
@@ -155,6 +162,7 @@ def test_serve_and_sync_client(world, tmp_path: Path) -> None:
         assert rebound.status_code == 403 and rebound.json()["error"].startswith(
             "Host: this server does not answer requests addressed to 'rebind.example'")
         assert httpx.get(f"{url}/", headers={"Host": "rebind.example"}).status_code == 403
+        assert httpx.get(f"{url}/metrics", headers={"Host": "rebind.example"}).status_code == 403
         local = httpx.get(f"{url}/healthz", headers={"Host": f"localhost:{port}"})
         assert local.status_code == 200
 
