@@ -30,7 +30,7 @@ from typing import Any
 
 from features import schema as s
 from features.dataset import Dataset
-from features.sources import GrowthError
+from features.sources import EMBEDDED_SOURCE, GrowthError
 from serving.config import ServingConfig
 
 MANIFEST = "manifest.json"
@@ -173,6 +173,11 @@ def _export_two_tower(ds: Dataset, as_of: date, champion: dict[str, Any], folder
     return {**counts, "index_kind": index.kind}
 
 
+def bundle_command(source: str) -> str:
+    """The ``growth bundle`` command for the data ``source`` names (``Dataset.source``)."""
+    return "growth bundle" if source == EMBEDDED_SOURCE else f"growth bundle --data {source}"
+
+
 def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     """Write the champions and the snapshot as of the latest date to the BentoML store;
     returns the manifest plus ``tag``. Raises BundleError when no model has a champion
@@ -184,7 +189,7 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
     whys = {name: why for name, champion in champions.items()
             if (why := _not_bundled(name, champion, source)) is not None}
     missing = {name: _untrainable(name, ds)
-               or f"{why}; {_remedy(name, source)}, then run `growth bundle` again"
+               or f"{why}; {_remedy(name, source)}, then run `{bundle_command(source)}` again"
                for name, (why, _) in whys.items()}
     if len(whys) == len(champions):
         raise BundleError(f"no model has a @champion trained on this data ({source}): "

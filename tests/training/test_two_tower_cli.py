@@ -133,11 +133,11 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     assert str(err.value) == (
         f"no model has a @champion trained on this data ({copy}): two_tower @champion v1 was "
         f"trained on {data.resolve()}; train two_tower on this data ({copy}) and make it the "
-        "champion, then run `growth bundle` again; churn has no @champion in the registry at "
-        f"bundle time; train churn on this data ({copy}) and make it the champion, then run "
-        "`growth bundle` again; coupon has no @champion in the registry at bundle time; "
-        f"train coupon on this data ({copy}) and make it the champion, then run `growth "
-        "bundle` again")
+        f"champion, then run `growth bundle --data {copy}` again; churn has no @champion in "
+        f"the registry at bundle time; train churn on this data ({copy}) and make it the "
+        f"champion, then run `growth bundle --data {copy}` again; coupon has no @champion in "
+        f"the registry at bundle time; train coupon on this data ({copy}) and make it the "
+        f"champion, then run `growth bundle --data {copy}` again")
     # a champion registered before sources were recorded: the snapshot finds out
     mlflow.MlflowClient().delete_model_version_tag("two_tower", "1", registry.DATA_SOURCE_TAG)
     other = tmp_path / "other"
