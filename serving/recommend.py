@@ -129,15 +129,12 @@ class RecommendationStore:
 
         self.index = ItemIndex.load(folder / "model" / "index")
         with np.load(folder / "item_embeddings.npz", allow_pickle=False) as z:
-            item_ids, self._item_vectors = z["product_ids"], z["embeddings"]
-        self._item_row = {int(p): i for i, p in enumerate(item_ids)}
-        # the same vectors grouped by department, so one department is a contiguous slice
-        item_ids = np.asarray(item_ids, dtype=np.int64)
+            item_ids, vectors = z["product_ids"].astype(np.int64), z["embeddings"]
+        # rows grouped by department, so that one department is a contiguous slice
         codes = self.department_of(item_ids)
         order = np.argsort(codes, kind="stable")
-        self._grouped_ids, self._grouped_vectors = item_ids[order], self._item_vectors[order]
-        self._grouped_position = np.empty(len(order), dtype=np.int64)
-        self._grouped_position[order] = np.arange(len(order))  # item row -> grouped position
+        self._item_ids, self._item_vectors = item_ids[order], vectors[order]
+        self._item_row = {int(p): i for i, p in enumerate(self._item_ids)}
         bounds = np.searchsorted(codes[order], np.arange(len(self.department_names) + 2))
         self._department_slice = {c: slice(int(bounds[c]), int(bounds[c + 1]))
                                   for c in range(len(self.department_names) + 1)}
@@ -211,18 +208,18 @@ class RecommendationStore:
             return np.empty(0, dtype=np.int64), np.empty(0)
         query = self._item_vectors[rows].mean(axis=0)
         query /= max(float(np.linalg.norm(query)), 1e-12)
-        banned = self._grouped_position[rows + [self._item_row[p] for p in exclude.tolist()
-                                                if p in self._item_row]]
+        banned = np.asarray(rows + [self._item_row[p] for p in exclude.tolist()
+                                    if p in self._item_row], dtype=np.int64)
         found_ids, found_scores = [], []
         for code in allowed.tolist():
             part = self._department_slice[code]
             if part.start == part.stop:
                 continue
-            scores = self._grouped_vectors[part] @ query
+            scores = self._item_vectors[part] @ query
             scores[banned[(banned >= part.start) & (banned < part.stop)] - part.start] = -np.inf
             top = (np.argpartition(-scores, need - 1)[:need] if need < len(scores)
                    else np.arange(len(scores)))
-            found_ids.append(self._grouped_ids[part][top])
+            found_ids.append(self._item_ids[part][top])
             found_scores.append(scores[top])
         ids, scores = np.concatenate(found_ids), np.concatenate(found_scores)
         keep = np.isfinite(scores)
