@@ -49,7 +49,6 @@ class BentoResult:
     as_of: str
     versions: dict[str, int]
     requirements: list[str]
-    path: Path
     home: Path
 
 
@@ -109,7 +108,7 @@ def build_bento(cfg: ServingConfig, bundle_ref: str | None = None) -> BentoResul
         build_ctx=str(REPO_ROOT),
     )
     return BentoResult(str(bento.tag), bundle.tag, str(bundle.as_of), dict(bundle.versions),
-                       requirements, Path(bento.path), home)
+                       requirements, home)
 
 
 def describe(result: BentoResult) -> list[str]:
