@@ -208,7 +208,9 @@ def train_two_tower_cmd(
     ds, data_cfg = _load(data, data_config, None)
     cfg = load_two_tower_config(config, _with_standard_dates("two_tower", ds, data_cfg, sets,
                                                              config))
-    summary = train_two_tower(ds, cfg, checkpoints, reports / "two_tower", resume=resume)
+    console.print(f"training the two-tower recommender as of {cfg.as_of} ...")
+    summary = train_two_tower(ds, cfg, checkpoints, reports / "two_tower", resume=resume,
+                              say=lambda line: console.print(line, highlight=False))
     table = Table(title=f"two_tower v{summary['version']} as of {summary['as_of']} "
                         f"({summary['promotion']})")
     for col in ("system", "recall@20", "recall@20 new", "NDCG@20", "hit@20", "coverage@20"):

@@ -114,7 +114,8 @@ def _train_two_tower(ds, cfg: DataConfig, out: Path, console: Console) -> dict |
     console.print(f"training the two-tower recommender as of {tt_cfg.as_of} ...")
     try:
         summary = train_two_tower(ds, tt_cfg, out / "two_tower" / "checkpoints",
-                                  Path("reports") / "two_tower")
+                                  Path("reports") / "two_tower",
+                                  say=lambda line: console.print(line, highlight=False))
     except GrowthError as exc:  # the data is too short or too sparse for its windows
         console.print(f"two-tower: skipped ({exc})")
         return None

@@ -52,6 +52,12 @@ def test_train_register_and_recommend(data: Path, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     assert "two_tower v1" in res.stdout and "promoted" in res.stdout
     report = pd.read_json(tmp_path / "reports" / "two_tower" / "metrics.json", typ="series")
+    # a line as each stage and each epoch ends, even into a pipe (a long run's log file)
+    for record in report["epochs"]:
+        assert (f"two-tower: epoch {record['epoch']}/2: loss {record['loss']:.4f}, validation "
+                f"recall@20 {record['val_recall_at_20']:.4f}") in res.stdout
+    assert "two-tower: blends learnt on 2 windows" in res.stdout
+    assert "two-tower: evaluated (" in res.stdout
     assert {"two_tower_blend", "buy_again", "buy_again_decay_120d", "buy_again_decay_tuned",
             "popularity", "item_cooccurrence"} <= set(report["metrics"])
     tuned = report["metrics"]["buy_again_decay_tuned"]

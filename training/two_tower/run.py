@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
@@ -74,9 +75,12 @@ def describe_seconds(seconds: dict[str, float]) -> str:
 
 
 def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
-                    reports_dir: Path, resume: bool = False) -> dict:
+                    reports_dir: Path, resume: bool = False,
+                    say: Callable[[str], None] = lambda line: None) -> dict:
     """Train, evaluate, log, register and gate one version; returns a summary. Data too
-    short for the windows it reads is a GrowthError raised before any MLflow run starts."""
+    short for the windows it reads is a GrowthError raised before any MLflow run starts.
+    ``say`` gets a line as each stage and each epoch ends (a long run's only sign of life
+    when its output is a log file)."""
     check_history(ds, cfg, test_window=True)
     registry.setup(EXPERIMENT)
     if resume:
@@ -86,6 +90,8 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
     source = ds.source
     clock = [time.perf_counter()]
     prep = prepare(ds, cfg)
+    say(f"two-tower: {len(prep.item):,} training examples from {len(prep.cutoffs)} cutoffs, "
+        f"{prep.vocab.n_items:,} products ({time.perf_counter() - clock[0]:.0f} s)")
     with registry.tracked_run(EXPERIMENT, f"two_tower_{cfg.as_of}", params=params,
                               tags={registry.DATA_END_TAG: cfg.as_of.isoformat(),
                                     registry.DATA_SOURCE_TAG: source}) as run:
@@ -94,13 +100,20 @@ def train_two_tower(ds: Dataset, cfg: TwoTowerConfig, checkpoint_root: Path,
             mlflow.log_metrics({"train_loss": record["loss"],
                                 GATE_METRIC: record["val_recall_at_20"],
                                 "epoch_seconds": record["seconds"]}, step=record["epoch"])
+            say(f"two-tower: epoch {record['epoch']}/{cfg.epochs}: loss {record['loss']:.4f}, "
+                f"validation recall@20 {record['val_recall_at_20']:.4f} "
+                f"({record['seconds']:.0f} s)")
 
         result = train(prep, cfg, checkpoint_dir, resume=resume, on_epoch=log_epoch)
         clock.append(time.perf_counter())
         rec = Recommender(result.model, prep.vocab, cfg).fit_blend(ds, prep)
         clock.append(time.perf_counter())
+        say(f"two-tower: blends learnt on {cfg.blend_windows} windows "
+            f"({clock[-1] - clock[-2]:.0f} s); evaluating against the baselines ...")
         metrics = evaluate(ds, rec, cfg)
         clock.append(time.perf_counter())
+        say(f"two-tower: evaluated ({clock[-1] - clock[-2]:.0f} s); writing the index and "
+            "logging ...")
         flat = {f"{system}.{name}": value for system, m in metrics.items()
                 for name, value in m.items()}
         flat.update({f"best_{GATE_METRIC}": result.best_val_recall,
