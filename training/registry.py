@@ -338,11 +338,11 @@ def promote_if_better(
     comparison leans towards the champion, never towards the candidate. ``rescore``
     returns None when the champion cannot read those rows (another feature set): then the
     tag is used when both versions' data end on the same day, and otherwise the candidate
-    is rejected as not comparable.
+    is not promoted (not comparable).
 
     Returns ``(promoted, reason)``; the reason is also written on the version as tag
     ``promotion`` so the registry explains why each version is or is not serving. A
-    champion without the metric cannot be compared: the candidate is rejected (use
+    champion without the metric cannot be compared: the candidate is not promoted (use
     ``promote`` to force a switch of metric). Nor can a champion trained on other data (its
     ``data_source`` differs; untagged champions from older stores are compared): a metric on
     another data set says nothing about this one, and replacing the served model with one
@@ -351,7 +351,7 @@ def promote_if_better(
     rate alone moves PR-AUC; untagged champions are compared). Nor can a champion whose training
     data end later: a backtest (an older as-of date, judged on an older validation window)
     never replaces today's model by itself. A candidate whose metric is not a finite number
-    is rejected, and so is any candidate when a baseline's value is not one. The read,
+    is rejected, and no candidate is promoted when a baseline's value is not one. The read,
     the comparison and the alias move hold a lock (:func:`_promotion_lock`). Raises
     ValueError if the candidate lacks the metric.
     """
@@ -440,10 +440,10 @@ def _promote_if_better(model_name: str, version: int, metric: str, higher_is_bet
             failed.append(f"{not_op} baseline {name} {base:g}")
             lost = True
     promoted = not failed
-    reason = (
-        f"{'promoted' if promoted else 'rejected'}: {metric} {value:g} "
-        + ", ".join(passed if promoted else failed)
-    )
+    # "rejected" only when a comparison was made and lost; a version the gate could not
+    # compare is merely not promoted
+    outcome = "promoted" if promoted else "rejected" if lost else "not promoted"
+    reason = f"{outcome}: {metric} {value:g} " + ", ".join(passed if promoted else failed)
     if not promoted and not lost and champion not in (None, version):
         # not compared with the champion, and no worse than any baseline: a person may serve it
         reason += f"; `growth models promote {model_name} {version}` serves this one"

@@ -231,7 +231,7 @@ def test_promote_if_better() -> None:
     assert reason == "promoted: recall 0.14 (no champion yet)"
     assert _tag(first, "promotion") == reason
     assert r.promote_if_better(MODEL, first, "recall") == (
-        False, "rejected: recall 0.14 (v1 is already the champion)"
+        False, "not promoted: recall 0.14 (v1 is already the champion)"
     )
 
     worse = _register(date(2024, 4, 1), recall=0.13)
@@ -262,7 +262,7 @@ def test_champion_from_other_data_is_not_compared() -> None:
     candidate = _register(date(2024, 6, 1), recall=0.90)
     promoted, reason = r.promote_if_better(MODEL, candidate, "recall")
     assert not promoted and r.champion_version(MODEL) == served
-    assert reason == ("rejected: recall 0.9 (champion v1 was trained on other data, "
+    assert reason == ("not promoted: recall 0.9 (champion v1 was trained on other data, "
                       f"/data/shop-b: not comparable); `growth models promote {MODEL} 2` "
                       "serves this one")
     same_data = _register(date(2024, 5, 1), recall=0.15, source="/data/shop-b")
@@ -282,7 +282,7 @@ def test_a_champion_of_another_task_is_not_compared() -> None:
     short = _register(date(2024, 6, 1), recall=0.70, task="churn within 14 days")
     promoted, reason = r.promote_if_better(MODEL, short, "recall")
     assert not promoted and r.champion_version(MODEL) == served
-    assert reason == ("rejected: recall 0.7 (champion v1 predicts churn within 56 days, this "
+    assert reason == ("not promoted: recall 0.7 (champion v1 predicts churn within 56 days, this "
                       "version churn within 14 days: not comparable); `growth models promote "
                       f"{MODEL} 2` serves this one")
     # not comparable and worse than a baseline: no advice to serve it
@@ -314,7 +314,7 @@ def test_a_backtest_does_not_replace_the_champion() -> None:
     backtest = _register(date(2024, 3, 1), recall=0.30)
     promoted, reason = r.promote_if_better(MODEL, backtest, "recall")
     assert not promoted and r.champion_version(MODEL) == today
-    assert reason == ("rejected: recall 0.3 (its training data end on 2024-03-01, before "
+    assert reason == ("not promoted: recall 0.3 (its training data end on 2024-03-01, before "
                       "champion v1's 2024-06-01: a backtest does not replace the served model); "
                       f"`growth models promote {MODEL} 2` serves this one")
     same_end = _register(date(2024, 6, 1), recall=0.15)
@@ -350,7 +350,7 @@ def test_the_champion_is_measured_on_the_candidates_validation_rows() -> None:
     even_later = _register(date(2024, 8, 1), recall=0.90)
     promoted, reason = r.promote_if_better(MODEL, even_later, "recall", rescore=unreadable)
     assert not promoted and r.champion_version(MODEL) == later
-    assert reason == ("rejected: recall 0.9 (champion v2 cannot score this version's "
+    assert reason == ("not promoted: recall 0.9 (champion v2 cannot score this version's "
                       "validation rows, and its own were validated on data to 2024-07-01, "
                       f"this version's to 2024-08-01: not comparable); `growth models promote "
                       f"{MODEL} 4` serves this one")
@@ -366,13 +366,13 @@ def test_metrics_that_are_not_numbers_never_pass_the_gate() -> None:
     assert r.champion_version(MODEL) is None
     good = _register(date(2024, 4, 1), recall=0.2)
     assert r.promote_if_better(MODEL, good, "recall", baselines={"pop": float("nan")}) == (
-        False, "rejected: recall 0.2 (baseline pop has no finite recall: nan)")
+        False, "not promoted: recall 0.2 (baseline pop has no finite recall: nan)")
     assert r.promote_if_better(MODEL, good, "recall")[0]
     # a champion whose tag says nan (an older store) cannot be compared with
     MlflowClient().set_model_version_tag(MODEL, str(good), "metric.recall", "nan")
     later = _register(date(2024, 5, 1), recall=0.3)
     assert r.promote_if_better(MODEL, later, "recall") == (
-        False, "rejected: recall 0.3 (champion v2 has no recall to compare with); `growth "
+        False, "not promoted: recall 0.3 (champion v2 has no recall to compare with); `growth "
                f"models promote {MODEL} 3` serves this one")
 
 
