@@ -58,13 +58,12 @@ def popular(rec: Recommender, ds: Dataset, as_of: date, products: pd.Series) -> 
 
 def recommendations(rec: Recommender, ds: Dataset, as_of: date, list_length: int
                     ) -> pd.DataFrame:
-    """Both ranked lists for every household active before ``as_of``, from one candidate
-    frame (what ``Recommender.recommend`` computes for each list)."""
+    """Both ranked lists for every household active before ``as_of``, from the same
+    candidate rows (what ``Recommender.recommend`` computes for each list)."""
     households = active_households(ds, as_of)
-    frame = rec.candidates(ds, as_of, households)
-    lists = [rec.rank(frame, list_length).assign(**{LIST: MIXED}),
-             rec.rank(frame, list_length, exclude_purchased=True).assign(**{LIST: NEW})]
-    out = pd.concat(lists, ignore_index=True)
+    mixed, new = rec.ranked(ds, as_of, households, list_length)
+    out = pd.concat([mixed.assign(**{LIST: MIXED}), new.assign(**{LIST: NEW})],
+                    ignore_index=True)
     return out[[s.HOUSEHOLD_ID, LIST, "rank", s.PRODUCT_ID, "score", "reason"]]
 
 

@@ -290,18 +290,24 @@ class EASE(_NewItemLists):
     window); the item-to-item weights B minimise ||X - XB||^2 + l2 ||B||^2
     with a zero diagonal, in closed form: P = (X'X + l2 I)^-1, B = -P / diag(P), diag(B) = 0.
     A household's scores are its row of XB; products it bought are excluded (discovery).
-    Only products at least ``min_households`` households bought are modelled: the cost is
-    cubic in their number."""
+    Only products at least ``min_households`` households bought are modelled, and of those
+    at most ``max_items``, the most bought (ties: the lower product id): the time is cubic
+    and the memory quadratic in their number (22,000 products, a 50,000-household retailer
+    at 30 households: 145 s and 9.7 GB a fit)."""
 
     l2: float = 1000.0
     min_households: int = 30
+    max_items: int | None = None
     popularity_window_days: int = 28
     batch_size: int = 512
 
     def fit(self, lines: pd.DataFrame, as_of: date) -> EASE:
         self.popularity_ = Popularity(self.popularity_window_days).fit(lines, as_of)
-        buyers = lines.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()
-        self.items_ = np.sort(buyers[buyers >= self.min_households].index.to_numpy())
+        buyers = lines.groupby(s.PRODUCT_ID)[s.HOUSEHOLD_ID].nunique()  # by product id
+        buyers = buyers[buyers >= self.min_households]
+        if self.max_items is not None and len(buyers) > self.max_items:
+            buyers = buyers.sort_values(ascending=False, kind="stable").iloc[:self.max_items]
+        self.items_ = np.sort(buyers.index.to_numpy())
         kept = lines[lines[s.PRODUCT_ID].isin(self.items_)]
         baskets = (kept.groupby([s.HOUSEHOLD_ID, s.PRODUCT_ID])[s.BASKET_ID].nunique()
                    .reset_index())

@@ -107,3 +107,14 @@ def test_ease_with_too_few_buyers_models_nothing() -> None:
     assert model.scored([1, 4], k=5).empty
     assert np.isnan(model.pair_scores(np.array([1]), np.array([10]))).all()
     assert len(model.recommend([1], k=2)[1]) == 2  # popularity fills
+
+
+def test_ease_models_at_most_max_items_the_most_bought() -> None:
+    """Its cost is cubic in the products kept: ``max_items`` keeps the most bought (buyers:
+    12 three, 13 two, 10, 11 and 14 one each; ties go to the lower product id)."""
+    assert list(EASE(min_households=1).fit(TRAIN, AS_OF).items_) == [10, 11, 12, 13, 14]
+    assert list(EASE(min_households=1, max_items=2).fit(TRAIN, AS_OF).items_) == [12, 13]
+    capped = EASE(min_households=1, max_items=3).fit(TRAIN, AS_OF)
+    assert list(capped.items_) == [10, 12, 13]
+    assert capped.weights_.shape == (3, 3)
+    assert list(EASE(min_households=2, max_items=3).fit(TRAIN, AS_OF).items_) == [12, 13]

@@ -207,3 +207,34 @@ def test_training_reads_each_batchs_items_as_of_its_cutoff(prepared, monkeypatch
     assert not any(torch.equal(t, prep.item_numeric) for t in seen)
     values = prep.train_item_numeric[:, 1:].reshape(-1, prep.train_item_numeric.shape[-1])
     assert torch.allclose(result.model.item.numeric.mean, values.mean(0))
+
+
+def test_candidates_built_in_groups_are_the_rows_of_one_build(prepared) -> None:
+    """Candidate rows are built a group of households at a time so that memory follows the
+    group, not the population: every group size gives the same rows, features and ranked
+    lists as one group holding every household (the group's households change no shared
+    statistic: co-occurrence, EASE, popular items per product type, item statistics)."""
+    from features import schema as s
+    from training.two_tower.candidates import Candidates
+    from training.two_tower.job import Recommender
+
+    ds, prep = prepared
+    cfg = CFG.model_copy(update={"epochs": 1, "blend_windows": 1})
+    rec = Recommender(train(prep, cfg).model, prep.vocab, cfg).fit_blend(ds, prep)
+    households = np.sort(prep.val_state.household_ids)
+    users, items = rec.embeddings(ds, cfg.as_of, households)
+    item_stats, hh_stats = rec._stats(ds, cfg.as_of)
+    built = Candidates(ds, prep.vocab, cfg.as_of, items, cfg, item_stats, hh_stats)
+    whole = built.frame(households, users)
+    assert len(whole) > 10 * len(households)  # history and new items for each household
+    assert whole[s.HOUSEHOLD_ID].nunique() == len(households)
+    assert (whole["in_history"] == 0).any() and (whole["in_history"] == 1).any()
+    for size in (1, 7, 64):
+        groups = list(built.groups(households, users, size))
+        assert len(groups) == -(-len(households) // size)
+        pd.testing.assert_frame_equal(pd.concat(groups, ignore_index=True), whole)
+    for exclude in (False, True):
+        one = rec.rank(whole, 20, exclude)
+        groups = built.groups(households, users, 7)
+        by_group = pd.concat([rec.rank(g, 20, exclude) for g in groups], ignore_index=True)
+        pd.testing.assert_frame_equal(by_group, one)

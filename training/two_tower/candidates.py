@@ -8,6 +8,7 @@ types it buys most. Every query reads only lines before ``as_of``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import numpy as np
@@ -19,9 +20,17 @@ from features.household import sql_date, transactions_before
 from features.product import catalog_sql
 from training.baselines import EASE, ItemCooccurrence
 from training.two_tower.config import TwoTowerConfig
-from training.two_tower.data import Vocab, purchased_before
+from training.two_tower.data import Vocab, item_positions
 
 HISTORY_CAP = 200
+# households whose candidate rows are built at once: memory follows this, not the population
+# (about 300 rows per household); the embedded data's windows fit in one group
+GROUP_HOUSEHOLDS = 4096
+
+
+def _households(households: np.ndarray) -> pd.DataFrame:
+    """``households`` as a one-column frame, for SQL to read as a view."""
+    return pd.DataFrame({s.HOUSEHOLD_ID: np.asarray(households, dtype=np.int64)})
 
 
 def history_candidates(ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
@@ -29,10 +38,11 @@ def history_candidates(ds: Dataset, as_of: date, households: np.ndarray) -> pd.D
     the ``HISTORY_CAP`` products with the largest 60-day-decayed weight."""
     d, ts = sql_date(as_of), s.TRANSACTION_TIMESTAMP
     h, p, b = s.HOUSEHOLD_ID, s.PRODUCT_ID, s.BASKET_ID
-    frame = ds.df(f"""
+    frame = ds.df_with(f"""
         WITH t AS (
             SELECT {h}, {p}, {b}, date_diff('day', CAST({ts} AS DATE), {d}) AS age
-            FROM {s.TRANSACTIONS} WHERE {ts} < CAST({d} AS TIMESTAMP)),
+            FROM {s.TRANSACTIONS} WHERE {ts} < CAST({d} AS TIMESTAMP)
+              AND {h} IN (SELECT {h} FROM wanted)),
         hp AS (
             SELECT {h}, {p}, count(DISTINCT {b}) AS n_baskets,
                    sum(pow(0.5, age / 14.0)) AS decay_14, sum(pow(0.5, age / 60.0)) AS decay_60,
@@ -43,8 +53,8 @@ def history_candidates(ds: Dataset, as_of: date, households: np.ndarray) -> pd.D
             SELECT *, row_number() OVER (PARTITION BY {h} ORDER BY decay_60 DESC, {p}) AS rn,
                    count(*) OVER (PARTITION BY {h}) AS household_items
             FROM hp)
-        SELECT * EXCLUDE (rn) FROM ranked WHERE rn <= {HISTORY_CAP} ORDER BY {h}, rn""")
-    frame = frame[frame[h].isin(households)]
+        SELECT * EXCLUDE (rn) FROM ranked WHERE rn <= {HISTORY_CAP} ORDER BY {h}, rn""",
+        wanted=_households(households))
     span = (frame["days_since_first"] - frame["days_since_last"]).astype(float)
     frame["mean_interval"] = np.where(frame["n_baskets"] > 1,
                                       span / (frame["n_baskets"] - 1).clip(lower=1), np.nan)
@@ -61,19 +71,19 @@ def lines_before(ds: Dataset, as_of: date) -> pd.DataFrame:
                  f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
 
 
-def new_item_candidates(lines: pd.DataFrame, as_of: date, households: np.ndarray,
+def new_item_candidates(cooc: ItemCooccurrence, bought: pd.DataFrame, households: np.ndarray,
                         n: int) -> pd.DataFrame:
-    """Products new to each household from item co-occurrence with its history and from
-    recent popularity (``lines``: those before ``as_of``): household_id, product_id,
-    cooc_score, cooc_rank, pop_rank."""
+    """Products new to each household from item co-occurrence with its history (``cooc``
+    fitted with ``exclude_history``) and from recent popularity (``bought``: the distinct
+    household_id, product_id pairs before the date): household_id, product_id, cooc_score,
+    cooc_rank, pop_rank."""
     h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
-    cooc = ItemCooccurrence(exclude_history=True).fit(lines, as_of)
     scored = cooc.scored(households, n)
     popular = cooc.popularity_.ranking_[:n]
     pop = pd.DataFrame({h: np.repeat(households, len(popular)),
                         p: np.tile(popular, len(households)),
                         "pop_rank": np.tile(np.arange(1, len(popular) + 1), len(households))})
-    bought = lines[[h, p]].drop_duplicates().assign(bought=1)
+    bought = bought[bought[h].isin(households)].assign(bought=1)
     pop = pop.merge(bought, on=[h, p], how="left")
     pop = pop[pop["bought"].isna()].drop(columns="bought")
     return scored.merge(pop, on=[h, p], how="outer")
@@ -104,9 +114,10 @@ def category_candidates(ds: Dataset, as_of: date, households: np.ndarray, n_type
     the ``per_type`` products most bought in the last 4 weeks it never bought:
     household_id, product_id."""
     h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
-    frame = ds.df(f"""
+    frame = ds.df_with(f"""
         WITH {_lines_with_catalog(ds, as_of)},
-        ht AS (SELECT h, type, sum(pow(0.5, age / 60.0)) AS w FROM lc
+        mine AS (SELECT * FROM lc WHERE h IN (SELECT {h} FROM wanted)),
+        ht AS (SELECT h, type, sum(pow(0.5, age / 60.0)) AS w FROM mine
                WHERE type IS NOT NULL GROUP BY 1, 2),
         top_types AS (SELECT * FROM (SELECT *, row_number() OVER (
                           PARTITION BY h ORDER BY w DESC, type) AS r FROM ht)
@@ -116,10 +127,11 @@ def category_candidates(ds: Dataset, as_of: date, households: np.ndarray, n_type
         top_items AS (SELECT * FROM (SELECT *, row_number() OVER (
                           PARTITION BY type ORDER BY n DESC, p) AS r FROM ip)
                       WHERE r <= {per_type}),
-        bought AS (SELECT DISTINCT h, p FROM lc),
+        bought AS (SELECT DISTINCT h, p FROM mine),
         c AS (SELECT DISTINCT tt.h, ti.p FROM top_types tt JOIN top_items ti USING (type))
-        SELECT c.h AS {h}, c.p AS {p} FROM c ANTI JOIN bought USING (h, p) ORDER BY 1, 2""")
-    return frame[frame[h].isin(households)]
+        SELECT c.h AS {h}, c.p AS {p} FROM c ANTI JOIN bought USING (h, p) ORDER BY 1, 2""",
+        wanted=_households(households))
+    return frame
 
 
 def affinity_features(ds: Dataset, as_of: date, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -128,16 +140,18 @@ def affinity_features(ds: Dataset, as_of: date, pairs: pd.DataFrame) -> pd.DataF
     h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
 
     def grouped(key: str, extra: str = "") -> str:
-        return (f"SELECT h, {key}, count(DISTINCT b) AS n{extra} FROM lc "
+        return (f"SELECT h, {key}, count(DISTINCT b) AS n{extra} FROM mine "
                 f"WHERE {key} IS NOT NULL GROUP BY 1, 2")
 
     decay = ", sum(pow(0.5, age / 60.0)) AS dec, count(DISTINCT p) AS np"
     return ds.df_with(f"""
         WITH {_lines_with_catalog(ds, as_of)},
+        mine AS (SELECT * FROM lc WHERE h IN (SELECT DISTINCT {h} FROM pairs)),
         ty AS ({grouped("type", decay)}), ca AS ({grouped("category", decay)}),
         de AS ({grouped("department")}), br AS ({grouped("brand")}),
         ma AS ({grouped("manufacturer")}),
-        hn AS (SELECT h, count(DISTINCT b) AS nb, count(DISTINCT p) AS np FROM lc GROUP BY 1)
+        hn AS (SELECT h, count(DISTINCT b) AS nb, count(DISTINCT p) AS np FROM mine
+               GROUP BY 1)
         SELECT x.{h}, x.{p},
                coalesce(ty.n, 0) AS hh_type_baskets, coalesce(ty.dec, 0) AS hh_type_decay,
                coalesce(ty.np, 0) AS hh_type_products,
@@ -183,50 +197,75 @@ def campaign_features(ds: Dataset, as_of: date, pairs: pd.DataFrame) -> pd.DataF
         ORDER BY 1, 2""", pairs=pairs[[h, p]])
 
 
-def candidate_frame(ds: Dataset, vocab: Vocab, as_of: date, households: np.ndarray,
-                    user_emb: np.ndarray, item_emb: np.ndarray, cfg: TwoTowerConfig,
-                    item_stats: pd.DataFrame, household_stats: pd.DataFrame) -> pd.DataFrame:
-    """History candidates plus new items from the two-tower, co-occurrence, EASE,
-    popularity and the household's favourite product types, with every blend feature.
+class Candidates:
+    """Candidate rows as of one date, with every blend feature, for any households: what
+    all households share (co-occurrence, EASE, popularity, item and household statistics,
+    the item embeddings) is fitted once, then :meth:`frame` builds one group's rows.
 
-    ``user_emb`` rows follow ``households``; ``item_emb`` rows follow ``vocab.product_ids``.
+    ``item_emb`` rows follow ``vocab.product_ids``; ``item_stats`` and ``household_stats``
+    are the blend's item and household columns as of ``as_of``.
     """
-    from training.two_tower.train import top_items
 
-    h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
-    n_candidates = cfg.candidates
-    hist = history_candidates(ds, as_of, households)
-    top, scores = top_items(user_emb, item_emb, n_candidates,
-                            purchased_before(ds, vocab, as_of, households))
-    tt = pd.DataFrame({h: np.repeat(households, n_candidates),
-                       p: vocab.product_ids[top.ravel()],
-                       "tt_rank": np.tile(np.arange(1, n_candidates + 1), len(households))})
-    lines = lines_before(ds, as_of)
-    others = new_item_candidates(lines, as_of, households, n_candidates // 2)
-    ease = EASE(cfg.ease_l2, cfg.ease_min_households).fit(lines, as_of)
-    del lines
-    learned = ease.scored(households, cfg.ease_candidates).drop(columns="ease_score")
-    cats = category_candidates(ds, as_of, households, cfg.category_types, cfg.category_items)
-    frame = (hist.merge(tt, on=[h, p], how="outer").merge(others, on=[h, p], how="outer")
-             .merge(learned, on=[h, p], how="outer").merge(cats, on=[h, p], how="outer"))
-    frame["cooc_rank"] = frame["cooc_rank"].fillna(n_candidates + 1)
-    frame["ease_rank"] = frame["ease_rank"].fillna(cfg.ease_candidates + 1)
-    # EASE's score of every candidate, history items included
-    frame["ease_score"] = ease.pair_scores(frame[h].to_numpy(), frame[p].to_numpy())
-    frame["pop_rank"] = frame["pop_rank"].fillna(n_candidates + 1)
-    frame["in_history"] = frame["in_history"].fillna(0)
-    # the two-tower score of every candidate, history items included
-    row = pd.Series(np.arange(len(households)), index=households).loc[frame[h]].to_numpy()
-    item = vocab.item_index(frame[p].to_numpy())
-    known = item > 0
-    tt_score = np.full(len(frame), np.nan, dtype=np.float32)
-    tt_score[known] = np.einsum("ij,ij->i", user_emb[row[known]], item_emb[item[known] - 1])
-    frame["tt_score"] = tt_score
-    frame["tt_rank"] = frame["tt_rank"].fillna(n_candidates + 1)
-    frame = frame.merge(item_stats, on=p, how="left").merge(household_stats, on=h, how="left")
-    frame = frame.merge(affinity_features(ds, as_of, frame), on=[h, p], how="left")
-    frame = frame.merge(campaign_features(ds, as_of, frame), on=[h, p], how="left")
-    frame["household_items"] = frame.groupby(h)["household_items"].transform("max")
-    return frame.sort_values([h, p], kind="stable").reset_index(drop=True)
+    def __init__(self, ds: Dataset, vocab: Vocab, as_of: date, item_emb: np.ndarray,
+                 cfg: TwoTowerConfig, item_stats: pd.DataFrame,
+                 household_stats: pd.DataFrame) -> None:
+        self.ds, self.vocab, self.as_of, self.item_emb, self.cfg = ds, vocab, as_of, item_emb, cfg
+        self.item_stats, self.household_stats = item_stats, household_stats
+        lines = lines_before(ds, as_of)
+        self.cooc = ItemCooccurrence(exclude_history=True).fit(lines, as_of)
+        self.ease = EASE(cfg.ease_l2, cfg.ease_min_households,
+                         max_items=cfg.ease_max_items).fit(lines, as_of)
+        self.bought = lines[[s.HOUSEHOLD_ID, s.PRODUCT_ID]].drop_duplicates()
 
+    def groups(self, households: np.ndarray, user_emb: np.ndarray,
+               size: int = GROUP_HOUSEHOLDS) -> Iterator[pd.DataFrame]:
+        """:meth:`frame` of ``size`` households at a time, in order (``user_emb`` rows
+        follow ``households``): together, the rows one call for all of them would give."""
+        for start in range(0, len(households), size):
+            yield self.frame(households[start:start + size], user_emb[start:start + size])
 
+    def frame(self, households: np.ndarray, user_emb: np.ndarray) -> pd.DataFrame:
+        """History candidates plus new items from the two-tower, co-occurrence, EASE,
+        popularity and the household's favourite product types, sorted by household and
+        product; every column but the two ids as float32 (what the blend reads)."""
+        from training.two_tower.train import top_items
+
+        ds, as_of, cfg, ease = self.ds, self.as_of, self.cfg, self.ease
+        h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
+        n_candidates = cfg.candidates
+        hist = history_candidates(ds, as_of, households)
+        bought = self.bought[self.bought[h].isin(households)]
+        top, _ = top_items(user_emb, self.item_emb, n_candidates,
+                           item_positions(bought, self.vocab, households))
+        tt = pd.DataFrame({h: np.repeat(households, n_candidates),
+                           p: self.vocab.product_ids[top.ravel()],
+                           "tt_rank": np.tile(np.arange(1, n_candidates + 1), len(households))})
+        others = new_item_candidates(self.cooc, bought, households, n_candidates // 2)
+        learned = ease.scored(households, cfg.ease_candidates).drop(columns="ease_score")
+        cats = category_candidates(ds, as_of, households, cfg.category_types,
+                                   cfg.category_items)
+        frame = (hist.merge(tt, on=[h, p], how="outer").merge(others, on=[h, p], how="outer")
+                 .merge(learned, on=[h, p], how="outer").merge(cats, on=[h, p], how="outer"))
+        frame["cooc_rank"] = frame["cooc_rank"].fillna(n_candidates + 1)
+        frame["ease_rank"] = frame["ease_rank"].fillna(cfg.ease_candidates + 1)
+        # EASE's score of every candidate, history items included
+        frame["ease_score"] = ease.pair_scores(frame[h].to_numpy(), frame[p].to_numpy())
+        frame["pop_rank"] = frame["pop_rank"].fillna(n_candidates + 1)
+        frame["in_history"] = frame["in_history"].fillna(0)
+        # the two-tower score of every candidate, history items included
+        row = pd.Series(np.arange(len(households)), index=households).loc[frame[h]].to_numpy()
+        item = self.vocab.item_index(frame[p].to_numpy())
+        known = item > 0
+        tt_score = np.full(len(frame), np.nan, dtype=np.float32)
+        tt_score[known] = np.einsum("ij,ij->i", user_emb[row[known]],
+                                    self.item_emb[item[known] - 1])
+        frame["tt_score"] = tt_score
+        frame["tt_rank"] = frame["tt_rank"].fillna(n_candidates + 1)
+        frame = (frame.merge(self.item_stats, on=p, how="left")
+                 .merge(self.household_stats, on=h, how="left"))
+        frame = frame.merge(affinity_features(ds, as_of, frame), on=[h, p], how="left")
+        frame = frame.merge(campaign_features(ds, as_of, frame), on=[h, p], how="left")
+        frame["household_items"] = frame.groupby(h)["household_items"].transform("max")
+        frame = frame.sort_values([h, p], kind="stable").reset_index(drop=True)
+        values = [c for c in frame.columns if c not in (h, p)]
+        return frame.astype(dict.fromkeys(values, np.float32))

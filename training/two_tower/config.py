@@ -46,6 +46,9 @@ class TwoTowerConfig(Strict):
     ease_candidates: int = Field(100, ge=0)
     ease_l2: float = Field(1000.0, gt=0)
     ease_min_households: int = Field(30, ge=1)
+    # the most bought products EASE models at most: its cost is cubic in their number (the
+    # embedded data has 5,500-6,600 products bought by 30 households, so all are kept)
+    ease_max_items: int = Field(10_000, ge=1)
     neighbours: int = Field(50, ge=1)  # household-neighbours baseline: households voting
     category_types: int = Field(20, ge=0)  # new-item candidates from the household's top
     category_items: int = Field(5, ge=0)  # product types: this many popular items of each

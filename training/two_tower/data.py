@@ -150,6 +150,14 @@ def purchased_before(ds: Dataset, vocab: Vocab, as_of: date,
     ts, h, p = s.TRANSACTION_TIMESTAMP, s.HOUSEHOLD_ID, s.PRODUCT_ID
     pairs = ds.df(f"SELECT DISTINCT {h}, {p} FROM {s.TRANSACTIONS} "
                   f"WHERE {ts} < CAST({sql_date(as_of)} AS TIMESTAMP)")
+    return item_positions(pairs, vocab, households)
+
+
+def item_positions(pairs: pd.DataFrame, vocab: Vocab,
+                   households: np.ndarray) -> list[np.ndarray]:
+    """Per household (in order), the 0-based item positions of its (household_id,
+    product_id) ``pairs``."""
+    h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
     pairs = pairs.assign(item=vocab.item_index(pairs[p].to_numpy()) - 1)
     grouped = pairs[pairs["item"] >= 0].groupby(h)["item"].apply(np.asarray)
     empty = np.empty(0, dtype=np.int64)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -32,7 +33,7 @@ from training.metrics import (
     recall_at_k,
     targets_from_frame,
 )
-from training.two_tower.candidates import candidate_frame, lines_before
+from training.two_tower.candidates import Candidates, lines_before
 from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab, item_numeric, user_state, window_targets
 from training.two_tower.model import TwoTower
@@ -90,26 +91,45 @@ class Recommender:
             self._items = (ds, as_of, items)
         return items
 
-    def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
+    def candidate_groups(self, ds: Dataset, as_of: date,
+                         households: np.ndarray) -> Iterator[pd.DataFrame]:
+        """The candidate rows of ``households`` as of ``as_of``, a group of households at a
+        time (``Candidates.groups``): a population's rows are never all in memory at once."""
         users, items = self.embeddings(ds, as_of, households)
         item_stats, hh_stats = self._stats(ds, as_of)
-        return candidate_frame(ds, self.vocab, as_of, households, users, items, self.cfg,
-                               item_stats, hh_stats)
+        yield from Candidates(ds, self.vocab, as_of, items, self.cfg, item_stats,
+                              hh_stats).groups(households, users)
+
+    def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
+        """Every candidate row of ``households`` as of ``as_of`` in one frame."""
+        return pd.concat(self.candidate_groups(ds, as_of, households), ignore_index=True)
+
+    def ranked(self, ds: Dataset, as_of: date, households: np.ndarray, k: int,
+               lists: tuple[bool, ...] = (False, True)) -> list[pd.DataFrame]:
+        """:meth:`rank` of the candidates of ``households``, one frame per
+        ``exclude_purchased`` value in ``lists``, built a group of households at a time."""
+        parts: list[list[pd.DataFrame]] = [[] for _ in lists]
+        for frame in self.candidate_groups(ds, as_of, households):
+            for part, exclude in zip(parts, lists, strict=True):
+                part.append(self.rank(frame, k, exclude))
+        return [pd.concat(part, ignore_index=True) for part in parts]
 
     def fit_blend(self, ds: Dataset, prep: Prepared) -> Recommender:
         """Learn both blends on the ``blend_windows`` labelled windows just before ``as_of``
         (the newest is the validation window); the test window is never read."""
-        frames, labels = [], []
+        frames, labels, windows = [], [], []
         for i in range(1, self.cfg.blend_windows + 1):
             cutoff = self.cfg.as_of - timedelta(days=i * self.cfg.window_days)
-            truth = window_targets(ds, cutoff, self.cfg.window_days)
+            truth = window_targets(ds, cutoff, self.cfg.window_days).assign(y=1)
             households = np.sort(truth[s.HOUSEHOLD_ID].unique())
-            frame = self.candidates(ds, cutoff, households)
-            labels.append(frame.merge(truth.assign(y=1), on=[s.HOUSEHOLD_ID, s.PRODUCT_ID],
-                                      how="left")["y"].fillna(0).to_numpy())
-            frames.append(frame)
+            for frame in self.candidate_groups(ds, cutoff, households):
+                labels.append(frame.merge(truth, on=[s.HOUSEHOLD_ID, s.PRODUCT_ID],
+                                          how="left")["y"].fillna(0).to_numpy())
+                frames.append(frame)
+                windows.append(np.full(len(frame), i - 1))
         frame, label = pd.concat(frames, ignore_index=True), np.concatenate(labels)
-        window = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+        del frames
+        window = np.concatenate(windows)
         self.blender, self.new_blender = (b.fit(frame, label, window)
                                           for b in self.blenders(self.cfg))
         return self
@@ -142,7 +162,7 @@ class Recommender:
         products (new to the household, with ``exclude_purchased``) were sold before
         ``as_of``."""
         h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
-        top = self.rank(self.candidates(ds, as_of, households), k, exclude_purchased)
+        (top,) = self.ranked(ds, as_of, households, k, (exclude_purchased,))
         listed = top.groupby(h).size().reindex(households, fill_value=0)
         short = listed.index[listed.to_numpy() < k].to_numpy()
         if not len(short):
@@ -200,9 +220,8 @@ def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig) -> dict[str, di
                   / lines[s.HOUSEHOLD_ID].nunique()).to_dict()
     catalog = rec.vocab.n_items
     systems: dict[str, dict[int, list[int]]] = {}
-    frame = rec.candidates(ds, cfg.as_of, households)  # built once, ranked both ways
-    systems["two_tower_blend"] = as_lists(rec.rank(frame, k))
-    new_only = as_lists(rec.rank(frame, k, exclude_purchased=True))
+    mixed, new_only = map(as_lists, rec.ranked(ds, cfg.as_of, households, k))
+    systems["two_tower_blend"] = mixed
     systems["two_tower_only"] = rec.two_tower_only(ds, cfg.as_of, households, k)
     half_life, tried = tune_decay_half_life(ds, cfg)
     baselines = {"popularity": Popularity(), "buy_again": BuyAgain(),
@@ -210,7 +229,8 @@ def evaluate(ds: Dataset, rec: Recommender, cfg: TwoTowerConfig) -> dict[str, di
                  "buy_again_decay_tuned": BuyAgain(half_life_days=half_life),
                  "item_cooccurrence": ItemCooccurrence(),
                  "household_neighbours": HouseholdNeighbours(cfg.neighbours),
-                 "ease": EASE(cfg.ease_l2, cfg.ease_min_households)}
+                 "ease": EASE(cfg.ease_l2, cfg.ease_min_households,
+                              max_items=cfg.ease_max_items)}
     for name, model in baselines.items():
         systems[name] = model.fit(lines, cfg.as_of).recommend(households, k)
     out = {}
