@@ -504,7 +504,8 @@ def bundle_cmd(data: DataOpt = None, data_config: ConfigOpt = None) -> None:
     cfg = load_serving_config()
     use_bentoml_home(cfg)
     ds, _ = _load(data, data_config, None)
-    for line in describe(build_bundle(ds, cfg), cfg):
+    manifest = build_bundle(ds, cfg, say=lambda line: console.print(line, highlight=False))
+    for line in describe(manifest, cfg):
         console.print(line, highlight=False)
 
 

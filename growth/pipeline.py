@@ -97,7 +97,7 @@ def run_main_job(data: Path | None, cfg: DataConfig, out: Path, console: Console
     # --- the serving bundle: @champion models and the online snapshot (issue 5) ---
     from serving.bundle import bundle_after_run
 
-    for line in bundle_after_run(ds):
+    for line in bundle_after_run(ds, say=lambda line: console.print(line, highlight=False)):
         console.print(line, highlight=False)
     console.print(f"main job done in {time.perf_counter() - started:.1f} s")
     return result

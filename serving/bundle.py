@@ -23,6 +23,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -178,10 +180,11 @@ def bundle_command(source: str) -> str:
     return "growth bundle" if source == EMBEDDED_SOURCE else f"growth bundle --data {source}"
 
 
-def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
+def build_bundle(ds: Dataset, cfg: ServingConfig,
+                 say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Write the champions and the snapshot as of the latest date to the BentoML store;
-    returns the manifest plus ``tag``. Raises BundleError when no model has a champion
-    trained on this data."""
+    returns the manifest plus ``tag``; ``say`` gets a line as each model is exported. Raises
+    BundleError when no model has a champion trained on this data."""
 
     as_of = snapshot_date(ds)
     source = ds.source
@@ -201,6 +204,8 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
             if name in missing:
                 continue
             folder = staging / name
+            started = time.perf_counter()
+            say(f"bundle: exporting {name} v{champion['version']} as of {as_of} ...")
             if name == TWO_TOWER:
                 summary = _export_two_tower(ds, as_of, champion, folder, cfg)
             else:
@@ -210,6 +215,7 @@ def build_bundle(ds: Dataset, cfg: ServingConfig) -> dict[str, Any]:
                                             _download(name, champion["version"],
                                                       folder / "model"), folder)
             models[name] = {**champion, **summary}
+            say(f"bundle: {name} exported ({time.perf_counter() - started:.0f} s)")
         manifest = {
             "format_version": FORMAT_VERSION, "as_of": as_of.isoformat(),
             "data_source": source, "created": datetime.now(UTC).isoformat(),
@@ -304,13 +310,15 @@ def describe(manifest: dict[str, Any], cfg: ServingConfig) -> list[str]:
     return lines
 
 
-def bundle_after_run(ds: Dataset) -> list[str]:
-    """The last step of ``growth run``: bundle the champions, or say why not."""
+def bundle_after_run(ds: Dataset, say: Callable[[str], None] = lambda line: None
+                     ) -> list[str]:
+    """The last step of ``growth run``: bundle the champions, or say why not (``say``: as
+    :func:`build_bundle`)."""
     from serving.config import load_serving_config, use_bentoml_home
 
     cfg = load_serving_config()
     use_bentoml_home(cfg)
     try:
-        return describe(build_bundle(ds, cfg), cfg)
+        return describe(build_bundle(ds, cfg, say), cfg)
     except BundleError as exc:
         return [f"bundle: skipped: {exc}"]

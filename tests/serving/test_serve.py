@@ -40,6 +40,9 @@ def test_growth_bundle_prints_how_to_serve(world, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     assert "two_tower v1: " in res.stdout and "churn v1: " in res.stdout
     assert "serve it: growth serve --port 3000" in res.stdout
+    for name in ("two_tower", "churn", "coupon"):  # a line as each export starts and ends
+        assert f"bundle: exporting {name} v1 as of " in res.stdout
+        assert f"bundle: {name} exported (" in res.stdout
     assert list((tmp_path / "store" / "models" / "growthloop").glob("*/manifest.json"))
 
 

@@ -114,7 +114,7 @@ def category_candidates(ds: Dataset, as_of: date, households: np.ndarray, n_type
     the ``per_type`` products most bought in the last 4 weeks it never bought:
     household_id, product_id."""
     h, p = s.HOUSEHOLD_ID, s.PRODUCT_ID
-    frame = ds.df_with(f"""
+    return ds.df_with(f"""
         WITH {_lines_with_catalog(ds, as_of)},
         mine AS (SELECT * FROM lc WHERE h IN (SELECT {h} FROM wanted)),
         ht AS (SELECT h, type, sum(pow(0.5, age / 60.0)) AS w FROM mine
@@ -131,7 +131,6 @@ def category_candidates(ds: Dataset, as_of: date, households: np.ndarray, n_type
         c AS (SELECT DISTINCT tt.h, ti.p FROM top_types tt JOIN top_items ti USING (type))
         SELECT c.h AS {h}, c.p AS {p} FROM c ANTI JOIN bought USING (h, p) ORDER BY 1, 2""",
         wanted=_households(households))
-    return frame
 
 
 def affinity_features(ds: Dataset, as_of: date, pairs: pd.DataFrame) -> pd.DataFrame:

@@ -100,10 +100,6 @@ class Recommender:
         yield from Candidates(ds, self.vocab, as_of, items, self.cfg, item_stats,
                               hh_stats).groups(households, users)
 
-    def candidates(self, ds: Dataset, as_of: date, households: np.ndarray) -> pd.DataFrame:
-        """Every candidate row of ``households`` as of ``as_of`` in one frame."""
-        return pd.concat(self.candidate_groups(ds, as_of, households), ignore_index=True)
-
     def ranked(self, ds: Dataset, as_of: date, households: np.ndarray, k: int,
                lists: tuple[bool, ...] = (False, True)) -> list[pd.DataFrame]:
         """:meth:`rank` of the candidates of ``households``, one frame per
