@@ -97,19 +97,34 @@ def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, A
 @dataclass
 class Population:
     """Scored households of one population, best first (the order deciles follow), with
-    the date their features are as of and what the model's reason codes mean."""
+    the date their features are as of and what the model's reason codes mean. A
+    household's answer is built when asked for (:meth:`scores`): an object per row would
+    cost a worker about 1.3 KB and 9 us per row at start-up, 1.4 GB and 10 s for the 1.1
+    million coupon rows of a 50,000-household retailer."""
 
     as_of: date
     household_ids: np.ndarray
     probabilities: np.ndarray
     deciles: np.ndarray
     reasons: list[list[str]]
-    by_household: dict[int, HouseholdScore]
     glossary: dict[str, str] = field(default_factory=dict)  # feature name -> plain English
     # days from each household's last purchase to as_of, best first (None: no purchase)
     days_since_purchase: list[int | None] = field(default_factory=list)
     # each reason's value as text, best first, like reasons (empty: a bundle without them)
     reason_values: list[list[str]] = field(default_factory=list)
+    # positions that sort household_ids: a household's row by binary search
+    _by_id: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = np.argsort(self.household_ids, kind="stable")
+
+    def rows(self, household_ids: np.ndarray) -> np.ndarray:
+        """Each household's position (best first), -1 when it is not in the population."""
+        ids, by_id = self.household_ids, self._by_id
+        if not len(ids):
+            return np.full(len(household_ids), -1)
+        found = by_id[np.searchsorted(ids, household_ids, sorter=by_id).clip(max=len(ids) - 1)]
+        return np.where(ids[found] == household_ids, found, -1)
 
     def reason_glossary(self, reasons: Iterable[list[str]]) -> dict[str, str]:
         """The glossary entries of the reason codes in ``reasons``, in order of appearance."""
@@ -117,14 +132,17 @@ class Population:
 
     def scores(self, household_ids: list[int]) -> tuple[list[HouseholdScore], list[int]]:
         """(scores of the known households in request order, the unknown ones)."""
-        known, unknown = [], []
-        for h in dict.fromkeys(household_ids):
-            found = self.by_household.get(h)
-            if found is None:
-                unknown.append(h)
-            else:
-                known.append(found)
-        return known, unknown
+        asked = np.asarray(list(dict.fromkeys(household_ids)), dtype=np.int64)
+        rows = self.rows(asked)
+        hit = rows >= 0
+        at = rows[hit]
+        values = self.reason_values
+        known = [HouseholdScore(household_id=h, probability=p, decile=d,
+                                reasons=list(self.reasons[r]),
+                                reason_values=list(values[r]) if values else [])
+                 for h, p, d, r in zip(asked[hit].tolist(), self.probabilities[at].tolist(),
+                                       self.deciles[at].tolist(), at.tolist(), strict=True)]
+        return known, asked[~hit].tolist()
 
 
 def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
@@ -141,12 +159,8 @@ def _population(as_of: date, households: np.ndarray, probability: np.ndarray,
               else [[]] * len(codes))
     recency = ([None if pd.isna(d) else int(d) for d in rows[RECENCY].to_numpy()[order]]
                if RECENCY in rows.columns else [])
-    scores = {int(h): HouseholdScore(household_id=int(h), probability=float(p),
-                                     decile=int(d), reasons=list(r), reason_values=list(v))
-              for h, p, d, r, v in zip(households, probability, decile, codes, values,
-                                       strict=True)}
     return Population(as_of, households[order], probability[order], decile[order],
-                      [codes[i] for i in order], scores, phrases, recency,
+                      [codes[i] for i in order], phrases, recency,
                       [values[i] for i in order] if has_values else [])
 
 

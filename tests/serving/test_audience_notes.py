@@ -156,3 +156,24 @@ def test_households_already_gone_can_be_left_out(population: Population) -> None
             model="churn", top_n=3, max_days_since_last_purchase=56), 1)
     assert err.value.field == "max_days_since_last_purchase"
     assert "do not record days since the last purchase" in err.value.message
+
+
+def test_a_households_score_is_found_wherever_it_ranks() -> None:
+    """Answers are built when asked for, from the population's arrays (best first): each
+    household finds its own row, in request order, once; others are unknown."""
+    ids = np.array([40, 7, 93, 12, 55], dtype=np.int64)  # best first, not sorted by id
+    population = Population(date(2017, 11, 6), ids, np.array(PROBABILITIES),
+                            np.array([1, 3, 5, 8, 10]),
+                            [[f"r{i}a", f"r{i}b"] for i in range(5)], {},
+                            reason_values=[[f"v{i}a", f"v{i}b"] for i in range(5)])
+    assert population.rows(np.array([7, 55, 40, 1, 41, 100])).tolist() == [1, 4, 0, -1, -1, -1]
+    known, unknown = population.scores([55, 6, 7, 55, 1000])
+    assert unknown == [6, 1000]
+    assert [k.model_dump() for k in known] == [
+        {"household_id": 55, "probability": 0.1, "decile": 10, "reasons": ["r4a", "r4b"],
+         "reason_values": ["v4a", "v4b"]},
+        {"household_id": 7, "probability": 0.5, "decile": 3, "reasons": ["r1a", "r1b"],
+         "reason_values": ["v1a", "v1b"]}]
+    empty = Population(date(2017, 11, 6), np.array([], dtype=np.int64), np.array([]),
+                       np.array([], dtype=np.int64), [], {})
+    assert empty.scores([1, 2]) == ([], [1, 2])
