@@ -39,6 +39,8 @@ def train(code: Path, data: Path, work: Path, epochs: int) -> dict:
     cmd = [sys.executable, "-c", CLI, "train", "two-tower", "--data", str(data),
            "--set", f"epochs={epochs}", "--reports", str(work / "reports"),
            "--checkpoints", str(work / "checkpoints")]
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=code,
+                            capture_output=True, text=True).stdout.strip()
     started = time.perf_counter()
     with open(work / "log.txt", "w") as log:
         proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -46,8 +48,6 @@ def train(code: Path, data: Path, work: Path, epochs: int) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{code}: training failed; see {work / 'log.txt'}")
     summary = json.loads((work / "reports" / "two_tower" / "metrics.json").read_text())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code,
-                            capture_output=True, text=True).stdout.strip()
     return {"code": str(code), "commit": commit,
             "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
             "wall_s": round(time.perf_counter() - started, 1), "seconds": summary["seconds"],
