@@ -98,9 +98,9 @@ def export_propensity(name: str, ds: Dataset, as_of: date, champion: dict[str, A
 class Population:
     """Scored households of one population, best first (the order deciles follow), with
     the date their features are as of and what the model's reason codes mean. A
-    household's answer is built when asked for (:meth:`scores`): an object per row would
-    cost a worker about 1.3 KB and 9 us per row at start-up, 1.4 GB and 10 s for the 1.1
-    million coupon rows of a 50,000-household retailer."""
+    household's answer is built when asked for (:meth:`scores`): an object per row built
+    at start-up cost each worker 1.4 GB and 28 s more for the 1.1 million coupon rows of a
+    50,000-household retailer (``benchmarks/propensity_population.py``)."""
 
     as_of: date
     household_ids: np.ndarray
