@@ -83,7 +83,7 @@ def test_run_suggests_recommend_on_the_data_it_was_given(tmp_path: Path, monkeyp
     seconds = dict.fromkeys(("training", "prepare_and_epochs", "blends", "bundle_and_logging",
                              "evaluation", "total"), 1.0)
     blend = {"recall_all_at_20": 0.2, "recall_new_at_20_exclude_purchased": 0.1}
-    monkeypatch.setattr(two_tower_run, "train_two_tower", lambda *args: {
+    monkeypatch.setattr(two_tower_run, "train_two_tower", lambda *args, **kwargs: {
         "version": 1, "promotion": "promoted", "seconds": seconds,
         "metrics": {"two_tower_blend": blend}})
     cfg = DataConfig()
