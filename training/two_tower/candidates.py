@@ -23,8 +23,8 @@ from training.two_tower.config import TwoTowerConfig
 from training.two_tower.data import Vocab, item_positions
 
 HISTORY_CAP = 200
-# households whose candidate rows are built at once: memory follows this, not the population
-# (about 300 rows per household); the embedded data's windows fit in one group
+# households whose candidate rows are built at once: memory follows this, not the population;
+# the embedded data's windows fit in one group
 GROUP_HOUSEHOLDS = 4096
 
 
